@@ -1,0 +1,1 @@
+"""Distillery's HTTP API and persistence; never imports torch."""

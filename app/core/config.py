@@ -1,0 +1,73 @@
+"""One settings object for every process, read from DISTILLERY_* environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_API_KEY = "dk-dev-embedded-only"
+
+
+class Settings(BaseSettings):
+    """Service configuration; empty environment means the embedded single-machine default."""
+
+    model_config = SettingsConfigDict(env_prefix="DISTILLERY_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Field(Path("var"), description="Where the embedded default keeps its state.")
+    database_url: str = Field("", description="SQLAlchemy URL; default: SQLite under data_dir.")
+    broker_url: str = Field("", description="Celery broker URL; default: a SQLite-backed broker under data_dir.")
+    artifact_dir: Path | None = Field(None, description="Artifact store, shared by API and workers.")
+    model_roots: list[Path] = Field(default_factory=list, description="Directories models may be read from.")
+    queue_name: str = "distillery.jobs"
+
+    dev_api_key: str | None = Field(DEV_API_KEY, description="Accepted in development only.")
+    max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    max_epochs: int = Field(100, ge=1)
+    max_total_steps: int = Field(1_000_000, ge=1)
+    max_attempts: int = Field(3, ge=1, description="Deliveries of one job before it fails for good.")
+
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    lease_seconds: float = Field(120.0, gt=0, description="A running job whose heartbeat is older is orphaned.")
+    reconcile_seconds: float = Field(30.0, gt=0, description="How often queued and orphaned jobs are checked.")
+    requeue_after_seconds: float = Field(60.0, gt=0, description="A queued job untaken this long is re-sent.")
+    visibility_timeout_seconds: int = Field(7 * 24 * 3600, gt=0, description="Longer than any job.")
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Self:
+        self.data_dir = self.data_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'distillery.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.data_dir / 'broker.db'}"
+        if self.artifact_dir is None:
+            self.artifact_dir = self.data_dir / "artifacts"
+        self.artifact_dir = self.artifact_dir.resolve()
+        if not self.model_roots:
+            self.model_roots = [self.data_dir / "models"]
+        self.model_roots = [root.resolve() for root in self.model_roots]
+        if self.environment == "production":
+            if self.dev_api_key:
+                raise ValueError("DISTILLERY_DEV_API_KEY must be empty in production; create keys instead")
+            if self.database_url.startswith("sqlite") or self.broker_url.startswith("sqla+sqlite"):
+                raise ValueError("production needs DISTILLERY_DATABASE_URL and DISTILLERY_BROKER_URL set")
+        return self
+
+    @property
+    def artifacts(self) -> Path:
+        """The artifact store's root directory."""
+        assert self.artifact_dir is not None
+        return self.artifact_dir
+
+    @property
+    def is_embedded(self) -> bool:
+        """Whether this runs on the single-machine default (SQLite and a serverless broker)."""
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, validated once."""
+    return Settings()

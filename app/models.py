@@ -1,0 +1,8 @@
+"""Every table, imported in one place for Alembic and for create-all in tests."""
+
+from app.auth.models import ApiKey
+from app.core.base import Base
+from app.files.models import File
+from app.jobs.models import Artifact, Checkpoint, Job, JobEvent
+
+__all__ = ["ApiKey", "Artifact", "Base", "Checkpoint", "File", "Job", "JobEvent"]

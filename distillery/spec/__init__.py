@@ -1,0 +1,29 @@
+"""The job spec: what a client posts and what the worker runs; pure pydantic, no torch."""
+
+from distillery.spec.job import DataSpec, JobSpec, ModelRef, StudentSpec, TrainingSpec
+from distillery.spec.methods import (
+    AttentionMethod,
+    FeatureMethod,
+    MethodSpec,
+    MutualMethod,
+    RelationMethod,
+    ResponseMethod,
+    SelfMethod,
+    SupervisedMethod,
+)
+
+__all__ = [
+    "AttentionMethod",
+    "DataSpec",
+    "FeatureMethod",
+    "JobSpec",
+    "MethodSpec",
+    "ModelRef",
+    "MutualMethod",
+    "RelationMethod",
+    "ResponseMethod",
+    "SelfMethod",
+    "StudentSpec",
+    "SupervisedMethod",
+    "TrainingSpec",
+]

@@ -1,0 +1,142 @@
+"""Distillation methods: each one a `type` and its own validated parameters."""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
+LayerPair = tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
+
+
+class StrictModel(BaseModel):
+    """A schema that rejects unknown fields, so a typo is a 422 rather than a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SoftTargets(StrictModel):
+    """The response term shared by every teacher-based method.
+
+    loss = alpha * T^2 * D(teacher_T, student_T) + (1 - alpha) * CE(student, labels)
+    """
+
+    temperature: float = Field(2.0, gt=0, le=100, description="Softmax temperature T (> 0).")
+    alpha: float = Field(
+        0.5, ge=0, le=1, description="Weight of the soft-target term; 1 - alpha goes to the hard labels."
+    )
+    divergence: Divergence = Field(
+        "forward_kl",
+        description="forward_kl = KL(teacher || student), reverse_kl = KL(student || teacher), "
+        "jsd = generalised Jensen-Shannon with `jsd_beta`.",
+    )
+    jsd_beta: float = Field(0.5, gt=0, lt=1, description="Mixture weight of the JSD (only with divergence=jsd).")
+
+
+class SupervisedMethod(StrictModel):
+    """Plain training on the labels, no teacher: trains teachers and is the control for a distillation."""
+
+    type: Literal["supervised"] = "supervised"
+
+
+class SequenceLevelKD(StrictModel):
+    """Sequence-level KD (Kim & Rush 2016): train on the teacher's own continuations of the prompts."""
+
+    max_new_tokens: int = Field(32, ge=1, le=1024)
+    prompt_tokens: int = Field(
+        16, ge=1, le=1024, description="Prompt length taken from each text when no prompt column is given."
+    )
+    do_sample: bool = False
+    sampling_temperature: float = Field(1.0, gt=0, le=10)
+
+
+class ResponseMethod(SoftTargets):
+    """Soft targets (Hinton et al. 2015); on causal LMs this is token-level KD over every target token."""
+
+    type: Literal["response"] = "response"
+    sequence_level: SequenceLevelKD | None = Field(
+        None, description="Causal LM only: add the teacher's generated continuations to the training data."
+    )
+
+
+class FeatureMethod(SoftTargets):
+    """Hidden-state matching (FitNets, Romero et al. 2015) added to the response term."""
+
+    type: Literal["feature"] = "feature"
+    feature_weight: float = Field(1.0, ge=0, description="Weight of the hidden-state term.")
+    layer_map: list[LayerPair] | None = Field(
+        None,
+        description="Pairs [teacher_layer, student_layer] of hidden-state indices (0 = embeddings). "
+        "Default: the student's layers spread uniformly over the teacher's.",
+    )
+    loss: Literal["mse", "cosine"] = "mse"
+    normalize: bool = Field(True, description="Layer-normalise both states before the MSE.")
+
+
+class AttentionMethod(SoftTargets):
+    """Attention transfer: TinyBERT (Jiao et al. 2020) maps or MiniLM (Wang et al. 2020) relations."""
+
+    type: Literal["attention"] = "attention"
+    style: Literal["tinybert", "minilm"] = Field(
+        "minilm",
+        description="tinybert: MSE between mapped layers' attention maps (head counts must match); "
+        "minilm: KL on the last layer's attention distributions and value relations (any head counts).",
+    )
+    attention_weight: float = Field(1.0, ge=0)
+    layer_map: list[LayerPair] | None = Field(
+        None, description="tinybert only: pairs [teacher_layer, student_layer] of 0-based transformer layers."
+    )
+    relation_heads: int | None = Field(
+        None, ge=1, description="minilm only: heads the relations are split into (default: the student's)."
+    )
+
+
+class RelationMethod(SoftTargets):
+    """Relational KD (Park et al. 2019): distance-wise and angle-wise losses on pooled representations."""
+
+    type: Literal["relation"] = "relation"
+    distance_weight: float = Field(25.0, ge=0)
+    angle_weight: float = Field(50.0, ge=0)
+
+
+class SelfMethod(StrictModel):
+    """Self-distillation (Zhang et al. 2019): classifiers at intermediate depths learn from the deepest."""
+
+    type: Literal["self"] = "self"
+    exits: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="Depths (1-based layer counts) with an extra classifier. Default: every other layer."
+    )
+    temperature: float = Field(3.0, gt=0, le=100)
+    alpha: float = Field(0.5, ge=0, le=1)
+    feature_weight: float = Field(0.0, ge=0, description="Weight of the hint from the deepest hidden state.")
+    keep_exit: int | None = Field(
+        None, ge=1, description="Save the student truncated at this exit's depth (default: the full model)."
+    )
+
+
+class MutualMethod(StrictModel):
+    """Deep mutual learning (Zhang et al. 2018): peers trained together, each taught by the others."""
+
+    type: Literal["mutual"] = "mutual"
+    num_peers: int = Field(2, ge=2, le=8, description="Peers trained together, the student included.")
+    temperature: float = Field(1.0, gt=0, le=100)
+    kl_weight: float = Field(1.0, ge=0, description="Weight of the mean KL to the other peers.")
+
+
+MethodSpec = Annotated[
+    SupervisedMethod
+    | ResponseMethod
+    | FeatureMethod
+    | AttentionMethod
+    | RelationMethod
+    | SelfMethod
+    | MutualMethod,
+    Field(discriminator="type"),
+]
+
+TEACHER_METHODS = frozenset({"response", "feature", "attention", "relation"})
+TASK_METHODS = {
+    "sequence_classification": frozenset(
+        {"supervised", "response", "feature", "attention", "relation", "self", "mutual"}
+    ),
+    "causal_lm": frozenset({"supervised", "response", "feature", "mutual"}),
+}

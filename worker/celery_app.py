@@ -1,0 +1,44 @@
+"""The Celery app, built from the same settings as the API; importing it never imports torch."""
+
+from celery import Celery
+from kombu import Queue
+
+from app.core.config import get_settings
+
+RUN_JOB_TASK = "distillery.run_job"
+
+
+def make_celery() -> Celery:
+    """A Celery app configured for long GPU jobs: one job per process, acked only when done."""
+    settings = get_settings()
+    if settings.broker_url.startswith("sqla+sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = Celery("distillery", broker=settings.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_default_queue=settings.queue_name,
+        task_queues=[Queue(settings.queue_name)],
+        task_routes={RUN_JOB_TASK: {"queue": settings.queue_name}},
+        # The database holds job state and results; the queue only carries job ids.
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        # A job is acknowledged after it ends, and redelivered if its worker dies mid-run.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=1,
+        # A fresh process per job frees every byte of accelerator memory the job held.
+        worker_max_tasks_per_child=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            "polling_interval": 1,
+        },
+        task_publish_retry=True,
+    )
+    return app
+
+
+celery_app = make_celery()

@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Field(Path("var"), description="Where the embedded default keeps its state.")
     database_url: str = Field("", description="SQLAlchemy URL; default: SQLite under data_dir.")
-    broker_url: str = Field("", description="Celery broker URL; default: a SQLite-backed broker under data_dir.")
+    broker_url: str = Field(
+        "", description="Celery broker URL; default: a SQLite-backed broker under data_dir."
+    )
     artifact_dir: Path | None = Field(None, description="Artifact store, shared by API and workers.")
     model_roots: list[Path] = Field(default_factory=list, description="Directories models may be read from.")
     queue_name: str = "distillery.jobs"
@@ -30,9 +32,15 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, ge=1, description="Deliveries of one job before it fails for good.")
 
     heartbeat_seconds: float = Field(10.0, gt=0)
-    lease_seconds: float = Field(120.0, gt=0, description="A running job whose heartbeat is older is orphaned.")
-    reconcile_seconds: float = Field(30.0, gt=0, description="How often queued and orphaned jobs are checked.")
-    requeue_after_seconds: float = Field(60.0, gt=0, description="A queued job untaken this long is re-sent.")
+    lease_seconds: float = Field(
+        120.0, gt=0, description="A running job whose heartbeat is older is orphaned."
+    )
+    reconcile_seconds: float = Field(
+        30.0, gt=0, description="How often queued and orphaned jobs are checked."
+    )
+    requeue_after_seconds: float = Field(
+        300.0, gt=0, description="A queued job untaken this long is re-sent (duplicates are harmless)."
+    )
     visibility_timeout_seconds: int = Field(7 * 24 * 3600, gt=0, description="Longer than any job.")
 
     @model_validator(mode="after")

@@ -9,6 +9,12 @@ from typing import BinaryIO
 CHUNK = 1024 * 1024
 
 
+def size_and_sha256(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 of a local file."""
+    with path.open("rb") as stream:
+        return path.stat().st_size, hashlib.file_digest(stream, "sha256").hexdigest()
+
+
 class ArtifactStore:
     """Files addressed by relative keys such as `jobs/job_x/student.tar.gz`."""
 

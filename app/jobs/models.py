@@ -51,9 +51,12 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    queued_at: Mapped[datetime] = mapped_column(default=utcnow, doc="Last time the job was sent to the queue.")
+    queued_at: Mapped[datetime] = mapped_column(
+        default=utcnow, doc="Last time the job was sent to the queue."
+    )
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

@@ -3,7 +3,6 @@
 from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
-
 from pydantic_core import PydanticCustomError
 
 from distillery.spec.methods import TASK_METHODS, TEACHER_METHODS, MethodSpec, StrictModel, SupervisedMethod
@@ -111,7 +110,8 @@ class JobSpec(StrictModel):
         if kind not in TASK_METHODS[self.task]:
             allowed = ", ".join(sorted(TASK_METHODS[self.task]))
             raise PydanticCustomError(
-                "param:method.type", "method '{kind}' does not apply to task '{task}' (allowed: {allowed})",
+                "param:method.type",
+                "method '{kind}' does not apply to task '{task}' (allowed: {allowed})",
                 {"kind": kind, "task": self.task, "allowed": allowed},
             )
         if kind in TEACHER_METHODS and self.teacher is None:
@@ -119,7 +119,8 @@ class JobSpec(StrictModel):
         needs_base = self.student.init != "pretrained" and self.student.model is None
         if needs_base and self.teacher is None:
             raise PydanticCustomError(
-                "param:student.model", "student init '{init}' needs 'student.model' when there is no teacher",
+                "param:student.model",
+                "student init '{init}' needs 'student.model' when there is no teacher",
                 {"init": self.student.init},
             )
         return self

@@ -29,7 +29,9 @@ class SoftTargets(StrictModel):
         description="forward_kl = KL(teacher || student), reverse_kl = KL(student || teacher), "
         "jsd = generalised Jensen-Shannon with `jsd_beta`.",
     )
-    jsd_beta: float = Field(0.5, gt=0, lt=1, description="Mixture weight of the JSD (only with divergence=jsd).")
+    jsd_beta: float = Field(
+        0.5, gt=0, lt=1, description="Mixture weight of the JSD (only with divergence=jsd)."
+    )
 
 
 class SupervisedMethod(StrictModel):
@@ -103,7 +105,8 @@ class SelfMethod(StrictModel):
 
     type: Literal["self"] = "self"
     exits: list[Annotated[int, Field(ge=1)]] | None = Field(
-        None, description="Depths (1-based layer counts) with an extra classifier. Default: every other layer."
+        None,
+        description="Depths (1-based layer counts) with an extra classifier. Default: every other layer.",
     )
     temperature: float = Field(3.0, gt=0, le=100)
     alpha: float = Field(0.5, ge=0, le=1)

@@ -13,7 +13,9 @@ class Callbacks:
     def on_progress(self, *, step: int, total_steps: int, epoch: float) -> None:
         """Called after every optimiser step."""
 
-    def on_metrics(self, *, step: int, epoch: float, split: Literal["train", "eval"], metrics: dict[str, float]) -> None:
+    def on_metrics(
+        self, *, step: int, epoch: float, split: Literal["train", "eval"], metrics: dict[str, float]
+    ) -> None:
         """Training loss terms (every few steps) or evaluation metrics (each evaluation)."""
 
     def on_checkpoint(

@@ -1,0 +1,214 @@
+"""One error shape for every response, `{"error": {code, message, param, type}}`, and its handlers."""
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.jobs.transitions import IllegalTransition
+
+logger = logging.getLogger(__name__)
+
+ErrorType = Literal["user", "system"]
+# Path parts FastAPI puts in front of a field's location; a client's param names the field alone.
+REQUEST_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
+CUSTOM_PARAM_PREFIX = "param:"
+STATUS_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_value",
+    503: "unavailable",
+}
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a machine code, a sentence, the field at fault and whose fault it is."""
+
+    code: str = Field(..., examples=["not_found"])
+    message: str = Field(..., examples=["no job 'job_1a2b3c' exists"])
+    param: str | None = Field(None, description="The request field at fault, dotted.", examples=["method.alpha"])
+    type: ErrorType = Field(..., description="user: fix the request; system: retry later or report it.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorDetail
+
+
+class ApiError(StarletteHTTPException):
+    """An error answered with the standard shape; a subclass of HTTPException so body parsing re-raises it."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=headers)
+        self.message = message
+        self.code = code or STATUS_CODES.get(status_code, "error")
+        self.param = param
+
+
+class NotFound(ApiError):
+    """A resource that does not exist, or belongs to another tenant."""
+
+    def __init__(self, kind: str, resource_id: str) -> None:
+        super().__init__(404, f"no {kind} '{resource_id}' exists", code="not_found")
+
+
+class Conflict(ApiError):
+    """The request fits no longer the resource's current state."""
+
+    def __init__(self, message: str, *, code: str = "conflict", param: str | None = None) -> None:
+        super().__init__(409, message, code=code, param=param)
+
+
+class InvalidField(ApiError):
+    """A well-formed request whose field refers to something unusable (422 with the field)."""
+
+    def __init__(self, param: str, message: str, *, code: str = "invalid_value") -> None:
+        super().__init__(422, message, code=code, param=param)
+
+
+def error_body(
+    *, code: str, message: str, param: str | None = None, type: ErrorType = "user"
+) -> dict[str, Any]:
+    """The JSON body of an error."""
+    return {"error": {"code": code, "message": message, "param": param, "type": type}}
+
+
+def error_response(
+    status_code: int,
+    *,
+    code: str,
+    message: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An error response; 5xx are the system's fault, everything else the request's."""
+    kind: ErrorType = "system" if status_code >= 500 else "user"
+    body = error_body(code=code, message=message, param=param, type=kind)
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad request, such as an unknown pagination cursor.",
+    401: "Missing or invalid API key.",
+    404: "No such resource for this API key's tenant.",
+    409: "The resource's current state does not allow this.",
+    413: "The upload is larger than the service accepts.",
+    415: "The upload is not a supported dataset format.",
+    422: "A field is invalid; `param` names it.",
+    500: "An unexpected failure of the service.",
+    503: "A dependency (database or broker) is unreachable.",
+}
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route: each status with the error model and a description."""
+    return {
+        code: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[code]} for code in status_codes
+    }
+
+
+def field_param(error: dict[str, Any], body: Any) -> str | None:
+    """The dotted field of a validation error, as a client wrote it."""
+    location = list(error.get("loc", ()))
+    if location and location[0] in REQUEST_PARTS:
+        location = location[1:]
+    if error.get("type") == "json_invalid":
+        return None
+    kind = str(error.get("type", ""))
+    if kind.startswith(CUSTOM_PARAM_PREFIX):
+        location += kind.removeprefix(CUSTOM_PARAM_PREFIX).split(".")
+    parts = [str(part) for part in _without_union_tags(location, body)]
+    return ".".join(parts) or None
+
+
+def _without_union_tags(location: Sequence[Any], body: Any) -> list[Any]:
+    """Drop the tags pydantic inserts for discriminated unions (`method.response.alpha` -> `method.alpha`).
+
+    A tag is recognised by walking the submitted body: it is a location part that is not a key of the
+    object at that point but one of its values (the discriminator, e.g. `"type": "response"`).
+    """
+    node, kept = body, []
+    for part in location:
+        if isinstance(node, dict) and part not in node and part in node.values():
+            continue
+        kept.append(part)
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return kept
+
+
+def _validation_code(kind: str) -> str:
+    return {"missing": "missing_field", "extra_forbidden": "unknown_field", "json_invalid": "invalid_json"}.get(
+        kind, "invalid_value"
+    )
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if not errors:
+        return error_response(422, code="invalid_value", message="the request is invalid")
+    params = [field_param(error, exc.body) for error in errors]
+    first_message = str(errors[0].get("msg", "invalid value"))
+    extra = [f"{param or 'request'}: {error.get('msg')}" for param, error in zip(params, errors, strict=True)][1:]
+    message = first_message + (f" (also: {'; '.join(extra[:5])})" if extra else "")
+    return error_response(
+        422, code=_validation_code(str(errors[0].get("type", ""))), message=message, param=params[0]
+    )
+
+
+async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(
+        exc.status_code, code=exc.code, message=exc.message, param=exc.param, headers=exc.headers
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = STATUS_CODES.get(exc.status_code, "error")
+    return error_response(exc.status_code, code=code, message=str(exc.detail), headers=exc.headers)
+
+
+async def _on_illegal_transition(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IllegalTransition)
+    message = f"job {exc.job_id} is {exc.current or 'gone'} and cannot become {exc.target}"
+    return error_response(409, code="illegal_transition", message=message)
+
+
+async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, code="internal_error", message="an unexpected error occurred; it was logged")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error, including unexpected ones, with the standard shape."""
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(IllegalTransition, _on_illegal_transition)
+    app.add_exception_handler(Exception, _on_unexpected_error)

@@ -1,0 +1,48 @@
+"""Cursor pagination shared by the list endpoints: newest first, `after` an id from the previous page."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from app.api.errors import ApiError
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Items per page, 1 to 100.")]
+After = Annotated[
+    str | None, Query(max_length=100, description="The `last_id` of the previous page; omit for the first page.")
+]
+
+
+class ListObject(BaseModel):
+    """A page of items; `has_more` says whether another page follows."""
+
+    object: Literal["list"] = "list"
+    has_more: bool
+
+
+def page_newest_first(
+    session: Session, statement: Select[Any], *, entity: Any, tenant: str, limit: int, after: str | None
+) -> tuple[list[Any], bool]:
+    """One page of `statement`'s rows ordered by (created_at, id) descending, and whether more follow.
+
+    `entity` is the listed table (with `id`, `tenant` and `created_at`); an `after` that names no row of
+    the tenant is a 400, so a client never silently restarts from the top.
+    """
+    if after is not None:
+        cursor = session.execute(
+            select(entity.created_at, entity.id).where(entity.id == after, entity.tenant == tenant)
+        ).first()
+        if cursor is None:
+            raise ApiError(400, f"unknown cursor '{after}'", code="invalid_cursor", param="after")
+        statement = statement.where(
+            or_(
+                entity.created_at < cursor.created_at,
+                and_(entity.created_at == cursor.created_at, entity.id < cursor.id),
+            )
+        )
+    rows = list(
+        session.scalars(statement.order_by(entity.created_at.desc(), entity.id.desc()).limit(limit + 1))
+    )
+    return rows[:limit], len(rows) > limit

@@ -1,0 +1,15 @@
+"""Every route of the service, versioned API under /v1 and probes at the root."""
+
+from fastapi import APIRouter
+
+from app.api import health
+from app.files import endpoints as files
+from app.jobs import endpoints as jobs
+
+api_router = APIRouter(prefix="/v1")
+api_router.include_router(files.router)
+api_router.include_router(jobs.router)
+
+root_router = APIRouter()
+root_router.include_router(health.router)
+root_router.include_router(api_router)

@@ -1,0 +1,69 @@
+"""Routes of uploaded datasets."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Path, UploadFile
+
+from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
+from app.api.errors import error_responses
+from app.api.pagination import After, Limit
+from app.files import service
+from app.files.schemas import FileDeleted, FileList, FilePublic
+
+router = APIRouter(prefix="/files", tags=["files"])
+
+FileId = Annotated[str, Path(max_length=100, description="The file's id, e.g. `file_5c1d0e2f...`.")]
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Upload a dataset",
+    responses=error_responses(401, 413, 415, 422),
+)
+def upload_file(
+    session: SessionDep,
+    tenant: TenantDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    file: Annotated[UploadFile, File(description="A .jsonl, .csv or .parquet dataset.")],
+    purpose: Annotated[str | None, Form(max_length=64, description="Free label, e.g. `train`.")] = None,
+) -> FilePublic:
+    """Upload a JSONL, CSV or Parquet dataset; it is parsed on upload and its columns recorded."""
+    stored = service.upload_file(
+        session=session,
+        store=store,
+        tenant=tenant,
+        stream=file.file,
+        filename=file.filename or "",
+        purpose=purpose,
+        max_bytes=settings.max_upload_bytes,
+    )
+    return FilePublic.from_row(stored)
+
+
+@router.get("", summary="List files", responses=error_responses(400, 401, 422))
+def list_files(session: SessionDep, tenant: TenantDep, limit: Limit = 20, after: After = None) -> FileList:
+    """List the uploaded files, newest first."""
+    files, has_more = service.list_files(session=session, tenant=tenant, limit=limit, after=after)
+    return FileList(
+        data=[FilePublic.from_row(file) for file in files],
+        has_more=has_more,
+        first_id=files[0].id if files else None,
+        last_id=files[-1].id if files else None,
+    )
+
+
+@router.get("/{file_id}", summary="Get a file", responses=error_responses(401, 404))
+def get_file(file_id: FileId, session: SessionDep, tenant: TenantDep) -> FilePublic:
+    """Get one uploaded file's metadata."""
+    return FilePublic.from_row(service.get_file(session=session, tenant=tenant, file_id=file_id))
+
+
+@router.delete("/{file_id}", summary="Delete a file", responses=error_responses(401, 404, 409))
+def delete_file(file_id: FileId, session: SessionDep, tenant: TenantDep, store: StoreDep) -> FileDeleted:
+    """Delete a file that no queued or running job uses."""
+    folder = service.delete_file(session=session, tenant=tenant, file_id=file_id)
+    session.commit()
+    store.delete(folder)
+    return FileDeleted(id=file_id)

@@ -1,0 +1,115 @@
+"""Uploaded datasets: store, check, list and delete; functions flush and never commit."""
+
+import re
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.api.errors import ApiError, Conflict, NotFound
+from app.api.pagination import page_newest_first
+from app.core.base import new_id
+from app.core.storage import ArtifactStore
+from app.files.models import File
+from app.files.validation import InvalidDataset, UnsupportedFormat, format_of, inspect_dataset
+from app.jobs import service as jobs_service
+
+MAX_FILENAME_CHARS = 200
+UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def sanitize_filename(filename: str) -> str:
+    """A name safe as one path segment on any OS: no directories, no leading dots, plain characters."""
+    name = PurePosixPath(filename.replace("\\", "/")).name
+    name = UNSAFE_FILENAME_CHARS.sub("_", name).lstrip(".")
+    if len(name) > MAX_FILENAME_CHARS:
+        suffix = PurePosixPath(name).suffix[:20]
+        name = name[: MAX_FILENAME_CHARS - len(suffix)] + suffix
+    return name
+
+
+def folder_of(file_id: str) -> str:
+    """The store key of a file's folder."""
+    return f"files/{file_id}"
+
+
+def upload_file(
+    *,
+    session: Session,
+    store: ArtifactStore,
+    tenant: str,
+    stream: BinaryIO,
+    filename: str,
+    purpose: str | None,
+    max_bytes: int,
+) -> File:
+    """Store an upload under `files/<id>/<filename>`, check it parses, and record it."""
+    safe_name = sanitize_filename(filename)
+    try:
+        fmt = format_of(safe_name)
+    except UnsupportedFormat as error:
+        raise ApiError(415, str(error), code="unsupported_file_type", param="file") from error
+    file_id = new_id("file")
+    key = f"{folder_of(file_id)}/{safe_name}"
+    try:
+        size, sha256 = store.put_stream(key, stream, max_bytes=max_bytes)
+    except OverflowError as error:
+        store.delete(folder_of(file_id))
+        raise ApiError(
+            413, f"the file is larger than the limit of {max_bytes} bytes", code="file_too_large", param="file"
+        ) from error
+    try:
+        summary = inspect_dataset(store.path(key), fmt)
+        file = File(
+            id=file_id,
+            tenant=tenant,
+            filename=safe_name,
+            format=fmt,
+            bytes=size,
+            sha256=sha256,
+            rows=summary.rows,
+            columns=summary.columns,
+            location=key,
+            metadata_={"purpose": purpose, "encoding": summary.encoding},
+        )
+        session.add(file)
+        session.flush()
+    except InvalidDataset as error:
+        store.delete(folder_of(file_id))
+        raise ApiError(422, f"not a valid {fmt} dataset: {error}", code="invalid_file", param="file") from error
+    except BaseException:
+        store.delete(folder_of(file_id))
+        raise
+    return file
+
+
+def get_file(*, session: Session, tenant: str, file_id: str, for_update: bool = False) -> File:
+    """A file of the tenant; 404 for a missing file and for another tenant's."""
+    statement = select(File).where(File.id == file_id, File.tenant == tenant)
+    if for_update:
+        statement = statement.with_for_update()
+    file = session.scalar(statement)
+    if file is None:
+        raise NotFound("file", file_id)
+    return file
+
+
+def list_files(*, session: Session, tenant: str, limit: int, after: str | None) -> tuple[list[File], bool]:
+    """A page of the tenant's files, newest first, and whether more follow."""
+    statement = select(File).where(File.tenant == tenant)
+    return page_newest_first(session, statement, entity=File, tenant=tenant, limit=limit, after=after)
+
+
+def delete_file(*, session: Session, tenant: str, file_id: str) -> str:
+    """Delete a file's row unless an unfinished job reads it; returns the store folder to remove after commit."""
+    file = get_file(session=session, tenant=tenant, file_id=file_id, for_update=True)
+    users = jobs_service.active_jobs_using(session=session, tenant=tenant, file_id=file_id)
+    if users:
+        raise Conflict(
+            f"file '{file_id}' is used by unfinished job(s) {', '.join(users)}; cancel them first",
+            code="file_in_use",
+        )
+    session.delete(file)
+    session.flush()
+    return folder_of(file_id)

@@ -1,0 +1,133 @@
+"""Checking an uploaded dataset: its format from the extension, then its content by parsing it whole."""
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DatasetFormat = Literal["jsonl", "csv", "parquet"]
+FORMAT_BY_EXTENSION: dict[str, DatasetFormat] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+}
+PARQUET_MAGIC = b"PAR1"
+
+
+class UnsupportedFormat(ValueError):
+    """The file's extension names no dataset format the service reads."""
+
+
+class InvalidDataset(ValueError):
+    """The content does not parse as the declared format, or holds no rows."""
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What the upload check learned about a dataset."""
+
+    rows: int
+    columns: list[str]
+    encoding: str | None = None
+
+
+def format_of(filename: str) -> DatasetFormat:
+    """The format a filename declares; raises UnsupportedFormat otherwise."""
+    fmt = FORMAT_BY_EXTENSION.get(Path(filename).suffix.lower())
+    if fmt is None:
+        accepted = ", ".join(sorted(FORMAT_BY_EXTENSION))
+        raise UnsupportedFormat(f"'{filename}' is not a supported dataset; use one of {accepted}")
+    return fmt
+
+
+def inspect_dataset(path: Path, fmt: DatasetFormat) -> DatasetSummary:
+    """Parse a stored dataset whole; raises InvalidDataset when it is malformed or empty."""
+    summary = {"jsonl": _inspect_jsonl, "csv": _inspect_csv, "parquet": _inspect_parquet}[fmt](path)
+    if summary.rows == 0:
+        raise InvalidDataset("the file holds no rows")
+    if not summary.columns:
+        raise InvalidDataset("the file holds no columns")
+    return summary
+
+
+def _inspect_jsonl(path: Path) -> DatasetSummary:
+    """Every non-blank line must be a JSON object; columns are the keys in order of first appearance."""
+    columns: dict[str, None] = {}
+    rows = 0
+    with path.open("rb") as stream:
+        for number, raw in enumerate(stream, start=1):
+            if _is_binary(raw) and number == 1:
+                raise InvalidDataset("the file is binary, not JSON Lines")
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+            except UnicodeDecodeError as error:
+                raise InvalidDataset(f"line {number} is not valid UTF-8") from error
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InvalidDataset(f"line {number} is not valid JSON: {error.msg}") from error
+            if not isinstance(record, dict):
+                raise InvalidDataset(f"line {number} is a JSON {type(record).__name__}, not an object")
+            columns.update(dict.fromkeys(record))
+            rows += 1
+    return DatasetSummary(rows=rows, columns=list(columns))
+
+
+def _inspect_csv(path: Path) -> DatasetSummary:
+    """A header row and data rows; UTF-8, or Latin-1 when the file is not UTF-8."""
+    with path.open("rb") as stream:
+        if _is_binary(stream.read(4096)):
+            raise InvalidDataset("the file is binary, not CSV")
+    try:
+        return _read_csv(path, "utf-8-sig")
+    except UnicodeDecodeError:
+        return _read_csv(path, "latin-1")
+
+
+def _read_csv(path: Path, encoding: str) -> DatasetSummary:
+    with path.open(encoding=encoding, newline="") as stream:
+        reader = csv.reader(stream)
+        try:
+            header = next(reader, None)
+            if header is None or not any(name.strip() for name in header):
+                raise InvalidDataset("the CSV has no header row")
+            if len(set(header)) != len(header):
+                raise InvalidDataset("the CSV header repeats a column name")
+            rows = 0
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) > len(header):
+                    raise InvalidDataset(
+                        f"row {reader.line_num} has {len(row)} fields but the header has {len(header)}"
+                    )
+                rows += 1
+        except csv.Error as error:
+            raise InvalidDataset(f"the CSV is malformed near line {reader.line_num}: {error}") from error
+    return DatasetSummary(rows=rows, columns=header, encoding="utf-8" if encoding == "utf-8-sig" else encoding)
+
+
+def _inspect_parquet(path: Path) -> DatasetSummary:
+    """Row count and column names from the Parquet footer, after checking the file's magic bytes."""
+    with path.open("rb") as stream:
+        head = stream.read(len(PARQUET_MAGIC))
+    if head != PARQUET_MAGIC:
+        raise InvalidDataset("the file is not Parquet")
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise InvalidDataset(f"the Parquet file cannot be read: {error}") from error
+    return DatasetSummary(rows=parquet.metadata.num_rows, columns=list(parquet.schema_arrow.names))
+
+
+def _is_binary(sample: bytes) -> bool:
+    """Text datasets never hold NUL bytes; binary files nearly always do."""
+    return b"\x00" in sample or sample.startswith(PARQUET_MAGIC)
+

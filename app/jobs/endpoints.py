@@ -1,0 +1,191 @@
+"""Routes of distillation jobs: create, read, cancel, delete, and their events, checkpoints and artifacts."""
+
+import logging
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi.responses import StreamingResponse
+
+from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
+from app.api.errors import ApiError, error_responses
+from app.api.pagination import After, Limit
+from app.jobs import service
+from app.jobs.models import JobStatus
+from app.jobs.queue import publish_job
+from app.jobs.schemas import (
+    ArtifactList,
+    ArtifactPublic,
+    CheckpointList,
+    CheckpointPublic,
+    JobCreate,
+    JobDeleted,
+    JobEventList,
+    JobEventPublic,
+    JobList,
+    JobPublic,
+    load_job_examples,
+)
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+JobId = Annotated[str, Path(max_length=100, description="The job's id, e.g. `job_3f9a1b2c...`.")]
+JOB_EXAMPLES = load_job_examples()
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a job",
+    responses={
+        200: {"model": JobPublic, "description": "A retry with the same Idempotency-Key: the existing job."},
+        **error_responses(401, 409, 422),
+    },
+)
+def create_job(
+    job_in: Annotated[JobCreate, Body(openapi_examples=JOB_EXAMPLES)],  # type: ignore[arg-type]
+    response: Response,
+    session: SessionDep,
+    tenant: TenantDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Retrying with the same key returns the same job instead of creating another.",
+        ),
+    ] = None,
+) -> JobPublic:
+    """Validate a job spec, check the files and models it names, and queue the job."""
+    job, created = service.create_job(
+        session=session, tenant=tenant, job_in=job_in, settings=settings, idempotency_key=idempotency_key
+    )
+    session.commit()
+    if not created:
+        response.status_code = 200
+        return JobPublic.from_row(job)
+    try:
+        publish_job(job.id)
+    except Exception:
+        # The job is stored as queued; the reconciler sends it again once the broker is back.
+        logger.exception("could not publish job %s; it stays queued for the reconciler", job.id)
+    return JobPublic.from_row(job)
+
+
+@router.get("", summary="List jobs", responses=error_responses(400, 401, 422))
+def list_jobs(
+    session: SessionDep,
+    tenant: TenantDep,
+    limit: Limit = 20,
+    after: After = None,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+) -> JobList:
+    """List jobs, newest first, optionally only those in one status."""
+    jobs, has_more = service.list_jobs(session=session, tenant=tenant, limit=limit, after=after, status=status)
+    return JobList(
+        data=[JobPublic.from_row(job) for job in jobs],
+        has_more=has_more,
+        first_id=jobs[0].id if jobs else None,
+        last_id=jobs[-1].id if jobs else None,
+    )
+
+
+@router.get("/{job_id}", summary="Get a job", responses=error_responses(401, 404))
+def get_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPublic:
+    """Get a job's status, progress, error and result."""
+    return JobPublic.from_row(service.get_job(session=session, tenant=tenant, job_id=job_id))
+
+
+@router.post("/{job_id}/cancel", summary="Cancel a job", responses=error_responses(401, 404, 409))
+def cancel_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPublic:
+    """Cancel a queued job at once, or ask a running one to stop at its next step."""
+    return JobPublic.from_row(service.cancel_job(session=session, tenant=tenant, job_id=job_id))
+
+
+@router.delete("/{job_id}", summary="Delete a job", responses=error_responses(401, 404, 409))
+def delete_job(job_id: JobId, session: SessionDep, tenant: TenantDep, store: StoreDep) -> JobDeleted:
+    """Delete a finished job with its events, checkpoints and artifacts."""
+    folder = service.delete_job(session=session, tenant=tenant, job_id=job_id)
+    session.commit()
+    store.delete(folder)
+    return JobDeleted(id=job_id)
+
+
+@router.get("/{job_id}/events", summary="List a job's events", responses=error_responses(401, 404, 422))
+def list_events(
+    job_id: JobId,
+    session: SessionDep,
+    tenant: TenantDep,
+    after: Annotated[int | None, Query(ge=0, description="Only events with a greater `id`.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Events per page, 1 to 1000.")] = 100,
+) -> JobEventList:
+    """List a job's log (status changes, messages, metrics, checkpoints) in order."""
+    events, has_more = service.list_events(session=session, tenant=tenant, job_id=job_id, after=after, limit=limit)
+    return JobEventList(
+        data=[JobEventPublic.from_row(event) for event in events],
+        has_more=has_more,
+        first_id=events[0].seq if events else None,
+        last_id=events[-1].seq if events else None,
+    )
+
+
+@router.get("/{job_id}/checkpoints", summary="List a job's checkpoints", responses=error_responses(401, 404))
+def list_checkpoints(job_id: JobId, session: SessionDep, tenant: TenantDep) -> CheckpointList:
+    """List the training states a job has saved, by step."""
+    checkpoints = service.list_checkpoints(session=session, tenant=tenant, job_id=job_id)
+    return CheckpointList(
+        data=[CheckpointPublic.from_row(checkpoint) for checkpoint in checkpoints],
+        has_more=False,
+        first_id=checkpoints[0].id if checkpoints else None,
+        last_id=checkpoints[-1].id if checkpoints else None,
+    )
+
+
+@router.get("/{job_id}/artifacts", summary="List a job's artifacts", responses=error_responses(401, 404))
+def list_artifacts(job_id: JobId, session: SessionDep, tenant: TenantDep) -> ArtifactList:
+    """List the files a job produced: the student archive, its report, its curves."""
+    artifacts = service.list_artifacts(session=session, tenant=tenant, job_id=job_id)
+    return ArtifactList(
+        data=[ArtifactPublic.from_row(artifact) for artifact in artifacts],
+        has_more=False,
+        first_id=artifacts[0].id if artifacts else None,
+        last_id=artifacts[-1].id if artifacts else None,
+    )
+
+
+@router.get(
+    "/{job_id}/artifacts/{name}",
+    summary="Download an artifact",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The artifact's bytes."},
+        **error_responses(401, 404, 500),
+    },
+)
+def download_artifact(
+    job_id: JobId,
+    name: Annotated[str, Path(max_length=200, description="The artifact's name, e.g. `student.tar.gz`.")],
+    session: SessionDep,
+    tenant: TenantDep,
+    store: StoreDep,
+) -> StreamingResponse:
+    """Stream one artifact of a job."""
+    artifact = service.get_artifact(session=session, tenant=tenant, job_id=job_id, name=name)
+    path = store.path(artifact.location)
+    if not path.is_file():
+        logger.error("artifact %s of job %s is missing at %s", name, job_id, artifact.location)
+        raise ApiError(500, f"artifact '{name}' is missing from the store", code="artifact_missing")
+    headers = {
+        "Content-Length": str(path.stat().st_size),
+        "Content-Disposition": _attachment(artifact.name),
+    }
+    return StreamingResponse(store.iter_bytes(artifact.location), media_type=artifact.media_type, headers=headers)
+
+
+def _attachment(name: str) -> str:
+    """A Content-Disposition naming the file, with a plain-ASCII fallback for old clients."""
+    fallback = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=utf-8''{quote(name)}"

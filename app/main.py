@@ -1,0 +1,76 @@
+"""The ASGI app: `app.main:app`, built by `create_app` from the settings."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from sqlalchemy.orm import sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from app.api.errors import install_error_handlers
+from app.api.router import root_router
+from app.api.upload_limit import UploadSizeLimit
+from app.core.config import Settings, get_settings
+from app.core.db import make_engine
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+UPLOAD_PATH = "/v1/files"
+DESCRIPTION = """\
+Distillery turns a large model into a small one by knowledge distillation. Upload a dataset, post a
+job that names a teacher, a student and a method, follow its events, then download the trained student
+in `save_pretrained` form. Every request carries an API key: `Authorization: Bearer dk-...`.
+"""
+TAGS = [
+    {"name": "files", "description": "Datasets (JSONL, CSV, Parquet), checked on upload."},
+    {"name": "jobs", "description": "Distillation jobs, their events, checkpoints and artifacts."},
+    {"name": "health", "description": "Probes for load balancers and orchestrators."},
+]
+
+
+def upgrade_database(settings: Settings, revision: str = "head") -> None:
+    """Apply the Alembic migrations to the settings' database."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["database_url"] = settings.database_url
+    command.upgrade(config, revision)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API for some settings (default: the process's, from the environment)."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The embedded default migrates itself so that a fresh machine just works; a production
+        # deployment migrates once, explicitly, before rolling out.
+        if settings.is_embedded:
+            await run_in_threadpool(upgrade_database, settings)
+        if settings.environment == "development" and settings.dev_api_key:
+            logger.warning("development API key (tenant 'default'): %s", settings.dev_api_key)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Distillery",
+        description=DESCRIPTION,
+        version="1.0.0",
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+    install_error_handlers(app)
+    app.add_middleware(UploadSizeLimit, path=UPLOAD_PATH, max_bytes=settings.max_upload_bytes)
+    app.include_router(root_router)
+    return app
+
+
+app = create_app()

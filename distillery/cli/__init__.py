@@ -1,0 +1,1 @@
+"""The `distillery` command line: submit and watch jobs, manage files, run the service."""

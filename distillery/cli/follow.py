@@ -1,0 +1,130 @@
+"""Watching a job live: a progress bar with step, epoch, ETA and the latest metrics."""
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn
+
+from distillery.cli.console import STATUS_STYLES, format_duration, format_eta, format_metrics, format_time
+from distillery.client import TERMINAL_STATUSES, DistilleryClient
+
+
+@dataclass
+class ProgressView:
+    """What the progress bar shows for one poll of the job."""
+
+    status: str
+    step: int
+    total: int | None
+    epoch: str
+    eta: str
+    metrics: str
+
+
+@dataclass
+class LatestMetrics:
+    """The most recent train and eval metrics seen in the job's events."""
+
+    by_split: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """'train loss=0.41 | eval accuracy=0.88', or '' before any metrics arrive."""
+        parts = [
+            f"{split} {format_metrics(values)}" for split, values in sorted(self.by_split.items()) if values
+        ]
+        return " | ".join(parts)
+
+
+def progress_view(job: dict[str, Any], latest: LatestMetrics, now: float) -> ProgressView:
+    """The bar's fields from a job object and the metrics seen so far."""
+    progress = job.get("progress") or {}
+    return ProgressView(
+        status=job["status"],
+        step=int(progress.get("step") or 0),
+        total=progress.get("total_steps") or None,
+        epoch=_format_epoch(progress.get("epoch")),
+        eta=format_eta(progress.get("estimated_finish_at"), now),
+        metrics=latest.summary(),
+    )
+
+
+def _format_epoch(epoch: float | int | None) -> str:
+    if epoch is None:
+        return "-"
+    return f"{epoch:.2f}" if isinstance(epoch, float) else str(epoch)
+
+
+def note_event(event: dict[str, Any], latest: LatestMetrics) -> str | None:
+    """Record a metrics event; return the line worth printing above the bar, if any."""
+    data = event.get("data") or {}
+    if event.get("type") == "metrics":
+        split = str(data.get("split") or "train")
+        latest.by_split[split] = dict(data.get("metrics") or {})
+        if split == "train":
+            return None  # Train metrics arrive often; the bar shows the latest.
+        return f"{split} at step {data.get('step')}: {format_metrics(latest.by_split[split])}"
+    message = event.get("message")
+    if not message:
+        return None
+    level = str(event.get("level") or "info")
+    style = {"warning": "yellow", "error": "red"}.get(level, "dim")
+    return f"[{style}]{escape(format_time(event.get('created_at')))}  {escape(str(message))}[/]"
+
+
+def follow_job(client: DistilleryClient, job_id: str, console: Console, poll: float = 2.0) -> dict[str, Any]:
+    """Show the job's progress until it finishes; returns the finished job."""
+    latest = LatestMetrics()
+    after: int | None = None
+    columns = (
+        TextColumn("{task.fields[status]}"),
+        BarColumn(),
+        TextColumn("{task.fields[steps]}"),
+        TextColumn("epoch {task.fields[epoch]}"),
+        TextColumn("ETA {task.fields[eta]}"),
+        TextColumn("{task.fields[metrics]}"),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(job_id, total=None, status="", steps="", epoch="-", eta="-", metrics="")
+        while True:
+            # The job is read before its events, so the last events of a finished job are never missed.
+            job = client.get_job(job_id)
+            for event in client.iter_events(job_id, after=after):
+                after = event["id"]
+                line = note_event(event, latest)
+                if line:
+                    progress.console.print(line, soft_wrap=True)
+            view = progress_view(job, latest, time.time())
+            style = STATUS_STYLES.get(view.status, "")
+            progress.update(
+                bar,
+                completed=view.step,
+                total=view.total,
+                status=f"[{style}]{view.status}[/]" if style else view.status,
+                steps=f"{view.step}/{view.total}" if view.total else f"step {view.step}",
+                epoch=view.epoch,
+                eta=view.eta,
+                metrics=escape(view.metrics),
+            )
+            if job["status"] in TERMINAL_STATUSES:
+                return job
+            time.sleep(poll)
+
+
+def print_outcome(console: Console, job: dict[str, Any]) -> None:
+    """The final status, how long it took, and what to run next."""
+    job_id, status = job["id"], job["status"]
+    took = None
+    if job.get("started_at") and job.get("finished_at"):
+        took = job["finished_at"] - job["started_at"]
+    line = f"Job {job_id} {status}" + (f" after {format_duration(took)}" if took is not None else "")
+    console.print(line, style=STATUS_STYLES.get(status, ""), markup=False)
+    error = job.get("error")
+    if error:
+        where = f" ({error['param']})" if error.get("param") else ""
+        console.print(f"{error.get('code')}: {error.get('message')}{where}", style="red", markup=False)
+    if status == "succeeded":
+        console.print(f"Download the student:  distillery download {job_id}", markup=False)
+        console.print(f"Other artifacts:       distillery download {job_id} --artifact NAME", markup=False)

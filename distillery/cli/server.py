@@ -1,0 +1,137 @@
+"""Commands that run the service: api, worker, up, migrate. Each imports the service only when run."""
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from distillery.cli.console import stderr, stdout
+from distillery.cli.state import CliError
+
+logger = logging.getLogger(__name__)
+
+APP_PATH = "app.main:app"
+ALEMBIC_INI = "alembic.ini"
+WORKER_STOP_SECONDS = 15.0
+
+
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP API with uvicorn."""
+    import uvicorn
+
+    uvicorn.run(APP_PATH, host=host, port=port)
+
+
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once (one process each).")] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker that executes distillation jobs."""
+    from app.core.config import get_settings
+    from worker.celery_app import celery_app
+
+    queue = get_settings().queue_name
+    celery_app.worker_main(
+        [
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            queue,
+            "--loglevel",
+            loglevel,
+        ]
+    )
+
+
+def migrate() -> None:
+    """Upgrade the database schema to the latest revision."""
+    ini = find_alembic_ini()
+    if ini is None:
+        raise CliError(f"{ALEMBIC_INI} not found; run this from the Distillery source directory")
+    run_migrations(ini)
+    stdout().print("Database is up to date.")
+
+
+def up(
+    host: Annotated[str, typer.Option(help="Interface the API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
+) -> None:
+    """Run the whole service on this machine: migrations, one worker, and the API in the foreground."""
+    import uvicorn
+
+    from app.core.config import get_settings
+
+    settings = get_settings()
+    ini = find_alembic_ini()
+    if ini is not None:
+        run_migrations(ini)
+    worker_process = subprocess.Popen(
+        [sys.executable, "-m", "distillery.cli", "worker", "--concurrency", "1"]
+    )
+    try:
+        print_banner(host, port, settings.dev_api_key)
+        uvicorn.run(APP_PATH, host=host, port=port)
+    finally:
+        stop_process(worker_process)
+
+
+def print_banner(host: str, port: int, dev_api_key: str | None) -> None:
+    """Where the service listens, its docs, and the key to call it with."""
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown_host}:{port}"
+    out = stdout()
+    out.print(f"Distillery API   {url}", markup=False)
+    out.print(f"API docs         {url}/docs", markup=False)
+    if dev_api_key:
+        out.print(f"API key          {dev_api_key}  (development only)", markup=False)
+        out.print(
+            f"Use it with:     export DISTILLERY_URL={url} DISTILLERY_API_KEY={dev_api_key}", markup=False
+        )
+    else:
+        out.print(
+            "API key          none; create one with: distillery keys create --tenant NAME", markup=False
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Ask a child to stop, and kill it if it has not within WORKER_STOP_SECONDS."""
+    if process.poll() is not None:
+        return
+    stderr().print("Stopping the worker...", markup=False)
+    process.terminate()
+    try:
+        process.wait(timeout=WORKER_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def find_alembic_ini() -> Path | None:
+    """alembic.ini in the current directory, else at the root of the source tree this package is in."""
+    for candidate in (Path.cwd() / ALEMBIC_INI, Path(__file__).resolve().parents[2] / ALEMBIC_INI):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def run_migrations(ini: Path) -> None:
+    """`alembic upgrade head` through Alembic's Python API."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ini))
+    location = config.get_main_option("script_location")
+    # A relative script location is relative to the ini file, not to wherever the command runs.
+    if location and ":" not in location and not Path(location).is_absolute():
+        config.set_main_option("script_location", str(ini.parent / location))
+    logger.info("upgrading the database with %s", ini)
+    command.upgrade(config, "head")

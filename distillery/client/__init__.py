@@ -1,0 +1,24 @@
+"""The Python client of the Distillery API."""
+
+from distillery.client.client import DEFAULT_URL, STUDENT_ARCHIVE, TERMINAL_STATUSES, DistilleryClient
+from distillery.client.errors import (
+    ApiError,
+    DistilleryError,
+    JobWaitTimeoutError,
+    RequestTimeoutError,
+    ServerUnreachableError,
+    UnsafeArchiveError,
+)
+
+__all__ = [
+    "DEFAULT_URL",
+    "STUDENT_ARCHIVE",
+    "TERMINAL_STATUSES",
+    "ApiError",
+    "DistilleryClient",
+    "DistilleryError",
+    "JobWaitTimeoutError",
+    "RequestTimeoutError",
+    "ServerUnreachableError",
+    "UnsafeArchiveError",
+]

@@ -1,0 +1,255 @@
+"""`DistilleryClient`: the Python client of the Distillery HTTP API."""
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from distillery.client.archive import extract_archive, model_directory
+from distillery.client.errors import (
+    ApiError,
+    JobWaitTimeoutError,
+    RequestTimeoutError,
+    ServerUnreachableError,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+STUDENT_ARCHIVE = "student.tar.gz"
+_CHUNK_BYTES = 1024 * 1024
+
+
+class DistilleryClient:
+    """A thin, synchronous client; every method is one documented endpoint, or a loop over them."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = (base_url or os.environ.get("DISTILLERY_URL") or DEFAULT_URL).rstrip("/")
+        api_key = api_key or os.environ.get("DISTILLERY_API_KEY") or None
+        headers = {"User-Agent": "distillery-client"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> "DistilleryClient":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # Files
+
+    def upload_file(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Upload a dataset (JSONL, CSV or Parquet); returns the file object."""
+        path = Path(path)
+        with path.open("rb") as handle:
+            files = {"file": (path.name, handle, "application/octet-stream")}
+            return self._json("POST", "/v1/files", files=files)
+
+    def list_files(self, limit: int | None = None, after: str | None = None) -> dict[str, Any]:
+        """One page of uploaded files."""
+        return self._json("GET", "/v1/files", params=_query(limit=limit, after=after))
+
+    def get_file(self, file_id: str) -> dict[str, Any]:
+        """One uploaded file's metadata."""
+        return self._json("GET", f"/v1/files/{_segment(file_id)}")
+
+    def delete_file(self, file_id: str) -> dict[str, Any] | None:
+        """Delete an uploaded file."""
+        return self._json_or_none("DELETE", f"/v1/files/{_segment(file_id)}")
+
+    # Jobs
+
+    def create_job(
+        self,
+        spec: Mapping[str, Any] | Any,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Submit a job spec (a dict, or a `JobSpec`); returns the queued job."""
+        if hasattr(spec, "model_dump"):
+            spec = spec.model_dump(mode="json", exclude_unset=True)
+        body = dict(spec)
+        if name is not None:
+            body["name"] = name
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._json("POST", "/v1/jobs", json=body, headers=headers)
+
+    def list_jobs(
+        self, status: str | None = None, limit: int = 20, after: str | None = None
+    ) -> dict[str, Any]:
+        """One page of jobs, newest first; pass the page's `last_id` as `after` for the next."""
+        return self._json("GET", "/v1/jobs", params=_query(status=status, limit=limit, after=after))
+
+    def iter_jobs(self, status: str | None = None, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every job, following the list cursor page after page."""
+        after: str | None = None
+        while True:
+            page = self.list_jobs(status=status, limit=page_size, after=after)
+            jobs = page.get("data", [])
+            yield from jobs
+            if not page.get("has_more") or not jobs:
+                return
+            after = page.get("last_id") or jobs[-1]["id"]
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """One job: status, progress, error and result."""
+        return self._json("GET", f"/v1/jobs/{_segment(job_id)}")
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Ask a job to stop: a queued job cancels at once, a running one goes to `cancelling`."""
+        return self._json("POST", f"/v1/jobs/{_segment(job_id)}/cancel")
+
+    def delete_job(self, job_id: str) -> dict[str, Any] | None:
+        """Delete a finished job and its artifacts."""
+        return self._json_or_none("DELETE", f"/v1/jobs/{_segment(job_id)}")
+
+    def wait(self, job_id: str, poll: float = 2.0, timeout: float | None = None) -> dict[str, Any]:
+        """Poll until the job is succeeded, failed or cancelled; returns the final job."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get_job(job_id)
+            if job["status"] in TERMINAL_STATUSES:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                assert timeout is not None
+                raise JobWaitTimeoutError(job_id, job["status"], timeout)
+            time.sleep(poll)
+
+    # Events
+
+    def list_events(self, job_id: str, after: int | None = None, limit: int = 100) -> dict[str, Any]:
+        """One page of a job's events with a sequence number greater than `after`."""
+        params = _query(after=after, limit=limit)
+        return self._json("GET", f"/v1/jobs/{_segment(job_id)}/events", params=params)
+
+    def iter_events(
+        self, job_id: str, follow: bool = False, poll: float = 1.0, after: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The job's events in order; with `follow`, keep yielding new ones until the job is finished."""
+        while True:
+            # The status is read before draining, so the events a job wrote before finishing are all seen.
+            finished = not follow or self.get_job(job_id)["status"] in TERMINAL_STATUSES
+            for event in self._drain_events(job_id, after):
+                after = event["id"]
+                yield event
+            if finished:
+                return
+            time.sleep(poll)
+
+    def _drain_events(self, job_id: str, after: int | None) -> Iterator[dict[str, Any]]:
+        while True:
+            page = self.list_events(job_id, after=after)
+            events = page.get("data", [])
+            yield from events
+            if not page.get("has_more") or not events:
+                return
+            after = events[-1]["id"]
+
+    # Checkpoints and artifacts
+
+    def list_checkpoints(self, job_id: str) -> dict[str, Any]:
+        """The checkpoints a job has saved so far."""
+        return self._json("GET", f"/v1/jobs/{_segment(job_id)}/checkpoints")
+
+    def list_artifacts(self, job_id: str) -> dict[str, Any]:
+        """The files a job produced: the student archive, the report, the curves."""
+        return self._json("GET", f"/v1/jobs/{_segment(job_id)}/artifacts")
+
+    def download_artifact(self, job_id: str, name: str, dest: str | os.PathLike[str]) -> Path:
+        """Stream one artifact to disk; `dest` is a file path or an existing directory. Returns the file."""
+        target = Path(dest)
+        if target.is_dir():
+            target = target / Path(name).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        url = f"/v1/jobs/{_segment(job_id)}/artifacts/{_segment(name)}"
+        # Written beside the target and renamed at the end, so an interrupted download leaves no partial file.
+        fd, part_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        part = Path(part_name)
+        try:
+            with os.fdopen(fd, "wb") as handle, self._stream("GET", url) as response:
+                for chunk in response.iter_bytes(_CHUNK_BYTES):
+                    handle.write(chunk)
+            part.replace(target)
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        logger.info("downloaded %s of job %s to %s", name, job_id, target)
+        return target
+
+    def download_student(self, job_id: str, dest_dir: str | os.PathLike[str]) -> Path:
+        """Download and safely extract the student; returns the directory `from_pretrained` loads."""
+        dest = Path(dest_dir)
+        with tempfile.TemporaryDirectory(prefix="distillery-") as tmp:
+            archive = self.download_artifact(job_id, STUDENT_ARCHIVE, Path(tmp) / STUDENT_ARCHIVE)
+            names = extract_archive(archive, dest)
+        return model_directory(dest, names)
+
+    # Transport
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._send(method, path, **kwargs)
+        return response.json()
+
+    def _json_or_none(self, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
+        response = self._send(method, path, **kwargs)
+        return response.json() if response.content else None
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self._transport_errors():
+            response = self._http.request(method, path, **kwargs)
+        if response.is_error:
+            raise ApiError.from_response(response)
+        return response
+
+    @contextmanager
+    def _stream(self, method: str, path: str) -> Iterator[httpx.Response]:
+        with self._transport_errors(), self._http.stream(method, path) as response:
+            if response.is_error:
+                response.read()
+                raise ApiError.from_response(response)
+            yield response
+
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        """Turn httpx's connection failures into the client's own, readable errors."""
+        try:
+            yield
+        except httpx.ConnectError as exc:
+            raise ServerUnreachableError(self.base_url, str(exc)) from exc
+        except httpx.TimeoutException as exc:
+            raise RequestTimeoutError(self.base_url, self.timeout) from exc
+
+
+def _segment(value: str) -> str:
+    """An id or a name quoted as one URL path segment, so a '/' in it cannot change the route."""
+    return quote(str(value), safe="")
+
+
+def _query(**params: Any) -> dict[str, Any]:
+    return {key: value for key, value in params.items() if value is not None}

@@ -1,0 +1,55 @@
+"""Alembic environment: the URL comes from the service settings, never from alembic.ini."""
+
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from app.core.config import get_settings
+from app.core.db import make_engine
+from app.models import Base
+
+config = context.config
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+
+
+def database_url() -> str:
+    """The URL given by the caller (`upgrade_database`), else the settings'."""
+    return config.attributes.get("database_url") or get_settings().database_url
+
+
+def configure(**options: object) -> None:
+    # Batch mode rewrites ALTERs as table copies on SQLite, which cannot alter most constraints.
+    context.configure(target_metadata=target_metadata, render_as_batch=True, compare_type=True, **options)
+
+
+def run_migrations_offline() -> None:
+    """Emit SQL to stdout (`alembic upgrade head --sql`)."""
+    configure(url=database_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_on(connection: Connection) -> None:
+    configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Migrate through a live connection."""
+    engine = make_engine(database_url())
+    try:
+        with engine.connect() as connection:
+            run_on(connection)
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,190 @@
+"""Runs one job: claim it, run the engine, store its artifacts and record the outcome."""
+
+import logging
+import tarfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from app.core.base import utcnow
+from app.core.config import Settings, get_settings
+from app.core.db import session_scope
+from app.core.storage import ArtifactStore, size_and_sha256
+from app.files.models import File
+from app.jobs.events import append_event
+from app.jobs.model_refs import ModelRefError, resolve_model_ref
+from app.jobs.models import Artifact, Job, JobStatus
+from app.jobs.transitions import IllegalTransition, transition
+from distillery.spec import JobSpec, ModelRef
+from worker.engine.errors import UserError
+from worker.reporter import JobReporter
+
+logger = logging.getLogger(__name__)
+MEDIA_TYPES = {
+    ".json": "application/json",
+    ".png": "image/png",
+    ".jsonl": "application/x-ndjson",
+    ".gz": "application/gzip",
+}
+
+
+def claim(job_id: str, *, worker_id: str) -> Job | None:
+    """Take a queued job for this worker; None when another worker has it or it is no longer queued."""
+    with session_scope() as session:
+        try:
+            transition(
+                session,
+                job_id=job_id,
+                target=JobStatus.RUNNING,
+                sources=[JobStatus.QUEUED],
+                values={
+                    "worker_id": worker_id,
+                    "heartbeat_at": utcnow(),
+                    "started_at": utcnow(),
+                    "attempts": Job.attempts + 1,
+                },
+            )
+        except IllegalTransition as refused:
+            logger.info("not running %s: it is %s", job_id, refused.current)
+            return None
+        job = session.get_one(Job, job_id, populate_existing=True)
+        append_event(
+            session, job_id=job_id, type="status", message=f"running on {worker_id} (attempt {job.attempts})"
+        )
+        return job
+
+
+def execute_job(job_id: str, *, worker_id: str) -> None:
+    """Claim, run and finish a job; every outcome ends in the database."""
+    job = claim(job_id, worker_id=worker_id)
+    if job is None:
+        return
+    settings = get_settings()
+    store = ArtifactStore(settings.artifacts)
+    reporter = JobReporter(job_id=job_id, worker_id=worker_id, settings=settings, store=store)
+    try:
+        with reporter:
+            outcome = _run(job, settings=settings, store=store, reporter=reporter)
+    except UserError as error:
+        _finish(
+            job_id,
+            worker_id,
+            JobStatus.FAILED,
+            error={"code": error.code, "message": error.message, "param": error.param, "type": "user"},
+        )
+        return
+    except Exception as error:
+        logger.exception("job %s failed", job_id)
+        _finish(
+            job_id,
+            worker_id,
+            JobStatus.FAILED,
+            error={
+                "code": "internal_error",
+                "message": f"{type(error).__name__}: {error}",
+                "param": None,
+                "type": "system",
+            },
+            detail=traceback.format_exc(limit=5),
+        )
+        return
+    if reporter.lease_lost:
+        return  # the reconciler gave the job to someone else; their outcome counts
+    if outcome is None:
+        _finish(job_id, worker_id, JobStatus.CANCELLED)
+    else:
+        _finish(job_id, worker_id, JobStatus.SUCCEEDED, result=outcome)
+
+
+def _run(
+    job: Job, *, settings: Settings, store: ArtifactStore, reporter: JobReporter
+) -> dict[str, Any] | None:
+    """Run the engine; returns the result summary, or None when the run was cancelled."""
+    from worker.engine.run import run_job  # torch is imported only inside the job's process
+
+    spec = JobSpec.model_validate(job.spec)
+    workdir = store.path(f"jobs/{job.id}")
+    result = run_job(
+        spec,
+        workdir=workdir,
+        callbacks=reporter,
+        resolve_model=lambda ref: _resolve_model(ref, spec=spec, tenant=job.tenant, settings=settings),
+        resolve_file=lambda file_id: _resolve_file(file_id, tenant=job.tenant, store=store),
+    )
+    if result.status == "cancelled" or result.student_dir is None:
+        return None
+    archive = workdir / "student.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(result.student_dir, arcname="student")
+    _register_artifacts(job.id, [archive, *result.outputs], store=store)
+    return result.report
+
+
+def _resolve_model(ref: ModelRef, *, spec: JobSpec, tenant: str, settings: Settings) -> Path:
+    with session_scope() as session:
+        try:
+            return resolve_model_ref(ref, session=session, tenant=tenant, settings=settings)
+        except ModelRefError as error:
+            owner = "teacher" if ref == spec.teacher else "student.model"
+            raise UserError(error.message, code="model_not_found", param=f"{owner}.{error.field}") from error
+
+
+def _resolve_file(file_id: str, *, tenant: str, store: ArtifactStore) -> Path:
+    with session_scope() as session:
+        file = session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
+        if file is None:
+            raise UserError(f"file {file_id} does not exist", code="file_not_found", param="data.train_file")
+        return store.path(file.location)
+
+
+def _register_artifacts(job_id: str, paths: list[Path], *, store: ArtifactStore) -> None:
+    with session_scope() as session:
+        for path in paths:
+            if not path.is_file():
+                continue
+            size, sha256 = size_and_sha256(path)
+            session.add(
+                Artifact(
+                    job_id=job_id,
+                    name=path.name,
+                    bytes=size,
+                    sha256=sha256,
+                    location=str(path.resolve().relative_to(store.root.resolve())),
+                    media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+                )
+            )
+
+
+def _finish(
+    job_id: str,
+    worker_id: str,
+    target: JobStatus,
+    *,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    detail: str | None = None,
+) -> None:
+    """Record the outcome with a compare-and-set; a job cancelled too late still ends succeeded."""
+    with session_scope() as session:
+        try:
+            transition(
+                session,
+                job_id=job_id,
+                target=target,
+                worker_id=worker_id,
+                values={"finished_at": utcnow(), "result": result, "error": error},
+            )
+        except IllegalTransition as refused:
+            logger.warning("could not record %s for %s: it is %s", target, job_id, refused.current)
+            return
+        message = f"job {target}" + (f": {error['message']}" if error else "")
+        append_event(
+            session,
+            job_id=job_id,
+            type="status",
+            level="error" if error else "info",
+            message=message,
+            data={"detail": detail} if detail else None,
+        )

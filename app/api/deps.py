@@ -13,7 +13,9 @@ from app.core.config import Settings
 from app.core.storage import ArtifactStore
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
-bearer_scheme = HTTPBearer(auto_error=False, description="An API key, sent as `Authorization: Bearer dk-...`.")
+bearer_scheme = HTTPBearer(
+    auto_error=False, description="An API key, sent as `Authorization: Bearer dk-...`."
+)
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -58,7 +60,9 @@ def get_tenant(
     """The tenant of the request's bearer key; 401 without a valid one."""
     if credentials is None:
         raise ApiError(
-            401, "an API key is required: send 'Authorization: Bearer <key>'", code="missing_api_key",
+            401,
+            "an API key is required: send 'Authorization: Bearer <key>'",
+            code="missing_api_key",
             headers=CHALLENGE,
         )
     tenant = authenticate(session=session, token=credentials.credentials, settings=settings)

@@ -37,7 +37,9 @@ class ErrorDetail(BaseModel):
 
     code: str = Field(..., examples=["not_found"])
     message: str = Field(..., examples=["no job 'job_1a2b3c' exists"])
-    param: str | None = Field(None, description="The request field at fault, dotted.", examples=["method.alpha"])
+    param: str | None = Field(
+        None, description="The request field at fault, dotted.", examples=["method.alpha"]
+    )
     type: ErrorType = Field(..., description="user: fix the request; system: retry later or report it.")
 
 
@@ -122,9 +124,7 @@ ERROR_DESCRIPTIONS = {
 
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for a route: each status with the error model and a description."""
-    return {
-        code: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[code]} for code in status_codes
-    }
+    return {code: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[code]} for code in status_codes}
 
 
 def field_param(error: dict[str, Any], body: Any) -> str | None:
@@ -152,19 +152,25 @@ def _without_union_tags(location: Sequence[Any], body: Any) -> list[Any]:
         if isinstance(node, dict) and part not in node and part in node.values():
             continue
         kept.append(part)
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            node = None
+        node = _child(node, part)
     return kept
 
 
+def _child(node: Any, part: Any) -> Any:
+    """The value at `part` of a JSON object or array, or None when there is none."""
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
 def _validation_code(kind: str) -> str:
-    return {"missing": "missing_field", "extra_forbidden": "unknown_field", "json_invalid": "invalid_json"}.get(
-        kind, "invalid_value"
-    )
+    return {
+        "missing": "missing_field",
+        "extra_forbidden": "unknown_field",
+        "json_invalid": "invalid_json",
+    }.get(kind, "invalid_value")
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -174,7 +180,9 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         return error_response(422, code="invalid_value", message="the request is invalid")
     params = [field_param(error, exc.body) for error in errors]
     first_message = str(errors[0].get("msg", "invalid value"))
-    extra = [f"{param or 'request'}: {error.get('msg')}" for param, error in zip(params, errors, strict=True)][1:]
+    extra = [
+        f"{param or 'request'}: {error.get('msg')}" for param, error in zip(params, errors, strict=True)
+    ][1:]
     message = first_message + (f" (also: {'; '.join(extra[:5])})" if extra else "")
     return error_response(
         422, code=_validation_code(str(errors[0].get("type", ""))), message=message, param=params[0]

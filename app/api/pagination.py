@@ -11,7 +11,8 @@ from app.api.errors import ApiError
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page, 1 to 100.")]
 After = Annotated[
-    str | None, Query(max_length=100, description="The `last_id` of the previous page; omit for the first page.")
+    str | None,
+    Query(max_length=100, description="The `last_id` of the previous page; omit for the first page."),
 ]
 
 

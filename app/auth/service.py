@@ -33,7 +33,11 @@ def create_key(*, session: Session, tenant: str, name: str | None = None) -> str
 def authenticate(*, session: Session, token: str, settings: Settings) -> str | None:
     """The tenant a bearer token belongs to, or None for an unknown or revoked key."""
     dev_key = settings.dev_api_key
-    if settings.environment == "development" and dev_key and hmac.compare_digest(token.encode(), dev_key.encode()):
+    if (
+        settings.environment == "development"
+        and dev_key
+        and hmac.compare_digest(token.encode(), dev_key.encode())
+    ):
         return DEV_TENANT
     return session.scalar(
         select(ApiKey.tenant).where(ApiKey.key_hash == hash_key(token), ApiKey.revoked_at.is_(None))

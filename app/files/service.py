@@ -57,7 +57,10 @@ def upload_file(
     except OverflowError as error:
         store.delete(folder_of(file_id))
         raise ApiError(
-            413, f"the file is larger than the limit of {max_bytes} bytes", code="file_too_large", param="file"
+            413,
+            f"the file is larger than the limit of {max_bytes} bytes",
+            code="file_too_large",
+            param="file",
         ) from error
     try:
         summary = inspect_dataset(store.path(key), fmt)
@@ -77,7 +80,9 @@ def upload_file(
         session.flush()
     except InvalidDataset as error:
         store.delete(folder_of(file_id))
-        raise ApiError(422, f"not a valid {fmt} dataset: {error}", code="invalid_file", param="file") from error
+        raise ApiError(
+            422, f"not a valid {fmt} dataset: {error}", code="invalid_file", param="file"
+        ) from error
     except BaseException:
         store.delete(folder_of(file_id))
         raise
@@ -102,7 +107,7 @@ def list_files(*, session: Session, tenant: str, limit: int, after: str | None) 
 
 
 def delete_file(*, session: Session, tenant: str, file_id: str) -> str:
-    """Delete a file's row unless an unfinished job reads it; returns the store folder to remove after commit."""
+    """Delete a file's row unless an unfinished job reads it; returns its store folder, to remove later."""
     file = get_file(session=session, tenant=tenant, file_id=file_id, for_update=True)
     users = jobs_service.active_jobs_using(session=session, tenant=tenant, file_id=file_id)
     if users:

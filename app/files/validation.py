@@ -111,7 +111,9 @@ def _read_csv(path: Path, encoding: str) -> DatasetSummary:
                 rows += 1
         except csv.Error as error:
             raise InvalidDataset(f"the CSV is malformed near line {reader.line_num}: {error}") from error
-    return DatasetSummary(rows=rows, columns=header, encoding="utf-8" if encoding == "utf-8-sig" else encoding)
+    return DatasetSummary(
+        rows=rows, columns=header, encoding="utf-8" if encoding == "utf-8-sig" else encoding
+    )
 
 
 def _inspect_parquet(path: Path) -> DatasetSummary:
@@ -130,4 +132,3 @@ def _inspect_parquet(path: Path) -> DatasetSummary:
 def _is_binary(sample: bytes) -> bool:
     """Text datasets never hold NUL bytes; binary files nearly always do."""
     return b"\x00" in sample or sample.startswith(PARQUET_MAGIC)
-

@@ -84,7 +84,9 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
 ) -> JobList:
     """List jobs, newest first, optionally only those in one status."""
-    jobs, has_more = service.list_jobs(session=session, tenant=tenant, limit=limit, after=after, status=status)
+    jobs, has_more = service.list_jobs(
+        session=session, tenant=tenant, limit=limit, after=after, status=status
+    )
     return JobList(
         data=[JobPublic.from_row(job) for job in jobs],
         has_more=has_more,
@@ -123,7 +125,9 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=1000, description="Events per page, 1 to 1000.")] = 100,
 ) -> JobEventList:
     """List a job's log (status changes, messages, metrics, checkpoints) in order."""
-    events, has_more = service.list_events(session=session, tenant=tenant, job_id=job_id, after=after, limit=limit)
+    events, has_more = service.list_events(
+        session=session, tenant=tenant, job_id=job_id, after=after, limit=limit
+    )
     return JobEventList(
         data=[JobEventPublic.from_row(event) for event in events],
         has_more=has_more,
@@ -182,7 +186,9 @@ def download_artifact(
         "Content-Length": str(path.stat().st_size),
         "Content-Disposition": _attachment(artifact.name),
     }
-    return StreamingResponse(store.iter_bytes(artifact.location), media_type=artifact.media_type, headers=headers)
+    return StreamingResponse(
+        store.iter_bytes(artifact.location), media_type=artifact.media_type, headers=headers
+    )
 
 
 def _attachment(name: str) -> str:

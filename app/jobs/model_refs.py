@@ -60,7 +60,9 @@ def _resolve_job(job_id: str, *, session: Session, tenant: str, settings: Settin
     if status is None:
         raise ModelRefError(f"no job '{job_id}' exists", field="job")
     if status != JobStatus.SUCCEEDED:
-        raise ModelRefError(f"job '{job_id}' is {status}; only a succeeded job's student can be used", field="job")
+        raise ModelRefError(
+            f"job '{job_id}' is {status}; only a succeeded job's student can be used", field="job"
+        )
     directory = student_dir(settings, job_id)
     if not (directory / MODEL_CONFIG).is_file():
         raise ModelRefError(f"job '{job_id}' has no stored student", field="job")

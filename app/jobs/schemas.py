@@ -35,10 +35,13 @@ class JobCreate(JobSpec):
     @model_validator(mode="after")
     def _metadata_fits(self) -> Self:
         pairs = self.metadata or {}
-        too_long = any(len(k) > MAX_METADATA_KEY_CHARS or len(v) > MAX_METADATA_VALUE_CHARS for k, v in pairs.items())
+        too_long = any(
+            len(k) > MAX_METADATA_KEY_CHARS or len(v) > MAX_METADATA_VALUE_CHARS for k, v in pairs.items()
+        )
         if len(pairs) > MAX_METADATA_PAIRS or too_long:
             raise PydanticCustomError(
-                "param:metadata", "metadata holds up to 16 pairs, keys up to 64 and values up to 512 characters"
+                "param:metadata",
+                "metadata holds up to 16 pairs, keys up to 64 and values up to 512 characters",
             )
         return self
 
@@ -233,7 +236,11 @@ BUILT_IN_EXAMPLE: dict[str, Any] = {
     "name": "sst2-response-kd",
     "teacher": {"path": "bert-base-sst2"},
     "student": {"init": "teacher_layers", "layers": [0, 4, 8, 11]},
-    "data": {"train_file": "file_5c1d0e2f3a4b5c6d7e8f9a0b", "text_column": "sentence", "label_column": "label"},
+    "data": {
+        "train_file": "file_5c1d0e2f3a4b5c6d7e8f9a0b",
+        "text_column": "sentence",
+        "label_column": "label",
+    },
     "method": {"type": "response", "temperature": 2.0, "alpha": 0.5},
     "training": {"epochs": 3, "batch_size": 32, "learning_rate": 5e-5},
 }

@@ -34,7 +34,12 @@ def request_hash(job_in: JobCreate) -> str:
 
 
 def create_job(
-    *, session: Session, tenant: str, job_in: JobCreate, settings: Settings, idempotency_key: str | None = None
+    *,
+    session: Session,
+    tenant: str,
+    job_in: JobCreate,
+    settings: Settings,
+    idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
     """Queue a job; returns it and whether it is new (False when an Idempotency-Key replays a request)."""
     digest = request_hash(job_in)
@@ -72,7 +77,8 @@ def _job_with_key(*, session: Session, tenant: str, key: str | None) -> Job | No
 def _replayed(job: Job, digest: str) -> Job:
     if job.request_hash != digest:
         raise Conflict(
-            "this Idempotency-Key was already used with a different request body", code="idempotency_key_reused"
+            "this Idempotency-Key was already used with a different request body",
+            code="idempotency_key_reused",
         )
     return job
 
@@ -145,11 +151,15 @@ def cancel_job(*, session: Session, tenant: str, job_id: str) -> Job:
         try:
             if status == JobStatus.QUEUED:
                 values = {"cancel_requested_at": now, "finished_at": now}
-                transition(session, job_id=job_id, target=JobStatus.CANCELLED, sources=[status], values=values)
+                transition(
+                    session, job_id=job_id, target=JobStatus.CANCELLED, sources=[status], values=values
+                )
                 message = "job cancelled"
             elif status == JobStatus.RUNNING:
                 values = {"cancel_requested_at": now}
-                transition(session, job_id=job_id, target=JobStatus.CANCELLING, sources=[status], values=values)
+                transition(
+                    session, job_id=job_id, target=JobStatus.CANCELLING, sources=[status], values=values
+                )
                 message = "cancellation requested; the worker stops at its next step"
             elif status == JobStatus.CANCELLING:
                 return job
@@ -169,8 +179,12 @@ def delete_job(*, session: Session, tenant: str, job_id: str) -> str:
     """Delete a finished job's rows; returns its store folder, to remove after commit."""
     job = get_job(session=session, tenant=tenant, job_id=job_id)
     if job.status not in TERMINAL_STATUSES:
-        raise Conflict(f"job '{job_id}' is {job.status}; only a finished job can be deleted", code="job_not_finished")
-    users = [other for other, spec in _active_specs(session=session, tenant=tenant) if job_id in _job_refs(spec)]
+        raise Conflict(
+            f"job '{job_id}' is {job.status}; only a finished job can be deleted", code="job_not_finished"
+        )
+    users = [
+        other for other, spec in _active_specs(session=session, tenant=tenant) if job_id in _job_refs(spec)
+    ]
     if users:
         raise Conflict(f"unfinished job(s) {', '.join(users)} use this job's student", code="job_in_use")
     session.delete(job)
@@ -190,7 +204,9 @@ def active_jobs_using(*, session: Session, tenant: str, file_id: str) -> list[st
 def _active_specs(*, session: Session, tenant: str) -> list[tuple[str, dict[str, Any]]]:
     """The specs of the tenant's unfinished jobs; few at any time, so they are matched in Python."""
     rows = session.execute(
-        select(Job.id, Job.spec).where(Job.tenant == tenant, Job.status.in_([s.value for s in ACTIVE_STATUSES]))
+        select(Job.id, Job.spec).where(
+            Job.tenant == tenant, Job.status.in_([s.value for s in ACTIVE_STATUSES])
+        )
     )
     return [(row.id, row.spec) for row in rows]
 

@@ -29,9 +29,14 @@ def stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def say(console: Console, text: str, style: str = "") -> None:
+    """Print plain text (no markup) on one line per newline, so commands stay copy-pastable."""
+    console.print(text, style=style, markup=False, soft_wrap=True)
+
+
 def print_error(message: str) -> None:
     """One red line on standard error, never wrapped."""
-    stderr().print(f"Error: {message}", style="red", markup=False, soft_wrap=True)
+    say(stderr(), f"Error: {message}", style="red")
 
 
 def status_text(status: str) -> Text:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from distillery.cli.console import format_metrics, format_time, stderr, stdout
+from distillery.cli.console import format_metrics, format_time, say, stderr, stdout
 from distillery.cli.state import client_of
 
 LEVEL_STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "red"}
@@ -26,7 +26,7 @@ def events(
         for event in client_of(ctx).iter_events(job_id, follow=follow, poll=poll, after=after):
             out.print(format_event(event), soft_wrap=True)
     except KeyboardInterrupt:
-        stderr().print("Stopped following.", markup=False)
+        say(stderr(), "Stopped following.")
         raise typer.Exit(130) from None
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from distillery.cli.console import format_time, stdout
+from distillery.cli.console import format_time, say, stdout
 from distillery.cli.state import client_of
 
 app = typer.Typer(help="Upload and list datasets (JSONL, CSV or Parquet).", no_args_is_help=True)
@@ -23,7 +23,7 @@ def upload(
     uploaded = client_of(ctx).upload_file(path)
     rows = uploaded.get("rows")
     shape = f", {rows} rows" if rows is not None else ""
-    stdout().print(f"Uploaded {uploaded.get('filename', path.name)}{shape}: {uploaded['id']}", markup=False)
+    say(stdout(), f"Uploaded {uploaded.get('filename', path.name)}{shape}: {uploaded['id']}")
 
 
 @app.command("list")
@@ -37,7 +37,7 @@ def list_files(
     out = stdout()
     out.print(files_table(page.get("data", [])))
     if page.get("has_more"):
-        out.print(f"More: distillery files list --after {page.get('last_id')}", style="dim", markup=False)
+        say(out, f"More: distillery files list --after {page.get('last_id')}", style="dim")
 
 
 def files_table(files: list[dict[str, Any]]) -> Table:

@@ -8,7 +8,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 
-from distillery.cli.console import STATUS_STYLES, format_duration, format_eta, format_metrics, format_time
+from distillery.cli.console import (
+    STATUS_STYLES,
+    format_duration,
+    format_eta,
+    format_metrics,
+    format_time,
+    say,
+)
 from distillery.client import TERMINAL_STATUSES, DistilleryClient
 
 
@@ -120,11 +127,11 @@ def print_outcome(console: Console, job: dict[str, Any]) -> None:
     if job.get("started_at") and job.get("finished_at"):
         took = job["finished_at"] - job["started_at"]
     line = f"Job {job_id} {status}" + (f" after {format_duration(took)}" if took is not None else "")
-    console.print(line, style=STATUS_STYLES.get(status, ""), markup=False)
+    say(console, line, style=STATUS_STYLES.get(status, ""))
     error = job.get("error")
     if error:
         where = f" ({error['param']})" if error.get("param") else ""
-        console.print(f"{error.get('code')}: {error.get('message')}{where}", style="red", markup=False)
+        say(console, f"{error.get('code')}: {error.get('message')}{where}", style="red")
     if status == "succeeded":
-        console.print(f"Download the student:  distillery download {job_id}", markup=False)
-        console.print(f"Other artifacts:       distillery download {job_id} --artifact NAME", markup=False)
+        say(console, f"Download the student:  distillery download {job_id}")
+        say(console, f"Other artifacts:       distillery download {job_id} --artifact NAME")

@@ -6,12 +6,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from distillery.cli.console import (
     flatten,
     format_duration,
     format_time,
     format_value,
+    say,
     status_text,
     stderr,
     stdout,
@@ -43,9 +45,9 @@ def submit(
     client = client_of(ctx)
     job = client.create_job(spec, name=name, idempotency_key=idempotency_key)
     out = stdout()
-    out.print(f"Created job {job['id']} ({job['status']})", markup=False)
+    say(out, f"Created job {job['id']} ({job['status']})")
     if not follow:
-        out.print(f"Follow it with:  distillery events {job['id']} --follow", markup=False)
+        say(out, f"Follow it with:  distillery events {job['id']} --follow")
         return
     job = _follow(ctx, job["id"], poll)
     print_outcome(out, job)
@@ -57,10 +59,7 @@ def _follow(ctx: typer.Context, job_id: str, poll: float) -> dict[str, Any]:
     try:
         return follow_job(client_of(ctx), job_id, stdout(), poll=poll)
     except KeyboardInterrupt:
-        stderr().print(
-            f"Stopped watching; job {job_id} keeps running (distillery cancel {job_id} stops it).",
-            markup=False,
-        )
+        say(stderr(), f"Stopped watching; job {job_id} keeps running (distillery cancel {job_id} stops it).")
         raise typer.Exit(130) from None
 
 
@@ -75,7 +74,7 @@ def list_jobs(
     out = stdout()
     out.print(jobs_table(page.get("data", [])))
     if page.get("has_more"):
-        out.print(f"More: distillery jobs --after {page.get('last_id')}", style="dim", markup=False)
+        say(out, f"More: distillery jobs --after {page.get('last_id')}", style="dim")
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:
@@ -114,7 +113,7 @@ def show(
     error = job.get("error")
     if error:
         where = f" ({error['param']})" if error.get("param") else ""
-        out.print(f"Error: {error.get('code')}: {error.get('message')}{where}", style="red", markup=False)
+        say(out, f"Error: {error.get('code')}: {error.get('message')}{where}", style="red")
     if job.get("result"):
         out.print("Result", style="bold")
         result = Table.grid(padding=(0, 2))
@@ -157,8 +156,7 @@ def job_details(job: dict[str, Any]) -> Table:
 def cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Cancel a job: a queued one at once, a running one at its next step."""
     job = client_of(ctx).cancel_job(job_id)
-    line = status_text(job["status"])
-    stdout().print("Job", job["id"], line)
+    stdout().print(Text.assemble("Job ", job["id"], " ", status_text(job["status"])), soft_wrap=True)
 
 
 def download(
@@ -177,11 +175,11 @@ def download(
         target_dir = out_dir or Path(".")
         target_dir.mkdir(parents=True, exist_ok=True)
         path = client.download_artifact(job_id, artifact, target_dir)
-        out.print(f"Saved {artifact} to {path}", markup=False)
+        say(out, f"Saved {artifact} to {path}")
         return
     model_dir = client.download_student(job_id, out_dir or Path(f"student-{job_id}"))
-    out.print(f"Student saved to {model_dir}", markup=False)
-    out.print(f'Load it with:  from_pretrained("{model_dir}")', markup=False)
+    say(out, f"Student saved to {model_dir}")
+    say(out, f'Load it with:  from_pretrained("{model_dir}")')
 
 
 def _method_of(job: dict[str, Any]) -> str:
@@ -194,7 +192,7 @@ def _steps_of(job: dict[str, Any]) -> str:
     step, total = progress.get("step"), progress.get("total_steps")
     if total:
         return f"{step or 0}/{total}"
-    return "-" if step is None else str(step)
+    return str(step) if step else "-"
 
 
 def _model_ref(ref: dict[str, Any] | None, default: str) -> str:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from distillery.cli.console import stderr, stdout
+from distillery.cli.console import say, stderr, stdout
 
 app = typer.Typer(
     help="Manage API keys (run where the service's database is reachable).", no_args_is_help=True
@@ -22,6 +22,6 @@ def create(
 
     with session_scope() as session:
         key = create_key(session=session, tenant=tenant, name=name)
-    stderr().print(f"API key for tenant {tenant} (store it now: it cannot be shown again):", markup=False)
+    say(stderr(), f"API key for tenant {tenant} (store it now: it cannot be shown again):")
     # The key alone on standard output, so `KEY=$(distillery keys create ...)` captures just it.
-    stdout().print(key, markup=False, soft_wrap=True)
+    say(stdout(), key)

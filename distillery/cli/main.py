@@ -2,7 +2,6 @@
 
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -15,7 +14,8 @@ from distillery.client import DistilleryError
 class ReadableErrorsGroup(TyperGroup):
     """Turns the client's and the CLI's own errors into one red line and exit code 1, no traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    # Any, because typer's own click Context is private to it.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except (DistilleryError, CliError) as exc:
@@ -65,7 +65,7 @@ app.add_typer(keys.app, name="keys")
 
 def main() -> None:
     """Entry point of the `distillery` console script."""
-    app()
+    app(prog_name="distillery")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from distillery.cli.console import stderr, stdout
+from distillery.cli.console import say, stderr, stdout
 from distillery.cli.state import CliError
 
 logger = logging.getLogger(__name__)
@@ -89,24 +89,20 @@ def print_banner(host: str, port: int, dev_api_key: str | None) -> None:
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown_host}:{port}"
     out = stdout()
-    out.print(f"Distillery API   {url}", markup=False)
-    out.print(f"API docs         {url}/docs", markup=False)
+    say(out, f"Distillery API   {url}")
+    say(out, f"API docs         {url}/docs")
     if dev_api_key:
-        out.print(f"API key          {dev_api_key}  (development only)", markup=False)
-        out.print(
-            f"Use it with:     export DISTILLERY_URL={url} DISTILLERY_API_KEY={dev_api_key}", markup=False
-        )
+        say(out, f"API key          {dev_api_key}  (development only)")
+        say(out, f"Use it with:     export DISTILLERY_URL={url} DISTILLERY_API_KEY={dev_api_key}")
     else:
-        out.print(
-            "API key          none; create one with: distillery keys create --tenant NAME", markup=False
-        )
+        say(out, "API key          none; create one with: distillery keys create --tenant NAME")
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     """Ask a child to stop, and kill it if it has not within WORKER_STOP_SECONDS."""
     if process.poll() is not None:
         return
-    stderr().print("Stopping the worker...", markup=False)
+    say(stderr(), "Stopping the worker...")
     process.terminate()
     try:
         process.wait(timeout=WORKER_STOP_SECONDS)

@@ -2,11 +2,30 @@
 
 from collections.abc import Callable
 
-from worker.engine.losses.divergence import hard_target_loss, soft_target_loss
+from torch import Tensor
 
-LOSSES: dict[str, Callable[..., object]] = {
+from worker.engine.losses.attention import attention_map_loss, self_attention_relation_loss
+from worker.engine.losses.divergence import hard_target_loss, soft_target_loss
+from worker.engine.losses.feature import hidden_state_loss
+from worker.engine.losses.relation import rkd_angle_loss, rkd_distance_loss
+
+LOSSES: dict[str, Callable[..., Tensor]] = {
     "soft_target": soft_target_loss,
     "hard_target": hard_target_loss,
+    "hidden_state": hidden_state_loss,
+    "attention_map": attention_map_loss,
+    "self_attention_relation": self_attention_relation_loss,
+    "rkd_distance": rkd_distance_loss,
+    "rkd_angle": rkd_angle_loss,
 }
 
-__all__ = ["LOSSES", "hard_target_loss", "soft_target_loss"]
+__all__ = [
+    "LOSSES",
+    "attention_map_loss",
+    "hard_target_loss",
+    "hidden_state_loss",
+    "rkd_angle_loss",
+    "rkd_distance_loss",
+    "self_attention_relation_loss",
+    "soft_target_loss",
+]

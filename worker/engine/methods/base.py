@@ -7,6 +7,8 @@ from typing import Any, ClassVar, Literal
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
+from worker.engine.losses import hard_target_loss
+
 Task = Literal["sequence_classification", "causal_lm"]
 
 
@@ -63,3 +65,15 @@ class Method(nn.Module):
 def model_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor]:
     """The batch without its labels, ready to pass to a Hugging Face model."""
     return {key: value for key, value in batch.items() if key != "labels"}
+
+
+def next_token_view(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Causal LM: logits at positions 0..T-2 against the labels at 1..T-1 (the token each one predicts)."""
+    return logits[:, :-1], labels[:, 1:]
+
+
+def cross_entropy(task: Task, logits: Tensor, labels: Tensor) -> Tensor:
+    """Hard-label loss: per sample for classification, per target token (shifted) for causal LM."""
+    if task == "causal_lm":
+        logits, labels = next_token_view(logits, labels)
+    return hard_target_loss(logits, labels)

@@ -1,0 +1,60 @@
+"""Starts the embedded service (API and one worker, SQLite, serverless broker) for a benchmark or demo."""
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from app.core.config import DEV_API_KEY
+from distillery.client import DistilleryClient
+
+
+def install_model(source: Path, models_root: Path, name: str) -> str:
+    """Copy a model directory under the service's model root; returns its reference path."""
+    target = models_root / name
+    if not (target / "config.json").is_file():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    return name
+
+
+@contextlib.contextmanager
+def embedded_service(data_dir: Path, *, port: int, log_path: Path) -> Iterator[DistilleryClient]:
+    """Run `distillery up` on `data_dir` until the block ends; yields a client for it."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DISTILLERY_")}
+    env["DISTILLERY_DATA_DIR"] = str(data_dir)
+    env["DISTILLERY_RECONCILE_SECONDS"] = "10"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    distillery = Path(sys.executable).with_name("distillery")
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(distillery), "up", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process, log_path)
+        with DistilleryClient(url, api_key=DEV_API_KEY, timeout=120) as client:
+            yield client
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode}; see {log_path}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(1)
+    raise TimeoutError(f"the service at {url} was not ready in {timeout:.0f}s; see {log_path}")

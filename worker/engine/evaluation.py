@@ -1,0 +1,84 @@
+"""Evaluation metrics: accuracy and macro-F1 for classifiers, loss and perplexity for language models."""
+
+import math
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from worker.engine.batching import IGNORE_INDEX
+
+# The metric that picks the best checkpoint, and whether higher is better.
+PRIMARY_METRIC = {"sequence_classification": ("accuracy", True), "causal_lm": ("loss", False)}
+
+
+def is_improvement(task: str, value: float, best: float | None) -> bool:
+    """Whether `value` of the task's primary metric beats the best so far."""
+    if best is None:
+        return True
+    return value > best if PRIMARY_METRIC[task][1] else value < best
+
+
+def macro_f1(predictions: list[int], labels: list[int]) -> float:
+    """Unweighted mean of per-class F1 over the classes that occur in labels or predictions."""
+    classes = set(labels) | set(predictions)
+    scores = []
+    for cls in classes:
+        true_positive = sum(1 for p, y in zip(predictions, labels, strict=True) if p == cls and y == cls)
+        predicted, actual = predictions.count(cls), labels.count(cls)
+        scores.append(2 * true_positive / (predicted + actual) if predicted + actual else 0.0)
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def classification_metrics(predictions: list[int], labels: list[int], loss_sum: float) -> dict[str, float]:
+    """Accuracy, macro-F1 and mean cross-entropy."""
+    correct = sum(1 for p, y in zip(predictions, labels, strict=True) if p == y)
+    count = max(len(labels), 1)
+    return {"accuracy": correct / count, "macro_f1": macro_f1(predictions, labels), "loss": loss_sum / count}
+
+
+def causal_lm_metrics(loss_sum: float, token_count: int) -> dict[str, float]:
+    """Mean next-token cross-entropy per target token and its perplexity."""
+    loss = loss_sum / max(token_count, 1)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[dict[str, Tensor]],
+    *,
+    task: str,
+    device: torch.device | str,
+    autocast: Callable[[], AbstractContextManager[object]] = nullcontext,
+) -> dict[str, float]:
+    """The task's metrics of `model` over the batches; the model's train/eval mode is restored after."""
+    was_training = model.training
+    model.eval()
+    loss_sum, token_count = 0.0, 0
+    predictions: list[int] = []
+    labels: list[int] = []
+    for batch in batches:
+        batch = {key: value.to(device) for key, value in batch.items()}
+        targets = batch.pop("labels")
+        with autocast():
+            logits = model(**batch).logits.float()
+        if task == "sequence_classification":
+            loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+            predictions += logits.argmax(dim=-1).tolist()
+            labels += targets.tolist()
+        else:
+            shifted_labels = targets[:, 1:]
+            loss_sum += F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]),
+                shifted_labels.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            ).item()
+            token_count += int((shifted_labels != IGNORE_INDEX).sum())
+    model.train(was_training)
+    if task == "sequence_classification":
+        return classification_metrics(predictions, labels, loss_sum)
+    return causal_lm_metrics(loss_sum, token_count)

@@ -1,0 +1,144 @@
+"""Feature distillation (FitNets, Romero et al. 2015): hidden-state hints added to the response term."""
+
+import logging
+
+import torch
+from torch import Tensor, nn
+from transformers import PreTrainedModel
+
+from distillery.spec.methods import FeatureMethod, SoftTargets
+from worker.engine.errors import UserError
+from worker.engine.losses import hard_target_loss, hidden_state_loss, soft_target_loss
+from worker.engine.methods.base import Method, MethodContext, Task, model_inputs
+
+logger = logging.getLogger(__name__)
+
+
+def response_term(
+    spec: SoftTargets, task: Task, student_logits: Tensor, teacher_logits: Tensor, labels: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(alpha * soft-target loss + (1 - alpha) * CE, soft-target loss, CE); causal LMs per shifted token."""
+    mask = None
+    if task == "causal_lm":
+        # Position t predicts token t + 1; -100 marks padding and prompt tokens, left out of both terms.
+        student_logits, teacher_logits, labels = student_logits[:, :-1], teacher_logits[:, :-1], labels[:, 1:]
+        mask = labels != -100
+    kd = soft_target_loss(
+        student_logits,
+        teacher_logits,
+        temperature=spec.temperature,
+        divergence=spec.divergence,
+        jsd_beta=spec.jsd_beta,
+        mask=mask,
+    )
+    ce = hard_target_loss(student_logits, labels)
+    return spec.alpha * kd + (1.0 - spec.alpha) * ce, kd, ce
+
+
+def num_layers(model: PreTrainedModel) -> int:
+    """Transformer layers of a model, from its config."""
+    return int(model.config.num_hidden_layers)
+
+
+def hidden_width(model: PreTrainedModel) -> int:
+    """Width of a model's hidden states, from its config."""
+    return int(model.config.hidden_size)
+
+
+def default_layer_map(teacher_layers: int, student_layers: int) -> list[tuple[int, int]]:
+    """Embeddings 0 <- 0, then student layer j (1..Ls) <- teacher layer round(j * Lt / Ls), halves up."""
+    pairs = [(0, 0)]
+    for j in range(1, student_layers + 1):
+        pairs.append(((2 * j * teacher_layers + student_layers) // (2 * student_layers), j))
+    return pairs
+
+
+def check_layer_map(
+    pairs: list[tuple[int, int]], *, teacher_limit: int, student_limit: int, param: str, what: str
+) -> None:
+    """Raise a UserError unless every pair is [teacher, student] with 0 <= index <= limit."""
+    if not pairs:
+        raise UserError(f"{param} must name at least one [teacher, student] pair", param=param)
+    for teacher_index, student_index in pairs:
+        if not (0 <= teacher_index <= teacher_limit and 0 <= student_index <= student_limit):
+            raise UserError(
+                f"{param} pair [{teacher_index}, {student_index}] is out of range: {what} go from 0 to "
+                f"{teacher_limit} for the teacher and from 0 to {student_limit} for the student",
+                param=param,
+            )
+
+
+class FeatureDistillation(Method):
+    """Response term + feature_weight * hidden-state loss over mapped teacher -> student layers."""
+
+    def __init__(self, spec: FeatureMethod, ctx: MethodContext) -> None:
+        super().__init__(spec, ctx)
+        self.spec: FeatureMethod = spec
+        teacher = self.teacher
+        if teacher is None:
+            raise ValueError("feature distillation needs a teacher")
+        teacher_layers, student_layers = num_layers(teacher), num_layers(self.student)
+        if spec.layer_map is None:
+            self.layer_map = default_layer_map(teacher_layers, student_layers)
+        else:
+            self.layer_map = [(int(t), int(s)) for t, s in spec.layer_map]
+        check_layer_map(
+            self.layer_map,
+            teacher_limit=teacher_layers,
+            student_limit=student_layers,
+            param="method.layer_map",
+            what="hidden-state indices (0 = embeddings, i = output of layer i)",
+        )
+        student_width, teacher_width = hidden_width(self.student), hidden_width(teacher)
+        # One regressor per pair (FitNets): each layer's hint lives in its own subspace of the student.
+        self.projectors: nn.ModuleList | None = None
+        if student_width != teacher_width:
+            weight = next(self.student.parameters())
+            self.projectors = nn.ModuleList(
+                nn.Linear(student_width, teacher_width, device=weight.device, dtype=weight.dtype)
+                for _ in self.layer_map
+            )
+        logger.info(
+            "feature distillation over layers %s (teacher, student), projectors: %s",
+            self.layer_map,
+            "none" if self.projectors is None else f"{student_width} -> {teacher_width}",
+        )
+
+    def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Response term plus the mean hidden-state loss over the mapped layers."""
+        teacher = self.teacher
+        assert teacher is not None
+        inputs = model_inputs(batch)
+        with torch.no_grad():
+            teacher_out = teacher(**inputs, output_hidden_states=True)
+        student_out = self.student(**inputs, output_hidden_states=True)
+        response, kd, ce = response_term(
+            self.spec, self.task, student_out.logits, teacher_out.logits, batch["labels"]
+        )
+        feature = self.feature_loss(
+            student_out.hidden_states, teacher_out.hidden_states, batch["attention_mask"]
+        )
+        loss = response + self.spec.feature_weight * feature
+        terms = {"loss": loss.item(), "kd": kd.item(), "ce": ce.item(), "feature": feature.item()}
+        return loss, terms
+
+    def feature_loss(
+        self, student_states: tuple[Tensor, ...], teacher_states: tuple[Tensor, ...], attention_mask: Tensor
+    ) -> Tensor:
+        """Mean over mapped pairs of the hidden-state loss, padding positions left out."""
+        mask = attention_mask.bool()
+        losses = []
+        for index, (teacher_index, student_index) in enumerate(self.layer_map):
+            student_state = student_states[student_index]
+            if self.projectors is not None:
+                student_state = self.projectors[index](student_state)
+            losses.append(
+                hidden_state_loss(
+                    student_state,
+                    teacher_states[teacher_index],
+                    kind=self.spec.loss,
+                    normalize=self.spec.normalize,
+                    mask=mask,
+                )
+            )
+        return torch.stack(losses).mean()

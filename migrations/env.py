@@ -1,6 +1,7 @@
 """Alembic environment: the URL comes from the service settings, never from alembic.ini."""
 
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -21,7 +22,7 @@ def database_url() -> str:
     return config.attributes.get("database_url") or get_settings().database_url
 
 
-def configure(**options: object) -> None:
+def configure(**options: Any) -> None:
     # Batch mode rewrites ALTERs as table copies on SQLite, which cannot alter most constraints.
     context.configure(target_metadata=target_metadata, render_as_batch=True, compare_type=True, **options)
 

@@ -1,7 +1,7 @@
 """One error shape for every response, `{"error": {code, message, param, type}}`, and its handlers."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -101,7 +101,7 @@ def error_response(
     code: str,
     message: str,
     param: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """An error response; 5xx are the system's fault, everything else the request's."""
     kind: ErrorType = "system" if status_code >= 500 else "user"

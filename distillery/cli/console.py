@@ -44,11 +44,11 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
-def format_time(timestamp: float | None) -> str:
-    """Unix seconds as local 'YYYY-MM-DD HH:MM:SS', or '-'."""
+def format_time(timestamp: float | None, seconds: bool = True) -> str:
+    """Unix seconds as local 'YYYY-MM-DD HH:MM:SS' (or without seconds, for narrow tables), or '-'."""
     if timestamp is None:
         return "-"
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def format_duration(seconds: float | None) -> str:

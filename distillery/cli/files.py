@@ -42,9 +42,9 @@ def list_files(
 
 def files_table(files: list[dict[str, Any]]) -> Table:
     """A table of files: id, name, format, rows, size, created."""
-    table = Table(box=None, header_style="bold")
+    table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("ID", no_wrap=True)
-    table.add_column("FILENAME")
+    table.add_column("FILENAME", overflow="fold")
     table.add_column("FORMAT", no_wrap=True)
     table.add_column("ROWS", justify="right", no_wrap=True)
     table.add_column("SIZE", justify="right", no_wrap=True)
@@ -57,7 +57,7 @@ def files_table(files: list[dict[str, Any]]) -> Table:
             str(item.get("format", "")),
             "-" if rows is None else str(rows),
             format_bytes(item.get("bytes")),
-            format_time(item.get("created_at")),
+            format_time(item.get("created_at"), seconds=False),
         )
     return table
 

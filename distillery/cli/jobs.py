@@ -79,9 +79,9 @@ def list_jobs(
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:
     """A table of jobs: id, name, status, method, progress, created."""
-    table = Table(box=None, header_style="bold")
+    table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("ID", no_wrap=True)
-    table.add_column("NAME")
+    table.add_column("NAME", overflow="fold")
     table.add_column("STATUS", no_wrap=True)
     table.add_column("METHOD", no_wrap=True)
     table.add_column("PROGRESS", no_wrap=True, justify="right")
@@ -93,7 +93,7 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
             status_text(job["status"]),
             _method_of(job),
             _steps_of(job),
-            format_time(job.get("created_at")),
+            format_time(job.get("created_at"), seconds=False),
         )
     return table
 

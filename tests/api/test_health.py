@@ -2,6 +2,16 @@
 
 from typing import Any
 
+import pytest
+
+from app.api import health
+
+
+@pytest.fixture(autouse=True)
+def patient_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loaded test machine can take longer than production's 2 s to answer; reachability is what counts."""
+    monkeypatch.setattr(health, "CHECK_TIMEOUT_SECONDS", 30.0)
+
 
 def test_healthz_answers_without_a_key(anonymous_client: Any) -> None:
     response = anonymous_client.get("/healthz")

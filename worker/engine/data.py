@@ -106,7 +106,9 @@ def split_train_eval(
 
 def has_real_label_names(id2label: dict[int, str] | None) -> bool:
     """Whether a config names its labels, rather than the default LABEL_0, LABEL_1, ..."""
-    return bool(id2label) and not all(GENERIC_LABEL.fullmatch(str(name)) for name in id2label.values())
+    if not id2label:
+        return False
+    return not all(GENERIC_LABEL.fullmatch(str(name)) for name in id2label.values())
 
 
 def _normalise_label(value: Any, param: str) -> int | str:

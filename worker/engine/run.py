@@ -13,6 +13,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.spec import JobSpec, ModelRef
+from distillery.spec.methods import SequenceLevelKD
 from worker.engine.batching import eval_batch_order, iterate_batches
 from worker.engine.callbacks import Callbacks
 from worker.engine.curves import MetricsLog, plot_curves
@@ -128,7 +129,7 @@ def _run(
         )
         sequence_level = getattr(spec.method, "sequence_level", None)
         if sequence_level is not None and task == "causal_lm":
-            data = _add_teacher_continuations(spec, data, teacher, tokenizer, callbacks)
+            data = _add_teacher_continuations(spec, sequence_level, data, teacher, tokenizer, callbacks)
 
     student = build_student(
         spec.student, task, base_dir=base_dir, label2id=data.label2id, seed=training.seed, eager=eager
@@ -168,7 +169,7 @@ def _run(
     callbacks.on_message(f"saved the student ({_millions(exported)})")
 
     autocast, _ = autocast_context(training.precision, device)
-    eval_order = eval_batch_order(data.eval["length"], training.eval_batch_size or training.batch_size)
+    eval_order = eval_batch_order(list(data.eval["length"]), training.eval_batch_size or training.batch_size)
 
     def evaluate_model(model: torch.nn.Module) -> dict[str, float]:
         batches = iterate_batches(data.eval, eval_order, pad_token_id=data.pad_token_id)
@@ -186,7 +187,7 @@ def _run(
         student_dir=student_dir,
         student_metrics=student_metrics,
         teacher=teacher,
-        teacher_dir=teacher_dir if teacher else None,
+        teacher_dir=teacher_dir if teacher is not None else None,
         teacher_metrics=teacher_metrics,
         latency_batch=latency_batch,
         autocast=autocast,
@@ -211,13 +212,13 @@ def _run(
 
 def _add_teacher_continuations(
     spec: JobSpec,
+    settings: SequenceLevelKD,
     data: PreparedData,
     teacher: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     callbacks: Callbacks,
 ) -> PreparedData:
     """Sequence-level KD: the teacher continues every train prompt and the results join the train set."""
-    settings = spec.method.sequence_level  # type: ignore[union-attr]
     prompts = causal_lm_prompts(data.train, settings.prompt_tokens, tokenizer.eos_token_id)
     continuations = generate_continuations(
         teacher,

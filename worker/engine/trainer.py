@@ -68,8 +68,8 @@ def train(
     if training.max_steps is not None:
         total_steps = min(total_steps, training.max_steps)
     log_every = max(1, min(50, total_steps // 20))
-    lengths = data.train["length"]
-    eval_order = eval_batch_order(data.eval["length"], training.eval_batch_size or training.batch_size)
+    lengths = list(data.train["length"])
+    eval_order = eval_batch_order(list(data.eval["length"]), training.eval_batch_size or training.batch_size)
     autocast, precision = autocast_context(training.precision, device)
 
     seed_everything(training.seed)
@@ -99,10 +99,9 @@ def train(
                 epoch=state.epoch,
                 group_by_length=training.group_by_length,
             )
-        batches = iterate_batches(
-            data.train, state.batch_order, pad_token_id=data.pad_token_id, start=state.batch_index
-        )
-        while state.batch_index < len(state.batch_order) and state.step < total_steps:
+        order = state.batch_order
+        batches = iterate_batches(data.train, order, pad_token_id=data.pad_token_id, start=state.batch_index)
+        while state.batch_index < len(order) and state.step < total_steps:
             if callbacks.should_stop():
                 callbacks.on_message(f"stopped at step {state.step} on request")
                 return TrainResult("cancelled", state, precision=precision)
@@ -119,8 +118,8 @@ def train(
             )
             state.step += 1
             state.batch_index += len(group)
-            epoch_done = state.batch_index >= len(state.batch_order)
-            epoch = state.epoch + state.batch_index / len(state.batch_order)
+            epoch_done = state.batch_index >= len(order)
+            epoch = state.epoch + state.batch_index / len(order)
             callbacks.on_progress(step=state.step, total_steps=total_steps, epoch=epoch)
             metrics_log.append(step=state.step, epoch=epoch, split="train", metrics=terms)
             for name, value in terms.items():

@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from engine_helpers import loss_fell, train_losses
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 from distillery.spec.methods import FeatureMethod
 from worker.engine.errors import UserError
@@ -65,7 +67,9 @@ def test_padding_positions_do_not_change_the_feature_loss(make_bert, context, cl
 
 
 def test_feature_distillation_trains_a_classifier(make_bert, context, cls_batch, train):
-    method = FeatureDistillation(FeatureMethod(loss="cosine"), context(make_bert(), make_bert(layers=4, seed=1)))
+    method = FeatureDistillation(
+        FeatureMethod(loss="cosine"), context(make_bert(), make_bert(layers=4, seed=1))
+    )
     losses = train(method, cls_batch, steps=8)
     assert losses[-1] < losses[0]
 
@@ -76,3 +80,53 @@ def test_feature_distillation_trains_a_causal_lm_with_projectors(make_gpt2, cont
     assert method.layer_map == [(0, 0), (2, 1), (4, 2)]
     losses = train(method, lm_batch, steps=8)
     assert losses[-1] < losses[0]
+
+
+def test_feature_job_trains_a_narrower_classifier_that_loads(run_spec, fast_training, tmp_path):
+    spec = {
+        "teacher": {"path": "bert-sentiment"},
+        "student": {
+            "init": "config",
+            "config": {"num_hidden_layers": 2, "hidden_size": 16, "intermediate_size": 32},
+        },
+        "data": {"train_file": "file-sentiment", "max_length": 32},
+        "method": {"type": "feature", "feature_weight": 1.0},
+        "training": fast_training,
+    }
+    result = run_spec(spec, tmp_path)
+
+    assert result.status == "succeeded"
+    assert loss_fell(train_losses(tmp_path))
+    model = AutoModelForSequenceClassification.from_pretrained(result.student_dir)
+    assert model.config.hidden_size == 16 and model.config.num_hidden_layers == 2
+    # The projectors are training aids, not part of the saved student.
+    assert not any("projector" in name for name in model.state_dict())
+
+
+def test_feature_job_trains_a_causal_lm(run_spec, fast_training, tmp_path):
+    spec = {
+        "task": "causal_lm",
+        "teacher": {"path": "gpt2-counting"},
+        "student": {"init": "config", "config": {"num_hidden_layers": 2}},
+        "data": {"train_file": "file-counting", "max_length": 32},
+        "method": {"type": "feature", "layer_map": [[0, 0], [2, 1], [4, 2]], "loss": "cosine"},
+        "training": fast_training,
+    }
+    result = run_spec(spec, tmp_path)
+
+    assert result.status == "succeeded"
+    assert loss_fell(train_losses(tmp_path))
+    assert AutoModelForCausalLM.from_pretrained(result.student_dir).config.num_hidden_layers == 2
+
+
+def test_feature_job_with_a_bad_layer_index_fails_naming_the_field(run_spec, fast_training, tmp_path):
+    spec = {
+        "teacher": {"path": "bert-sentiment"},
+        "student": {"init": "config", "config": {"num_hidden_layers": 2}},
+        "data": {"train_file": "file-sentiment", "max_length": 32},
+        "method": {"type": "feature", "layer_map": [[9, 1]]},
+        "training": fast_training,
+    }
+    with pytest.raises(UserError) as caught:
+        run_spec(spec, tmp_path)
+    assert caught.value.param == "method.layer_map"

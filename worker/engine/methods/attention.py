@@ -13,7 +13,8 @@ from distillery.spec.methods import AttentionMethod
 from worker.engine.errors import UserError
 from worker.engine.losses import attention_map_loss, self_attention_relation_loss
 from worker.engine.methods.base import Method, MethodContext, model_inputs
-from worker.engine.methods.feature import check_layer_map, default_layer_map, num_layers, response_term
+from worker.engine.methods.feature import check_layer_map, default_layer_map, num_layers
+from worker.engine.methods.response import response_loss
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +129,11 @@ class AttentionDistillation(Method):
             student_logits, teacher_logits, attention, parts = self._tinybert_terms(batch)
         else:
             student_logits, teacher_logits, attention, parts = self._minilm_terms(batch)
-        response, kd, ce = response_term(
-            self.spec, self.task, student_logits, teacher_logits, batch["labels"]
-        )
+        response, terms = response_loss(self.task, self.spec, student_logits, teacher_logits, batch["labels"])
         loss = response + self.spec.attention_weight * attention
         terms = {
+            **terms,
             "loss": loss.item(),
-            "kd": kd.item(),
-            "ce": ce.item(),
             "attention": attention.item(),
             **parts,
         }

@@ -6,33 +6,13 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
-from distillery.spec.methods import FeatureMethod, SoftTargets
+from distillery.spec.methods import FeatureMethod
 from worker.engine.errors import UserError
-from worker.engine.losses import hard_target_loss, hidden_state_loss, soft_target_loss
-from worker.engine.methods.base import Method, MethodContext, Task, model_inputs
+from worker.engine.losses import hidden_state_loss
+from worker.engine.methods.base import Method, MethodContext, model_inputs
+from worker.engine.methods.response import response_loss
 
 logger = logging.getLogger(__name__)
-
-
-def response_term(
-    spec: SoftTargets, task: Task, student_logits: Tensor, teacher_logits: Tensor, labels: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(alpha * soft-target loss + (1 - alpha) * CE, soft-target loss, CE); causal LMs per shifted token."""
-    mask = None
-    if task == "causal_lm":
-        # Position t predicts token t + 1; -100 marks padding and prompt tokens, left out of both terms.
-        student_logits, teacher_logits, labels = student_logits[:, :-1], teacher_logits[:, :-1], labels[:, 1:]
-        mask = labels != -100
-    kd = soft_target_loss(
-        student_logits,
-        teacher_logits,
-        temperature=spec.temperature,
-        divergence=spec.divergence,
-        jsd_beta=spec.jsd_beta,
-        mask=mask,
-    )
-    ce = hard_target_loss(student_logits, labels)
-    return spec.alpha * kd + (1.0 - spec.alpha) * ce, kd, ce
 
 
 def num_layers(model: PreTrainedModel) -> int:
@@ -112,15 +92,14 @@ class FeatureDistillation(Method):
         with torch.no_grad():
             teacher_out = teacher(**inputs, output_hidden_states=True)
         student_out = self.student(**inputs, output_hidden_states=True)
-        response, kd, ce = response_term(
-            self.spec, self.task, student_out.logits, teacher_out.logits, batch["labels"]
+        response, terms = response_loss(
+            self.task, self.spec, student_out.logits, teacher_out.logits, batch["labels"]
         )
         feature = self.feature_loss(
             student_out.hidden_states, teacher_out.hidden_states, batch["attention_mask"]
         )
         loss = response + self.spec.feature_weight * feature
-        terms = {"loss": loss.item(), "kd": kd.item(), "ce": ce.item(), "feature": feature.item()}
-        return loss, terms
+        return loss, {**terms, "loss": loss.item(), "feature": feature.item()}
 
     def feature_loss(
         self, student_states: tuple[Tensor, ...], teacher_states: tuple[Tensor, ...], attention_mask: Tensor

@@ -7,8 +7,9 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel
 
 from distillery.spec.methods import MutualMethod
+from worker.engine.batching import IGNORE_INDEX
 from worker.engine.losses import hard_target_loss, soft_target_loss
-from worker.engine.methods.base import Method, MethodContext, model_inputs
+from worker.engine.methods.base import Method, MethodContext, model_inputs, next_token_view
 
 logger = logging.getLogger(__name__)
 
@@ -71,14 +72,13 @@ class MutualDistillation(Method):
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Sum over peers of CE + kl_weight * mean KL to each other peer's detached predictions."""
         inputs = model_inputs(batch)
-        labels = batch["labels"]
         logits = [peer(**inputs).logits for peer in self.all_peers()]
-        mask = None
+        labels, mask = batch["labels"], None
         if self.task == "causal_lm":
-            # Position t predicts token t + 1; -100 marks padding and prompt tokens.
-            logits = [peer_logits[:, :-1] for peer_logits in logits]
-            labels = labels[:, 1:]
-            mask = labels != -100
+            # Position t predicts token t + 1; IGNORE_INDEX marks padding and prompt tokens.
+            shifted = [next_token_view(peer_logits, labels) for peer_logits in logits]
+            logits, labels = [view[0] for view in shifted], shifted[0][1]
+            mask = labels != IGNORE_INDEX
         ces, kls = [], []
         for index, peer_logits in enumerate(logits):
             ces.append(hard_target_loss(peer_logits, labels))

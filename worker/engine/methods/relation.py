@@ -11,7 +11,7 @@ from distillery.spec.methods import RelationMethod
 from worker.engine.losses import rkd_angle_loss, rkd_distance_loss
 from worker.engine.methods.attention import captured_outputs
 from worker.engine.methods.base import Method, MethodContext, model_inputs
-from worker.engine.methods.feature import response_term
+from worker.engine.methods.response import response_loss
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +54,13 @@ class RelationDistillation(Method):
         with torch.no_grad():
             teacher_logits, teacher_pooled = forward_with_representation(teacher, inputs)
         student_logits, student_pooled = forward_with_representation(self.student, inputs)
-        response, kd, ce = response_term(
-            self.spec, self.task, student_logits, teacher_logits, batch["labels"]
-        )
+        response, terms = response_loss(self.task, self.spec, student_logits, teacher_logits, batch["labels"])
         distance = rkd_distance_loss(student_pooled, teacher_pooled)
         angle = rkd_angle_loss(student_pooled, teacher_pooled)
         loss = response + self.spec.distance_weight * distance + self.spec.angle_weight * angle
         terms = {
+            **terms,
             "loss": loss.item(),
-            "kd": kd.item(),
-            "ce": ce.item(),
             "rkd_distance": distance.item(),
             "rkd_angle": angle.item(),
         }

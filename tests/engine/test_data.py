@@ -1,0 +1,89 @@
+"""Data: reading files, the label set, causal-LM label masking, and seeded length-grouped batches."""
+
+import datasets
+import pytest
+
+from distillery.spec import DataSpec
+from worker.engine.batching import IGNORE_INDEX, collate, epoch_batch_order, eval_batch_order
+from worker.engine.data import (
+    add_generated_examples,
+    causal_lm_prompts,
+    check_columns,
+    read_table,
+    resolve_label2id,
+    tokenize_causal_lm,
+)
+from worker.engine.errors import UserError
+from worker.engine.models import load_tokenizer
+
+
+def test_a_latin1_csv_is_read(engine_env, tmp_path):
+    table = read_table(engine_env.files["file-sentiment-csv"], cache_dir=tmp_path)
+    assert len(table) == 96
+    assert table[0]["text"].endswith("café")
+
+
+def test_a_missing_label_column_names_the_field():
+    table = datasets.Dataset.from_dict({"text": ["a"], "target": [1]})
+    with pytest.raises(UserError) as caught:
+        check_columns(table, DataSpec(train_file="f"), "sequence_classification", file_param="data.train_file")
+    assert caught.value.param == "data.label_column"
+
+
+def test_labels_are_sorted_unless_the_teacher_names_them():
+    assert resolve_label2id(["pos", "neg", "pos"], None) == {"neg": 0, "pos": 1}
+    assert resolve_label2id([10, 2, 2], None) == {"2": 0, "10": 1}  # numbers sort as numbers
+    assert resolve_label2id(["pos", "neg"], {0: "LABEL_0", 1: "LABEL_1"}) == {"neg": 0, "pos": 1}
+    assert resolve_label2id(["pos", "neg"], {0: "pos", 1: "neg"}) == {"pos": 0, "neg": 1}
+    # Integer labels inside a named teacher's range are its ids (e.g. SST-2's 0/1).
+    assert resolve_label2id([0, 1], {0: "negative", 1: "positive"}) == {"negative": 0, "positive": 1}
+
+
+def test_causal_lm_labels_mask_the_prompt_and_end_with_eos(engine_env):
+    tokenizer = load_tokenizer(engine_env.model_root / "gpt2-counting")
+    table = datasets.Dataset.from_dict({"prompt": ["one two"], "text": ["three four"]})
+    spec = DataSpec(train_file="f", prompt_column="prompt", max_length=16)
+    row = tokenize_causal_lm(table, spec, tokenizer)[0]
+    eos = tokenizer.eos_token_id
+    assert row["input_ids"] == tokenizer("one two three four")["input_ids"] + [eos]
+    assert row["labels"] == [IGNORE_INDEX, IGNORE_INDEX, *row["input_ids"][2:]]
+
+
+def test_collate_pads_to_the_longest_and_ignores_padding_in_lm_labels():
+    rows = {"input_ids": [[5, 6, 7], [8]], "attention_mask": [[1, 1, 1], [1]], "labels": [[5, 6, 7], [8]]}
+    batch = collate(rows, pad_token_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [[5, 6, 7], [8, IGNORE_INDEX, IGNORE_INDEX]]
+    classes = collate({"input_ids": [[1], [2, 3]], "attention_mask": [[1], [1, 1]], "labels": [1, 0]}, pad_token_id=0)
+    assert classes["labels"].tolist() == [1, 0]
+
+
+def test_batch_order_is_seeded_complete_and_grouped_by_length():
+    lengths = [(i * 37) % 50 + 1 for i in range(200)]
+    order = epoch_batch_order(lengths, 8, seed=3, epoch=0, group_by_length=True)
+    assert order == epoch_batch_order(lengths, 8, seed=3, epoch=0, group_by_length=True)
+    assert order != epoch_batch_order(lengths, 8, seed=3, epoch=1, group_by_length=True)
+    assert sorted(i for batch in order for i in batch) == list(range(200))
+    random_order = epoch_batch_order(lengths, 8, seed=3, epoch=0, group_by_length=False)
+
+    def padded_tokens(batches):
+        return sum(max(lengths[i] for i in batch) * len(batch) for batch in batches)
+
+    assert padded_tokens(order) < padded_tokens(random_order)
+    assert sorted(i for batch in eval_batch_order(lengths, 16) for i in batch) == list(range(200))
+
+
+def test_sequence_level_prompts_and_generated_examples():
+    table = datasets.Dataset.from_dict({
+        "input_ids": [[1, 2, 3, 4, 9], [5, 6, 7]],
+        "attention_mask": [[1] * 5, [1] * 3],
+        "labels": [[1, 2, 3, 4, 9], [IGNORE_INDEX, 6, 7]],
+        "length": [5, 3],
+    })
+    prompts = causal_lm_prompts(table, prompt_tokens=2, eos_token_id=9)
+    assert prompts == [[1, 2], [5]]  # a masked prompt wins over prompt_tokens
+    extended = add_generated_examples(table, prompts, [[3, 9], []])
+    assert len(extended) == 3  # an empty continuation adds nothing
+    assert extended[2]["input_ids"] == [1, 2, 3, 9]
+    assert extended[2]["labels"] == [IGNORE_INDEX, IGNORE_INDEX, 3, 9]

@@ -1,0 +1,65 @@
+"""The report of a distillation: sizes, metrics, retention and latency of student and teacher; the curves."""
+
+import json
+
+import pytest
+from engine_helpers import RecordingCallbacks
+
+
+@pytest.fixture(scope="module")
+def distilled(engine_env, tmp_path_factory):
+    """A response distillation into a student made of every other teacher layer."""
+    from distillery.spec import JobSpec
+    from worker.engine.run import run_job
+
+    workdir = tmp_path_factory.mktemp("report")
+    spec = JobSpec.model_validate({
+        "teacher": {"path": "bert-sentiment"},
+        "student": {"init": "teacher_layers"},
+        "data": {"train_file": "file-sentiment-csv", "max_length": 32},
+        "method": {"type": "response"},
+        "training": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3},
+    })
+    callbacks = RecordingCallbacks()
+    result = run_job(spec, workdir=workdir, resolve_model=engine_env.resolve_model,
+                     resolve_file=engine_env.resolve_file, callbacks=callbacks, device="cpu")
+    return result, callbacks, workdir
+
+
+def test_report_compares_student_and_teacher(distilled):
+    result, _, workdir = distilled
+    report = result.report
+    student, teacher = report["student"], report["teacher"]
+    assert json.loads((workdir / "report.json").read_text()) == report
+    assert report["task"] == "sequence_classification" and report["method"] == "response"
+    assert student["parameters"]["total"] < teacher["parameters"]["total"]
+    for side in (student, teacher):
+        assert 0 < side["parameters"]["without_embeddings"] < side["parameters"]["total"]
+        assert side["size_on_disk_bytes"] > 0
+        assert side["latency_ms"] > 0
+        assert 0 <= side["eval"]["accuracy"] <= 1 and 0 <= side["eval"]["macro_f1"] <= 1
+    assert student["size_on_disk_bytes"] < teacher["size_on_disk_bytes"]
+    latency = report["latency"]
+    assert latency["batch_size"] >= 1 and latency["sequence_length"] >= 1 and latency["device"] == "cpu"
+    assert latency["speedup"] == pytest.approx(teacher["latency_ms"] / student["latency_ms"])
+    if teacher["eval"]["accuracy"] > 0:
+        expected = student["eval"]["accuracy"] / teacher["eval"]["accuracy"]
+        assert report["retention"]["accuracy"] == pytest.approx(expected)
+
+
+def test_outputs_are_the_report_the_curves_and_the_metrics(distilled):
+    result, callbacks, workdir = distilled
+    assert sorted(path.name for path in result.outputs) == ["curves.png", "metrics.jsonl", "report.json"]
+    assert (workdir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert {record["split"] for record in records} == {"train", "eval"}
+    assert any(m.startswith("loaded teacher (") and "parameters)" in m for m in callbacks.messages)
+    assert any(m.startswith("epoch 1/1 eval accuracy") for m in callbacks.messages)
+    assert any(split == "eval" for split, _, _ in callbacks.metrics)
+
+
+def test_the_student_keeps_every_other_teacher_layer(distilled):
+    from transformers import AutoConfig
+
+    result, _, _ = distilled
+    assert AutoConfig.from_pretrained(result.student_dir).num_hidden_layers == 2

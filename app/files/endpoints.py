@@ -54,13 +54,13 @@ def list_files(session: SessionDep, tenant: TenantDep, limit: Limit = 20, after:
     )
 
 
-@router.get("/{file_id}", summary="Get a file", responses=error_responses(401, 404))
+@router.get("/{file_id}", summary="Get a file", responses=error_responses(401, 404, 422))
 def get_file(file_id: FileId, session: SessionDep, tenant: TenantDep) -> FilePublic:
     """Get one uploaded file's metadata."""
     return FilePublic.from_row(service.get_file(session=session, tenant=tenant, file_id=file_id))
 
 
-@router.delete("/{file_id}", summary="Delete a file", responses=error_responses(401, 404, 409))
+@router.delete("/{file_id}", summary="Delete a file", responses=error_responses(401, 404, 409, 422))
 def delete_file(file_id: FileId, session: SessionDep, tenant: TenantDep, store: StoreDep) -> FileDeleted:
     """Delete a file that no queued or running job uses."""
     folder = service.delete_file(session=session, tenant=tenant, file_id=file_id)

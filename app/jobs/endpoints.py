@@ -95,19 +95,19 @@ def list_jobs(
     )
 
 
-@router.get("/{job_id}", summary="Get a job", responses=error_responses(401, 404))
+@router.get("/{job_id}", summary="Get a job", responses=error_responses(401, 404, 422))
 def get_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPublic:
     """Get a job's status, progress, error and result."""
     return JobPublic.from_row(service.get_job(session=session, tenant=tenant, job_id=job_id))
 
 
-@router.post("/{job_id}/cancel", summary="Cancel a job", responses=error_responses(401, 404, 409))
+@router.post("/{job_id}/cancel", summary="Cancel a job", responses=error_responses(401, 404, 409, 422))
 def cancel_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPublic:
     """Cancel a queued job at once, or ask a running one to stop at its next step."""
     return JobPublic.from_row(service.cancel_job(session=session, tenant=tenant, job_id=job_id))
 
 
-@router.delete("/{job_id}", summary="Delete a job", responses=error_responses(401, 404, 409))
+@router.delete("/{job_id}", summary="Delete a job", responses=error_responses(401, 404, 409, 422))
 def delete_job(job_id: JobId, session: SessionDep, tenant: TenantDep, store: StoreDep) -> JobDeleted:
     """Delete a finished job with its events, checkpoints and artifacts."""
     folder = service.delete_job(session=session, tenant=tenant, job_id=job_id)
@@ -136,7 +136,9 @@ def list_events(
     )
 
 
-@router.get("/{job_id}/checkpoints", summary="List a job's checkpoints", responses=error_responses(401, 404))
+@router.get(
+    "/{job_id}/checkpoints", summary="List a job's checkpoints", responses=error_responses(401, 404, 422)
+)
 def list_checkpoints(job_id: JobId, session: SessionDep, tenant: TenantDep) -> CheckpointList:
     """List the training states a job has saved, by step."""
     checkpoints = service.list_checkpoints(session=session, tenant=tenant, job_id=job_id)
@@ -148,7 +150,7 @@ def list_checkpoints(job_id: JobId, session: SessionDep, tenant: TenantDep) -> C
     )
 
 
-@router.get("/{job_id}/artifacts", summary="List a job's artifacts", responses=error_responses(401, 404))
+@router.get("/{job_id}/artifacts", summary="List a job's artifacts", responses=error_responses(401, 404, 422))
 def list_artifacts(job_id: JobId, session: SessionDep, tenant: TenantDep) -> ArtifactList:
     """List the files a job produced: the student archive, its report, its curves."""
     artifacts = service.list_artifacts(session=session, tenant=tenant, job_id=job_id)
@@ -166,7 +168,7 @@ def list_artifacts(job_id: JobId, session: SessionDep, tenant: TenantDep) -> Art
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The artifact's bytes."},
-        **error_responses(401, 404, 500),
+        **error_responses(401, 404, 422, 500),
     },
 )
 def download_artifact(

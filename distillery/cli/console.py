@@ -44,11 +44,22 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
-def format_time(timestamp: float | None, seconds: bool = True) -> str:
-    """Unix seconds as local 'YYYY-MM-DD HH:MM:SS' (or without seconds, for narrow tables), or '-'."""
+def format_time(timestamp: float | None) -> str:
+    """Unix seconds as local 'YYYY-MM-DD HH:MM:SS', or '-'."""
     if timestamp is None:
         return "-"
-    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_age(timestamp: float | None, now: float | None = None) -> str:
+    """How long ago, as '45s ago', '12m ago', '3h ago' or '5d ago': narrow enough for a table."""
+    if timestamp is None:
+        return "-"
+    elapsed = max(0, int((time.time() if now is None else now) - timestamp))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if elapsed >= size:
+            return f"{elapsed // size}{unit} ago"
+    return f"{elapsed}s ago"
 
 
 def format_duration(seconds: float | None) -> str:

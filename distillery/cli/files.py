@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from distillery.cli.console import format_time, say, stdout
+from distillery.cli.console import format_age, say, stdout
 from distillery.cli.state import client_of
 
 app = typer.Typer(help="Upload and list datasets (JSONL, CSV or Parquet).", no_args_is_help=True)
@@ -57,7 +57,7 @@ def files_table(files: list[dict[str, Any]]) -> Table:
             str(item.get("format", "")),
             "-" if rows is None else str(rows),
             format_bytes(item.get("bytes")),
-            format_time(item.get("created_at"), seconds=False),
+            format_age(item.get("created_at")),
         )
     return table
 

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from distillery.cli.console import (
     flatten,
+    format_age,
     format_duration,
     format_time,
     format_value,
@@ -93,7 +94,7 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
             status_text(job["status"]),
             _method_of(job),
             _steps_of(job),
-            format_time(job.get("created_at"), seconds=False),
+            format_age(job.get("created_at")),
         )
     return table
 
@@ -141,8 +142,7 @@ def job_details(job: dict[str, Any]) -> Table:
     grid.add_row(
         "data", f"train {data.get('train_file', '-')}, eval {data.get('eval_file') or 'split off train'}"
     )
-    progress = job.get("progress") or {}
-    grid.add_row("progress", f"{_steps_of(job)} steps, epoch {progress.get('epoch', '-')}")
+    grid.add_row("progress", _progress_of(job))
     grid.add_row("attempts", str(job.get("attempts", "-")))
     grid.add_row("created", format_time(job.get("created_at")))
     grid.add_row("started", format_time(job.get("started_at")))
@@ -193,6 +193,14 @@ def _steps_of(job: dict[str, Any]) -> str:
     if total:
         return f"{step or 0}/{total}"
     return str(step) if step else "-"
+
+
+def _progress_of(job: dict[str, Any]) -> str:
+    progress = job.get("progress") or {}
+    if not progress.get("step") and not progress.get("total_steps"):
+        return "not started"
+    epoch = progress.get("epoch")
+    return f"{_steps_of(job)} steps" + (f", epoch {epoch:g}" if epoch is not None else "")
 
 
 def _model_ref(ref: dict[str, Any] | None, default: str) -> str:

@@ -31,7 +31,9 @@ def load_tweets() -> list[dict[str, str]]:
     return rows
 
 
-def write_splits(out_dir: Path, *, train_rows: int | None, eval_rows: int, seed: int = 0) -> tuple[Split, Split]:
+def write_splits(
+    out_dir: Path, *, train_rows: int | None, eval_rows: int, seed: int = 0
+) -> tuple[Split, Split]:
     """Shuffle with `seed`, hold out `eval_rows`, take `train_rows` of the rest (None: all), write JSONL."""
     tweets = load_tweets()
     random.Random(seed).shuffle(tweets)

@@ -1,4 +1,4 @@
-"""With no configuration, `distillery up` runs a job on SQLite and a serverless broker, same code as production."""
+"""With no configuration, `distillery up` runs a job on SQLite and a serverless broker."""
 
 import socket
 from pathlib import Path
@@ -26,13 +26,15 @@ def test_the_embedded_default_runs_a_job_and_serves_its_student(tmp_path: Path) 
 
     with embedded_service(data_dir, port=free_port(), log_path=tmp_path / "service.log") as client:
         file = client.upload_file(dataset)
-        job = client.create_job({
-            "teacher": {"path": "tiny-teacher"},
-            "student": {"init": "teacher_layers", "layers": [1]},
-            "data": {"train_file": file["id"], "max_length": 16},
-            "method": {"type": "response"},
-            "training": {"epochs": 1, "batch_size": 16},
-        })
+        job = client.create_job(
+            {
+                "teacher": {"path": "tiny-teacher"},
+                "student": {"init": "teacher_layers", "layers": [1]},
+                "data": {"train_file": file["id"], "max_length": 16},
+                "method": {"type": "response"},
+                "training": {"epochs": 1, "batch_size": 16},
+            }
+        )
         done = client.wait(job["id"], poll=1.0, timeout=600)
         student = client.download_student(job["id"], tmp_path / "student")
 

@@ -202,7 +202,7 @@ def test_show_prints_details_error_and_result(api: FakeApi) -> None:
 
     assert code == 0
     assert "succeeded" in out
-    assert "300/300 steps, epoch 3.0" in out
+    assert "300/300 steps, epoch 3" in out
     assert "(took 1h 02m)" in out
     assert "student.parameters  4400000" in out
     assert "eval.accuracy       0.9123" in out

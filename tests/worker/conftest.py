@@ -15,13 +15,27 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 @pytest.fixture(scope="module")
-def worker_process(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    settings: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
     """`celery -A worker worker` as deployed, heartbeating every second; stopped after the module."""
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {**os.environ, "DISTILLERY_HEARTBEAT_SECONDS": "1", "DISTILLERY_RECONCILE_SECONDS": "3600"}
-    command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool=prefork", "--concurrency=1",
-               f"--queues={settings.queue_name}", "--hostname=test@%h", "--loglevel=INFO", "--without-gossip",
-               "--without-mingle"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker",
+        "worker",
+        "--pool=prefork",
+        "--concurrency=1",
+        f"--queues={settings.queue_name}",
+        "--hostname=test@%h",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     yield process
@@ -67,8 +81,9 @@ def distill_spec(teacher_path: str, train_file: str) -> dict[str, Any]:
 def wait_for() -> Callable[..., dict[str, Any]]:
     """Poll a job until `until(job)` holds (default: a terminal status); returns the job."""
 
-    def wait(client: Any, job_id: str, until: Callable[[dict[str, Any]], bool] | None = None,
-             timeout: float = 300) -> dict[str, Any]:
+    def wait(
+        client: Any, job_id: str, until: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 300
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()

@@ -42,7 +42,10 @@ def test_a_duplicate_delivery_of_a_job_runs_it_once(
 
 
 def test_a_queued_job_whose_publish_was_lost_is_republished_and_runs(
-    client: Any, db_session: Any, distill_spec: dict[str, Any], settings: Any,
+    client: Any,
+    db_session: Any,
+    distill_spec: dict[str, Any],
+    settings: Any,
     wait_for: Callable[..., dict[str, Any]],
 ) -> None:
     stale = utcnow() - timedelta(seconds=settings.requeue_after_seconds + 1)
@@ -54,12 +57,20 @@ def test_a_queued_job_whose_publish_was_lost_is_republished_and_runs(
 
 
 def test_a_job_whose_worker_died_is_retried_on_another(
-    client: Any, db_session: Any, distill_spec: dict[str, Any], settings: Any,
+    client: Any,
+    db_session: Any,
+    distill_spec: dict[str, Any],
+    settings: Any,
     wait_for: Callable[..., dict[str, Any]],
 ) -> None:
     silent = utcnow() - timedelta(seconds=settings.lease_seconds + 1)
     job_id = insert_job(
-        db_session, distill_spec, status=JobStatus.RUNNING, worker_id="gone:1", heartbeat_at=silent, attempts=1
+        db_session,
+        distill_spec,
+        status=JobStatus.RUNNING,
+        worker_id="gone:1",
+        heartbeat_at=silent,
+        attempts=1,
     )
 
     assert job_id in reconcile_once(settings)

@@ -41,9 +41,9 @@ from worker.engine.callbacks import Callbacks
 from worker.engine.run import RunResult, run_job
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<eos>"]
-FILLER = "the a movie film plot story actor scene music ending was is very quite really rather so".split()
+FILLER = "the a movie film plot story actor scene music ending was is very quite really rather so".split()  # noqa: SIM905
 POSITIVE, NEGATIVE = ["good", "great"], ["bad", "awful"]
-NUMBERS = "zero one two three four five six seven eight nine".split()
+NUMBERS = "zero one two three four five six seven eight nine".split()  # noqa: SIM905
 VOCAB = SPECIAL + FILLER + POSITIVE + NEGATIVE + NUMBERS
 
 FILES = {
@@ -116,9 +116,15 @@ def tiny_bert_classifier(vocab_size: int, *, layers: int = 4, seed: int = 0) -> 
     """A 32-wide BERT classifier for negative/positive with eager attention."""
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64, num_labels=2,
-        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+        vocab_size=vocab_size,
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
     )
     return BertForSequenceClassification._from_config(config, attn_implementation="eager")
 
@@ -126,8 +132,15 @@ def tiny_bert_classifier(vocab_size: int, *, layers: int = 4, seed: int = 0) -> 
 def tiny_gpt2(vocab_size: int, eos_token_id: int, *, layers: int = 4, seed: int = 0) -> GPT2LMHeadModel:
     """A 32-wide GPT-2 language model."""
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=layers, n_head=2, n_positions=64,
-                        bos_token_id=eos_token_id, eos_token_id=eos_token_id)
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_embd=32,
+        n_layer=layers,
+        n_head=2,
+        n_positions=64,
+        bos_token_id=eos_token_id,
+        eos_token_id=eos_token_id,
+    )
     return GPT2LMHeadModel._from_config(config, attn_implementation="eager")
 
 
@@ -143,7 +156,9 @@ def quick_fit(model: PreTrainedModel, batches: list[dict[str, torch.Tensor]], st
     model.eval()
 
 
-def _classifier_batches(tokenizer: BertTokenizerFast, rows: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
+def _classifier_batches(
+    tokenizer: BertTokenizerFast, rows: list[dict[str, Any]]
+) -> list[dict[str, torch.Tensor]]:
     batches = []
     for start in range(0, len(rows), 16):
         chunk = rows[start : start + 16]
@@ -153,7 +168,9 @@ def _classifier_batches(tokenizer: BertTokenizerFast, rows: list[dict[str, Any]]
     return batches
 
 
-def _lm_batches(tokenizer: PreTrainedTokenizerFast, rows: list[dict[str, Any]]) -> list[dict[str, torch.Tensor]]:
+def _lm_batches(
+    tokenizer: PreTrainedTokenizerFast, rows: list[dict[str, Any]]
+) -> list[dict[str, torch.Tensor]]:
     batches = []
     for start in range(0, len(rows), 16):
         texts = [r["text"] + " <eos>" for r in rows[start : start + 16]]
@@ -178,8 +195,9 @@ def engine_env(tmp_path_factory: pytest.TempPathFactory) -> EngineEnv:
     three = [{**row, "label": "abc"[i % 3]} for i, row in enumerate(sentiment)]
     env.files["file-three-labels"] = write_jsonl(env.data_dir / FILES["file-three-labels"], three)
     env.files["file-counting"] = write_jsonl(env.data_dir / FILES["file-counting"], counting)
-    prompts = [{"prompt": " ".join(r["text"].split()[:3]), "text": " ".join(r["text"].split()[3:])}
-               for r in counting]
+    prompts = [
+        {"prompt": " ".join(r["text"].split()[:3]), "text": " ".join(r["text"].split()[3:])} for r in counting
+    ]
     env.files["file-counting-prompts"] = write_jsonl(env.data_dir / FILES["file-counting-prompts"], prompts)
 
     bert_tok = bert_tokenizer(VOCAB)
@@ -213,7 +231,13 @@ def run_spec(engine_env: EngineEnv) -> Callable[..., RunResult]:
     """run_spec(spec_dict, workdir, callbacks=None): validate the dict as a JobSpec and run it."""
 
     def run(spec: dict[str, Any], workdir: Path, callbacks: Callbacks | None = None) -> RunResult:
-        return run_job(JobSpec.model_validate(spec), workdir=workdir, resolve_model=engine_env.resolve_model,
-                       resolve_file=engine_env.resolve_file, callbacks=callbacks, device="cpu")
+        return run_job(
+            JobSpec.model_validate(spec),
+            workdir=workdir,
+            resolve_model=engine_env.resolve_model,
+            resolve_file=engine_env.resolve_file,
+            callbacks=callbacks,
+            device="cpu",
+        )
 
     return run

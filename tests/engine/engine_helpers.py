@@ -26,11 +26,17 @@ class RecordingCallbacks(Callbacks):
     def on_metrics(self, *, step: int, epoch: float, split: str, metrics: dict[str, float]) -> None:  # type: ignore[override]
         self.metrics.append((split, step, dict(metrics)))
 
-    def on_checkpoint(self, *, step: int, epoch: float, path: Path, metrics: dict[str, Any], is_best: bool) -> None:
+    def on_checkpoint(
+        self, *, step: int, epoch: float, path: Path, metrics: dict[str, Any], is_best: bool
+    ) -> None:
         self.checkpoints.append((step, path, is_best))
 
     def should_stop(self) -> bool:
-        return self.stop_after_step is not None and bool(self.progress) and self.progress[-1] >= self.stop_after_step
+        return (
+            self.stop_after_step is not None
+            and bool(self.progress)
+            and self.progress[-1] >= self.stop_after_step
+        )
 
 
 def train_losses(workdir: Path) -> list[float]:

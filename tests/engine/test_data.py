@@ -26,7 +26,9 @@ def test_a_latin1_csv_is_read(engine_env, tmp_path):
 def test_a_missing_label_column_names_the_field():
     table = datasets.Dataset.from_dict({"text": ["a"], "target": [1]})
     with pytest.raises(UserError) as caught:
-        check_columns(table, DataSpec(train_file="f"), "sequence_classification", file_param="data.train_file")
+        check_columns(
+            table, DataSpec(train_file="f"), "sequence_classification", file_param="data.train_file"
+        )
     assert caught.value.param == "data.label_column"
 
 
@@ -55,7 +57,9 @@ def test_collate_pads_to_the_longest_and_ignores_padding_in_lm_labels():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[5, 6, 7], [8, IGNORE_INDEX, IGNORE_INDEX]]
-    classes = collate({"input_ids": [[1], [2, 3]], "attention_mask": [[1], [1, 1]], "labels": [1, 0]}, pad_token_id=0)
+    classes = collate(
+        {"input_ids": [[1], [2, 3]], "attention_mask": [[1], [1, 1]], "labels": [1, 0]}, pad_token_id=0
+    )
     assert classes["labels"].tolist() == [1, 0]
 
 
@@ -75,12 +79,14 @@ def test_batch_order_is_seeded_complete_and_grouped_by_length():
 
 
 def test_sequence_level_prompts_and_generated_examples():
-    table = datasets.Dataset.from_dict({
-        "input_ids": [[1, 2, 3, 4, 9], [5, 6, 7]],
-        "attention_mask": [[1] * 5, [1] * 3],
-        "labels": [[1, 2, 3, 4, 9], [IGNORE_INDEX, 6, 7]],
-        "length": [5, 3],
-    })
+    table = datasets.Dataset.from_dict(
+        {
+            "input_ids": [[1, 2, 3, 4, 9], [5, 6, 7]],
+            "attention_mask": [[1] * 5, [1] * 3],
+            "labels": [[1, 2, 3, 4, 9], [IGNORE_INDEX, 6, 7]],
+            "length": [5, 3],
+        }
+    )
     prompts = causal_lm_prompts(table, prompt_tokens=2, eos_token_id=9)
     assert prompts == [[1, 2], [5]]  # a masked prompt wins over prompt_tokens
     extended = add_generated_examples(table, prompts, [[3, 9], []])

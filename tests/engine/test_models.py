@@ -7,7 +7,13 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 
 from distillery.spec import StudentSpec
 from worker.engine.errors import UserError
-from worker.engine.models import build_student, count_parameters, default_layers, find_layer_list, student_from_layers
+from worker.engine.models import (
+    build_student,
+    count_parameters,
+    default_layers,
+    find_layer_list,
+    student_from_layers,
+)
 
 
 def test_default_layers_are_every_other_one_ending_with_the_last():
@@ -21,9 +27,15 @@ def test_bert_student_copies_embeddings_chosen_layers_and_head(engine_env):
     student = student_from_layers(teacher, [0, 3], task="sequence_classification", eager=False, seed=0)
     assert student.config.num_hidden_layers == 2
     t, s = teacher.state_dict(), student.state_dict()
-    assert torch.equal(s["bert.embeddings.word_embeddings.weight"], t["bert.embeddings.word_embeddings.weight"])
-    assert torch.equal(s["bert.encoder.layer.1.output.dense.weight"], t["bert.encoder.layer.3.output.dense.weight"])
-    assert torch.equal(s["bert.encoder.layer.0.output.dense.weight"], t["bert.encoder.layer.0.output.dense.weight"])
+    assert torch.equal(
+        s["bert.embeddings.word_embeddings.weight"], t["bert.embeddings.word_embeddings.weight"]
+    )
+    assert torch.equal(
+        s["bert.encoder.layer.1.output.dense.weight"], t["bert.encoder.layer.3.output.dense.weight"]
+    )
+    assert torch.equal(
+        s["bert.encoder.layer.0.output.dense.weight"], t["bert.encoder.layer.0.output.dense.weight"]
+    )
     assert torch.equal(s["classifier.weight"], t["classifier.weight"])
 
 
@@ -45,22 +57,46 @@ def test_layers_of_an_unknown_architecture_cannot_be_copied():
 
 
 def test_config_student_applies_overrides_and_the_data_labels(engine_env):
-    spec = StudentSpec(init="config", config={"num_hidden_layers": 1, "hidden_size": 16, "intermediate_size": 32})
+    spec = StudentSpec(
+        init="config", config={"num_hidden_layers": 1, "hidden_size": 16, "intermediate_size": 32}
+    )
     labels = {"a": 0, "b": 1, "c": 2}
-    student = build_student(spec, "sequence_classification", base_dir=engine_env.model_root / "bert-sentiment",
-                            label2id=labels, seed=0, eager=False)
-    assert (student.config.num_hidden_layers, student.config.hidden_size, student.config.num_labels) == (1, 16, 3)
+    student = build_student(
+        spec,
+        "sequence_classification",
+        base_dir=engine_env.model_root / "bert-sentiment",
+        label2id=labels,
+        seed=0,
+        eager=False,
+    )
+    assert (student.config.num_hidden_layers, student.config.hidden_size, student.config.num_labels) == (
+        1,
+        16,
+        3,
+    )
     assert student.config.id2label == {0: "a", 1: "b", 2: "c"}
-    again = build_student(spec, "sequence_classification", base_dir=engine_env.model_root / "bert-sentiment",
-                          label2id=labels, seed=0, eager=False)
+    again = build_student(
+        spec,
+        "sequence_classification",
+        base_dir=engine_env.model_root / "bert-sentiment",
+        label2id=labels,
+        seed=0,
+        eager=False,
+    )
     assert all(torch.equal(p, q) for p, q in zip(student.parameters(), again.parameters(), strict=True))
 
 
 def test_an_inconsistent_config_is_a_user_error(engine_env):
     spec = StudentSpec(init="config", config={"hidden_size": 30, "num_attention_heads": 4})
     with pytest.raises(UserError) as caught:
-        build_student(spec, "sequence_classification", base_dir=engine_env.model_root / "bert-sentiment",
-                      label2id={"a": 0, "b": 1}, seed=0, eager=False)
+        build_student(
+            spec,
+            "sequence_classification",
+            base_dir=engine_env.model_root / "bert-sentiment",
+            label2id={"a": 0, "b": 1},
+            seed=0,
+            eager=False,
+        )
     assert caught.value.param == "student.config"
 
 

@@ -13,16 +13,24 @@ def distilled(engine_env, tmp_path_factory):
     from worker.engine.run import run_job
 
     workdir = tmp_path_factory.mktemp("report")
-    spec = JobSpec.model_validate({
-        "teacher": {"path": "bert-sentiment"},
-        "student": {"init": "teacher_layers"},
-        "data": {"train_file": "file-sentiment-csv", "max_length": 32},
-        "method": {"type": "response"},
-        "training": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3},
-    })
+    spec = JobSpec.model_validate(
+        {
+            "teacher": {"path": "bert-sentiment"},
+            "student": {"init": "teacher_layers"},
+            "data": {"train_file": "file-sentiment-csv", "max_length": 32},
+            "method": {"type": "response"},
+            "training": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3},
+        }
+    )
     callbacks = RecordingCallbacks()
-    result = run_job(spec, workdir=workdir, resolve_model=engine_env.resolve_model,
-                     resolve_file=engine_env.resolve_file, callbacks=callbacks, device="cpu")
+    result = run_job(
+        spec,
+        workdir=workdir,
+        resolve_model=engine_env.resolve_model,
+        resolve_file=engine_env.resolve_file,
+        callbacks=callbacks,
+        device="cpu",
+    )
     return result, callbacks, workdir
 
 

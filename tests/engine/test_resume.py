@@ -10,12 +10,22 @@ from safetensors.torch import load_file
 def resumable_spec() -> dict:
     """Dropout on, two batches per step and a checkpoint mid-epoch, so RNG and data position both matter."""
     return {
-        "student": {"init": "config", "model": {"path": "bert-sentiment"}, "config": {"num_hidden_layers": 2}},
+        "student": {
+            "init": "config",
+            "model": {"path": "bert-sentiment"},
+            "config": {"num_hidden_layers": 2},
+        },
         "data": {"train_file": "file-sentiment", "max_length": 32, "max_train_samples": 48},
         "method": {"type": "supervised"},
         "training": {
-            "epochs": 2, "batch_size": 8, "gradient_accumulation_steps": 2, "learning_rate": 3e-3,
-            "warmup_ratio": 0.2, "lr_scheduler": "cosine", "checkpoint_every_steps": 2, "seed": 7,
+            "epochs": 2,
+            "batch_size": 8,
+            "gradient_accumulation_steps": 2,
+            "learning_rate": 3e-3,
+            "warmup_ratio": 0.2,
+            "lr_scheduler": "cosine",
+            "checkpoint_every_steps": 2,
+            "seed": 7,
         },
     }
 

@@ -1,4 +1,4 @@
-"""Response distillation through `run_job`: classifier soft targets, token-level LM KD and sequence-level KD."""
+"""Response distillation via `run_job`: classifier soft targets, token-level and sequence-level LM KD."""
 
 import pytest
 import torch
@@ -31,13 +31,21 @@ def test_classifier_student_learns_from_the_teacher(run_spec, fast_training, tmp
 
 
 @pytest.mark.parametrize("divergence", ["forward_kl", "reverse_kl", "jsd"])
-def test_causal_lm_token_level_kd_lowers_the_loss_with_each_divergence(run_spec, fast_training, tmp_path, divergence):
+def test_causal_lm_token_level_kd_lowers_the_loss_with_each_divergence(
+    run_spec, fast_training, tmp_path, divergence
+):
     spec = {
         "task": "causal_lm",
         "teacher": {"path": "gpt2-counting"},
         "student": {"init": "config", "config": {"num_hidden_layers": 2}},
         "data": {"train_file": "file-counting", "max_length": 32},
-        "method": {"type": "response", "divergence": divergence, "jsd_beta": 0.3, "temperature": 1.5, "alpha": 0.7},
+        "method": {
+            "type": "response",
+            "divergence": divergence,
+            "jsd_beta": 0.3,
+            "temperature": 1.5,
+            "alpha": 0.7,
+        },
         "training": fast_training,
     }
     result = run_spec(spec, tmp_path)
@@ -45,7 +53,10 @@ def test_causal_lm_token_level_kd_lowers_the_loss_with_each_divergence(run_spec,
     assert result.status == "succeeded"
     assert loss_fell(train_losses(tmp_path))
     # Better than guessing uniformly over the vocabulary.
-    assert result.report["student"]["eval"]["perplexity"] < AutoConfig.from_pretrained(result.student_dir).vocab_size
+    assert (
+        result.report["student"]["eval"]["perplexity"]
+        < AutoConfig.from_pretrained(result.student_dir).vocab_size
+    )
 
 
 def test_sequence_level_kd_trains_on_teacher_continuations(run_spec, fast_training, tmp_path):
@@ -84,8 +95,11 @@ def test_masked_positions_do_not_change_the_token_level_loss():
 def test_sequence_level_on_a_classifier_is_a_user_error():
     from transformers import BertConfig, BertForSequenceClassification
 
-    model = BertForSequenceClassification(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1,
-                                                     num_attention_heads=2, intermediate_size=16))
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+        )
+    )
     context = MethodContext("sequence_classification", model, model, lambda seed: model, 2)
     with pytest.raises(UserError) as caught:
         ResponseDistillation(ResponseMethod(sequence_level={}), context)

@@ -1,4 +1,4 @@
-"""Supervised training through `run_job`: no teacher needed, the loss falls, the student loads and predicts."""
+"""Supervised training via `run_job`: no teacher needed, the loss falls, the student loads and predicts."""
 
 import torch
 from engine_helpers import RecordingCallbacks, loss_fell, train_losses
@@ -23,7 +23,9 @@ def test_supervised_classifier_learns_and_is_compared_with_a_named_teacher(run_s
     assert model.config.num_hidden_layers == 2
     assert model.config.id2label == {0: "negative", 1: "positive"}
     with torch.no_grad():
-        logits = model(**tokenizer(["the movie was good", "an awful plot"], padding=True, return_tensors="pt")).logits
+        logits = model(
+            **tokenizer(["the movie was good", "an awful plot"], padding=True, return_tensors="pt")
+        ).logits
     assert logits.shape == (2, 2)
     # Supervised training never loads the teacher to train; it is evaluated afterwards for the report.
     assert not any(m.startswith("loaded teacher") for m in callbacks.messages)
@@ -50,5 +52,7 @@ def test_supervised_causal_lm_learns_and_reports_no_teacher(run_spec, fast_train
     model = AutoModelForCausalLM.from_pretrained(result.student_dir)
     tokenizer = AutoTokenizer.from_pretrained(result.student_dir)
     prompt = tokenizer("three four five", return_tensors="pt")
-    generated = model.generate(**prompt, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.eos_token_id)
+    generated = model.generate(
+        **prompt, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.eos_token_id
+    )
     assert generated.shape[1] <= prompt["input_ids"].shape[1] + 3

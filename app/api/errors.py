@@ -18,6 +18,7 @@ ErrorType = Literal["user", "system"]
 # Path parts FastAPI puts in front of a field's location; a client's param names the field alone.
 REQUEST_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
 CUSTOM_PARAM_PREFIX = "param:"
+DISCRIMINATOR = "type"
 STATUS_CODES = {
     400: "invalid_request",
     401: "unauthorized",
@@ -129,27 +130,27 @@ def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
 
 def field_param(error: dict[str, Any], body: Any) -> str | None:
     """The dotted field of a validation error, as a client wrote it."""
+    if error.get("type") == "json_invalid":
+        return None
     location = list(error.get("loc", ()))
     if location and location[0] in REQUEST_PARTS:
         location = location[1:]
-    if error.get("type") == "json_invalid":
-        return None
+    parts = _without_union_tags(location, body)
     kind = str(error.get("type", ""))
     if kind.startswith(CUSTOM_PARAM_PREFIX):
-        location += kind.removeprefix(CUSTOM_PARAM_PREFIX).split(".")
-    parts = [str(part) for part in _without_union_tags(location, body)]
-    return ".".join(parts) or None
+        parts += kind.removeprefix(CUSTOM_PARAM_PREFIX).split(".")
+    return ".".join(str(part) for part in parts) or None
 
 
 def _without_union_tags(location: Sequence[Any], body: Any) -> list[Any]:
     """Drop the tags pydantic inserts for discriminated unions (`method.response.alpha` -> `method.alpha`).
 
-    A tag is recognised by walking the submitted body: it is a location part that is not a key of the
-    object at that point but one of its values (the discriminator, e.g. `"type": "response"`).
+    Every discriminated union of the job spec is keyed by `type`, so a tag is recognised by walking the
+    submitted body: a location part that is not a key of the object there but equals its `type`.
     """
     node, kept = body, []
     for part in location:
-        if isinstance(node, dict) and part not in node and part in node.values():
+        if isinstance(node, dict) and part not in node and node.get(DISCRIMINATOR) == part:
             continue
         kept.append(part)
         node = _child(node, part)

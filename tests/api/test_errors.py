@@ -47,7 +47,7 @@ def test_union_tags_are_removed_from_the_field_path() -> None:
     layer = {"type": "greater_than_equal", "loc": ("body", "student", "layers", 1)}
     assert field_param(layer, body) == "student.layers.1"
     missing = {"type": "missing", "loc": ("body", "data", "train_file")}
-    assert field_param(missing, {"data": {}}) == "data.train_file"
+    assert field_param(missing, {"data": {"text_column": "train_file"}}) == "data.train_file"
 
 
 def test_a_validator_error_names_its_field_after_the_location() -> None:
@@ -55,3 +55,5 @@ def test_a_validator_error_names_its_field_after_the_location() -> None:
     assert field_param(error, {}) == "student.model"
     nested = {"type": "param:path", "loc": ("body", "teacher")}
     assert field_param(nested, {"teacher": {}}) == "teacher.path"
+    named_like_a_value = {"type": "param:config", "loc": ("body", "student")}
+    assert field_param(named_like_a_value, {"student": {"init": "config"}}) == "student.config"

@@ -74,7 +74,7 @@ def test_the_api_never_imports_torch() -> None:
     code = (
         "import sys, app.main, app.jobs.queue, app.jobs.model_refs;"
         "heavy = sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules);"
-        "sys.exit(', '.join(heavy))"
+        "print(', '.join(heavy)); sys.exit(1 if heavy else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr or result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr

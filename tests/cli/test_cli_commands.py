@@ -304,3 +304,14 @@ def test_global_options_reach_the_client(option: str) -> None:
 
     assert result.exit_code == 0
     assert (state.url if option == "--url" else state.api_key) == "value-1"
+
+
+def test_show_of_a_failed_job_prints_its_error_in_one_line(api: FakeApi) -> None:
+    error = {"code": "invalid_data", "message": "column 'label' not found", "param": "data.label_column"}
+    api.route("GET", "/v1/jobs/job_e", make_job("job_e", "failed", error=error))
+
+    code, out, _ = run(api, "show", "job_e")
+
+    assert code == 0
+    assert "Error: invalid_data: column 'label' not found (data.label_column)" in out.splitlines()
+    assert "progress  not started" in out

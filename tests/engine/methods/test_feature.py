@@ -12,7 +12,7 @@ from worker.engine.methods.feature import FeatureDistillation, default_layer_map
 
 def test_default_layer_map_spreads_student_layers_over_teacher_layers():
     assert default_layer_map(4, 2) == [(0, 0), (2, 1), (4, 2)]
-    assert default_layer_map(6, 4) == [(0, 0), (2, 1), (3, 2), (5, 3)]  # 1.5 and 4.5 round up
+    assert default_layer_map(6, 4) == [(0, 0), (2, 1), (3, 2), (5, 3), (6, 4)]  # 1.5 and 4.5 round up
     assert default_layer_map(3, 3) == [(0, 0), (1, 1), (2, 2), (3, 3)]
 
 

@@ -82,7 +82,7 @@ def wait_for() -> Callable[..., dict[str, Any]]:
     """Poll a job until `until(job)` holds (default: a terminal status); returns the job."""
 
     def wait(
-        client: Any, job_id: str, until: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 300
+        client: Any, job_id: str, until: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 600
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:

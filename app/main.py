@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from alembic import command
@@ -33,6 +34,14 @@ TAGS = [
 ]
 
 
+def package_version() -> str:
+    """The installed package's version, for the OpenAPI document."""
+    try:
+        return version("distillery")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
 def upgrade_database(settings: Settings, revision: str = "head") -> None:
     """Apply the Alembic migrations to the settings' database."""
     config = Config()
@@ -60,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Distillery",
         description=DESCRIPTION,
-        version="1.0.0",
+        version=package_version(),
         openapi_tags=TAGS,
         lifespan=lifespan,
     )

@@ -4,7 +4,6 @@ import logging
 import threading
 from datetime import timedelta
 
-from app.jobs.queue import publish_job
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,6 +12,7 @@ from app.core.config import Settings
 from app.core.db import session_scope
 from app.jobs.events import append_event
 from app.jobs.models import Job, JobStatus
+from app.jobs.queue import publish_job
 from app.jobs.transitions import IllegalTransition, transition
 
 logger = logging.getLogger(__name__)

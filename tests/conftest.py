@@ -14,29 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
+from postgres_admin import admin_execute, database_url
 from upload_samples import SAMPLE_ROWS, dataset_bytes
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "DISTILLERY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_URL = "redis://127.0.0.1:6379/15"
 TABLES_CHILDREN_FIRST = ["artifacts", "checkpoints", "job_events", "jobs", "files", "api_keys"]
-
 _run = {"database": f"distillery_test_{secrets.token_hex(4)}", "data_dir": ""}
-
-
-def database_url(name: str) -> str:
-    """The SQLAlchemy URL of a database on the test server."""
-    server = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return f"{server}/{name}"
-
-
-def admin_execute(statement: str) -> None:
-    """Run one statement on the server's maintenance database, outside a transaction."""
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        connection.execute(statement)  # type: ignore[arg-type]
 
 
 def pytest_configure(config: pytest.Config) -> None:

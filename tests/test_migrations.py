@@ -9,7 +9,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from conftest import admin_execute, database_url
+from postgres_admin import admin_execute, database_url
 from sqlalchemy import create_engine, inspect
 
 from app.main import MIGRATIONS_DIR

@@ -88,7 +88,12 @@ class AttentionMethod(SoftTargets):
         None, description="tinybert only: pairs [teacher_layer, student_layer] of 0-based transformer layers."
     )
     relation_heads: int | None = Field(
-        None, ge=1, description="minilm only: heads the relations are split into (default: the student's)."
+        None,
+        ge=1,
+        description=(
+            "minilm only: heads the relations are split into (default: the most, up to the larger "
+            "model's head count, that divide both models' widths)."
+        ),
     )
 
 

@@ -223,7 +223,7 @@ def engine_env(tmp_path_factory: pytest.TempPathFactory) -> EngineEnv:
 @pytest.fixture
 def fast_training() -> dict[str, Any]:
     """Training settings that run in about a second on tiny models."""
-    return {"epochs": 2, "batch_size": 16, "learning_rate": 3e-3, "warmup_ratio": 0.0, "seed": 0}
+    return {"epochs": 6, "batch_size": 16, "learning_rate": 3e-3, "warmup_ratio": 0.0, "seed": 0}
 
 
 @pytest.fixture

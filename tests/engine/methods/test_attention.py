@@ -9,6 +9,7 @@ from worker.engine.errors import UserError
 from worker.engine.methods.attention import (
     AttentionDistillation,
     default_attention_layer_map,
+    default_relation_heads,
     last_layer_projections,
 )
 
@@ -53,7 +54,8 @@ def test_minilm_works_with_different_heads_and_widths(make_bert, context, cls_ba
     student = make_bert(hidden=32, heads=2, eager=True)
     teacher = make_bert(hidden=48, heads=4, layers=3, eager=True, seed=1)
     method = AttentionDistillation(AttentionMethod(style="minilm"), context(student, teacher))
-    assert method.relation_heads == 2
+    # The default is the most heads, up to the teacher's 4, that split both widths (32 and 48).
+    assert method.relation_heads == 4
     loss, terms = method.training_loss(cls_batch)
     assert {"relation_query", "relation_key", "relation_value"} <= terms.keys()
     assert terms["attention"] == pytest.approx(
@@ -76,6 +78,12 @@ def test_minilm_leaves_no_hooks_behind(make_bert, context, cls_batch):
         projections = last_layer_projections(model)
         assert projections is not None
         assert all(not projection._forward_hooks for projection in projections.values())
+
+
+def test_minilm_default_relation_heads_divide_widths_the_head_counts_do_not():
+    assert default_relation_heads([32, 24], [2, 3]) == 2
+    assert default_relation_heads([384, 384], [12, 12]) == 12
+    assert default_relation_heads([30, 21], [5, 7]) == 3
 
 
 def test_minilm_relation_heads_must_divide_both_widths(make_bert, context):

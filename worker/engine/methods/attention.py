@@ -1,6 +1,7 @@
 """Attention distillation: TinyBERT attention maps or MiniLMv2 Q/K/V relations, plus the response term."""
 
 import logging
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -104,7 +105,8 @@ class AttentionDistillation(Method):
         """Both models expose last-layer Q/K/V projections whose widths split into the relation heads."""
         if self.spec.layer_map is not None:
             logger.warning("method.layer_map is ignored by style 'minilm', which uses the last layer only")
-        self.relation_heads = self.spec.relation_heads or int(self.student.config.num_attention_heads)
+        widths: list[int] = []
+        sides = []
         for side, model in (("teacher", teacher), ("student", self.student)):
             projections = last_layer_projections(model)
             if projections is None:
@@ -113,6 +115,12 @@ class AttentionDistillation(Method):
                     f"which the {side} ({type(model).__name__}) does not expose",
                     param="method.style",
                 )
+            sides.append((side, projections))
+            widths += [w for w in (getattr(p, "out_features", None) for p in projections.values()) if w]
+        self.relation_heads = self.spec.relation_heads or default_relation_heads(
+            widths, [int(teacher.config.num_attention_heads), int(self.student.config.num_attention_heads)]
+        )
+        for side, projections in sides:
             for relation, projection in projections.items():
                 width = getattr(projection, "out_features", None)
                 if width is not None and width % self.relation_heads:
@@ -179,3 +187,10 @@ class AttentionDistillation(Method):
         }
         parts = {f"relation_{relation}": value.item() for relation, value in relations.items()}
         return student_logits, teacher_logits, torch.stack(list(relations.values())).sum(), parts
+
+
+def default_relation_heads(widths: list[int], head_counts: list[int]) -> int:
+    """The most relation heads, up to the larger model's head count, that split every projection width."""
+    common = math.gcd(*widths) if widths else 1
+    limit = max(head_counts)
+    return max(d for d in range(1, min(common, limit) + 1) if common % d == 0)

@@ -32,13 +32,21 @@ def make_celery() -> Celery:
         worker_max_tasks_per_child=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout_seconds,
-            "polling_interval": 1,
-        },
+        broker_transport_options=transport_options(settings.broker_url, settings.visibility_timeout_seconds),
         task_publish_retry=True,
     )
     return app
+
+
+def transport_options(broker_url: str, visibility_timeout: int) -> dict[str, int]:
+    """Redis redelivers unacked jobs only after the visibility timeout, so it must outlast any job.
+
+    The SQLAlchemy transport passes its options to `create_engine`, which accepts neither key; a job it
+    loses with its worker is recovered by the reconciler instead.
+    """
+    if broker_url.startswith("sqla+"):
+        return {}
+    return {"visibility_timeout": visibility_timeout, "polling_interval": 1}
 
 
 celery_app = make_celery()

@@ -3,8 +3,9 @@
 import logging
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -77,11 +78,26 @@ def up(
     worker_process = subprocess.Popen(
         [sys.executable, "-m", "distillery.cli", "worker", "--concurrency", "1"]
     )
+    server = uvicorn.Server(uvicorn.Config(APP_PATH, host=host, port=port))
+    # Without its worker the service would accept jobs that never run: stop it all instead.
+    watcher = threading.Thread(target=stop_server_when_exits, args=(worker_process, server), daemon=True)
+    watcher.start()
     try:
         print_banner(host, port, settings.dev_api_key)
-        uvicorn.run(APP_PATH, host=host, port=port)
+        server.run()
     finally:
         stop_process(worker_process)
+    if getattr(server, "worker_died", False):
+        raise CliError(f"the worker exited with code {worker_process.returncode}; see its log above")
+
+
+def stop_server_when_exits(process: subprocess.Popen[bytes], server: Any) -> None:
+    """Wait for the worker process; if it ends while the API serves, shut the API down."""
+    process.wait()
+    if not server.should_exit:
+        say(stderr(), f"The worker exited with code {process.returncode}; stopping the service.")
+        server.worker_died = True
+        server.should_exit = True
 
 
 def print_banner(host: str, port: int, dev_api_key: str | None) -> None:

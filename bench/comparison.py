@@ -1,0 +1,187 @@
+"""Teacher, distilled student and control as three jobs on a running service, and the table comparing them.
+
+The demo runs it on MiniLM-L6 and real tweets; a test runs it on tiny models so CI guards the pipeline.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from distillery.cli.follow import follow_job, print_outcome
+from distillery.client import DistilleryClient
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Hyperparameters of the three jobs; student and control share everything but the teacher."""
+
+    student_layers: list[int]
+    teacher_epochs: int = 2
+    student_epochs: int = 3
+    teacher_learning_rate: float = 5e-5
+    student_learning_rate: float = 1e-4
+    batch_size: int = 32
+    max_length: int = 64
+    seed: int = 0
+    distillation: dict[str, Any] = field(
+        default_factory=lambda: {"type": "feature", "temperature": 2.0, "alpha": 0.9, "feature_weight": 1.0}
+    )
+
+    def training(self, *, epochs: int, learning_rate: float) -> dict[str, Any]:
+        """The `training` block of a job spec."""
+        return {
+            "epochs": epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": learning_rate,
+            "warmup_ratio": 0.06,
+            "weight_decay": 0.01,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class Datasets:
+    """Uploaded file ids and the columns the jobs read."""
+
+    train_file: str
+    eval_file: str
+
+    def spec(self, max_length: int) -> dict[str, Any]:
+        """The `data` block of a job spec."""
+        return {
+            "train_file": self.train_file,
+            "eval_file": self.eval_file,
+            "text_column": "text",
+            "label_column": "label",
+            "max_length": max_length,
+        }
+
+
+def upload(client: DistilleryClient, train: Path, evaluation: Path) -> Datasets:
+    """Upload both splits through `POST /v1/files`."""
+    return Datasets(client.upload_file(train)["id"], client.upload_file(evaluation)["id"])
+
+
+def job_specs(base_model: str, teacher_job: str | None, data: Datasets, recipe: Recipe) -> dict[str, Any]:
+    """The three specs. The teacher fine-tunes the base model; the distilled student starts from the
+    fine-tuned teacher's layers (DistilBERT-style); the control starts from the same layers of the base
+    model, since starting from the teacher's weights would be learning from the teacher."""
+    data_spec = data.spec(recipe.max_length)
+    student_training = recipe.training(
+        epochs=recipe.student_epochs, learning_rate=recipe.student_learning_rate
+    )
+    teacher_ref = {"job": teacher_job} if teacher_job else {"path": base_model}
+    return {
+        "teacher": {
+            "student": {"init": "pretrained", "model": {"path": base_model}},
+            "data": data_spec,
+            "method": {"type": "supervised"},
+            "training": recipe.training(
+                epochs=recipe.teacher_epochs, learning_rate=recipe.teacher_learning_rate
+            ),
+        },
+        "distilled": {
+            "teacher": teacher_ref,
+            "student": {"init": "teacher_layers", "layers": recipe.student_layers},
+            "data": data_spec,
+            "method": recipe.distillation,
+            "training": student_training,
+        },
+        "control": {
+            "student": {
+                "init": "teacher_layers",
+                "model": {"path": base_model},
+                "layers": recipe.student_layers,
+            },
+            "data": data_spec,
+            "method": {"type": "supervised"},
+            "training": student_training,
+        },
+    }
+
+
+def run_to_end(
+    client: DistilleryClient, spec: dict[str, Any], name: str, downloads: Path, console: Console
+) -> dict[str, Any]:
+    """Post a job, show its progress until it ends, download its student; returns the finished job."""
+    job = client.create_job(spec, name=name)
+    console.print(f"[bold]{name}[/]: job {job['id']}")
+    job = follow_job(client, job["id"], console, poll=2.0)
+    print_outcome(console, job)
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"{name} ended {job['status']}: {job['error']}")
+    student = client.download_student(job["id"], downloads / name)
+    console.print(f"{name}: student in {student}")
+    return job
+
+
+def run_comparison(
+    client: DistilleryClient,
+    *,
+    base_model: str,
+    data: Datasets,
+    recipe: Recipe,
+    downloads: Path,
+    console: Console,
+) -> dict[str, Any]:
+    """Run teacher, distilled student and control in turn; returns the summary `summarize` builds."""
+    teacher_spec = job_specs(base_model, None, data, recipe)["teacher"]
+    teacher = run_to_end(client, teacher_spec, "teacher", downloads, console)
+    specs = job_specs(base_model, teacher["id"], data, recipe)
+    distilled = run_to_end(client, specs["distilled"], "distilled", downloads, console)
+    control = run_to_end(client, specs["control"], "control", downloads, console)
+    return summarize(teacher, distilled, control)
+
+
+def summarize(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
+    """The comparison, from the jobs' reports: the distilled job measured teacher and student side by side."""
+    report = distilled["result"]
+    rows = {
+        "teacher": report["teacher"],
+        "distilled student": report["student"],
+        "control student": control["result"]["student"],
+    }
+    accuracy = {name: side["eval"]["accuracy"] for name, side in rows.items()}
+    return {
+        "rows": rows,
+        "teacher_accuracy": accuracy["teacher"],
+        "student_accuracy": accuracy["distilled student"],
+        "control_accuracy": accuracy["control student"],
+        "retention": accuracy["distilled student"] / accuracy["teacher"],
+        "gain_over_control_points": 100 * (accuracy["distilled student"] - accuracy["control student"]),
+        "speedup": report["latency"]["speedup"],
+        "jobs": {"teacher": teacher["id"], "distilled": distilled["id"], "control": control["id"]},
+        "seconds": {
+            name: job_seconds(job)
+            for name, job in (("teacher", teacher), ("distilled", distilled), ("control", control))
+        },
+    }
+
+
+def job_seconds(job: dict[str, Any]) -> float | None:
+    """How long the job ran on its worker."""
+    if job.get("started_at") and job.get("finished_at"):
+        return round(job["finished_at"] - job["started_at"], 1)
+    return None
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The summary as a fixed-width table with the headline figures underneath."""
+    header = f"{'model':<18}{'params':>9}{'non-emb':>9}{'MB':>7}{'acc':>8}{'macro-F1':>10}{'latency ms':>12}"
+    lines = [header, "-" * len(header)]
+    for name, side in summary["rows"].items():
+        params = side["parameters"]
+        latency = side.get("latency_ms")
+        lines.append(
+            f"{name:<18}{params['total'] / 1e6:>8.1f}M{params['without_embeddings'] / 1e6:>8.1f}M"
+            f"{side['size_on_disk_bytes'] / 1e6:>7.1f}{side['eval']['accuracy']:>8.3f}"
+            f"{side['eval']['macro_f1']:>10.3f}{'-' if latency is None else f'{latency:.1f}':>12}"
+        )
+    speedup, gain = summary["speedup"], summary["gain_over_control_points"]
+    lines.append(
+        f"retention {summary['retention']:.1%}, gain over control {gain:+.1f} points"
+        + ("" if speedup is None else f", speed-up {speedup:.2f}x")
+    )
+    return "\n".join(lines)

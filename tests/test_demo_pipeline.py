@@ -1,0 +1,72 @@
+"""The demo's pipeline (teacher, distilled student, control through the embedded service) at a tiny scale."""
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
+
+from bench.comparison import Recipe, format_table, run_comparison, upload
+from bench.service import embedded_service
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_teacher_student_and_control_run_and_are_compared(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    save_tiny_bert_classifier(data_dir / "models" / "tiny-base", layers=4)
+    train, evaluation = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    train.write_bytes(jsonl_bytes(sentiment_rows(240, seed=1)))
+    evaluation.write_bytes(jsonl_bytes(sentiment_rows(80, seed=2)))
+    recipe = Recipe(
+        student_layers=[0, 2],
+        teacher_epochs=2,
+        student_epochs=2,
+        teacher_learning_rate=2e-3,
+        student_learning_rate=2e-3,
+        batch_size=16,
+        max_length=16,
+    )
+    output = Console(record=True, width=120)
+
+    with embedded_service(data_dir, port=free_port(), log_path=tmp_path / "service.log") as client:
+        summary = run_comparison(
+            client,
+            base_model="tiny-base",
+            data=upload(client, train, evaluation),
+            recipe=recipe,
+            downloads=tmp_path / "students",
+            console=output,
+        )
+        jobs = {name: client.get_job(job_id) for name, job_id in summary["jobs"].items()}
+
+    teacher, student, control = (
+        summary["rows"][name] for name in ("teacher", "distilled student", "control student")
+    )
+    assert student["parameters"]["without_embeddings"] < teacher["parameters"]["without_embeddings"]
+    assert student["parameters"]["without_embeddings"] == control["parameters"]["without_embeddings"]
+    assert summary["retention"] == pytest.approx(student["eval"]["accuracy"] / teacher["eval"]["accuracy"])
+    gain = 100 * (student["eval"]["accuracy"] - control["eval"]["accuracy"])
+    assert summary["gain_over_control_points"] == pytest.approx(gain)
+    assert summary["speedup"] > 0 and all(seconds > 0 for seconds in summary["seconds"].values())
+    # The distilled student learns from the finished teacher job; the control never sees a teacher.
+    assert jobs["distilled"]["spec"]["teacher"]["job"] == summary["jobs"]["teacher"]
+    assert jobs["control"]["spec"]["teacher"] is None
+    from transformers import AutoModelForSequenceClassification
+
+    for name, layers in (("teacher", 4), ("distilled", 2), ("control", 2)):
+        model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "students" / name / "student")
+        assert model.config.num_hidden_layers == layers
+    table = format_table(summary)
+    assert "distilled student" in table and "retention" in table
+    assert "succeeded" in output.export_text()
+    json.dumps(summary)

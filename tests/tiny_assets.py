@@ -7,6 +7,7 @@ from typing import Any
 
 WORDS = ["good", "great", "love", "bad", "awful", "hate", "the", "movie", "was", "it", "really", "a", "day"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+NUMBER_WORDS = "zero one two three four five six seven eight nine".split()  # noqa: SIM905
 LABELS = {"positive": ["good", "great", "love"], "negative": ["bad", "awful", "hate"]}
 
 
@@ -51,3 +52,33 @@ def sentiment_rows(count: int, *, seed: int = 0) -> list[dict[str, Any]]:
 def jsonl_bytes(rows: list[dict[str, Any]]) -> bytes:
     """Rows as JSON Lines."""
     return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
+
+def save_tiny_gpt2(directory: Path, *, layers: int = 2, seed: int = 0) -> Path:
+    """A GPT-2 LM over a whitespace word tokenizer with an EOS token, saved with save_pretrained."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = ["<eos>", "[UNK]", *NUMBER_WORDS, *WORDS]
+    word_level = Tokenizer(models.WordLevel({word: i for i, word in enumerate(vocab)}, unk_token="[UNK]"))
+    word_level.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, eos_token="<eos>", unk_token="[UNK]")
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=len(vocab), n_embd=32, n_layer=layers, n_head=2, n_positions=64)
+    config.bos_token_id = config.eos_token_id = 0
+    GPT2LMHeadModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def counting_rows(count: int, *, seed: int = 0) -> list[dict[str, Any]]:
+    """Runs of consecutive number words split into a prompt and its continuation."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        start, length = rng.randrange(10), rng.randint(6, 10)
+        words = [NUMBER_WORDS[(start + i) % 10] for i in range(length)]
+        rows.append({"prompt": " ".join(words[:3]), "text": " ".join(words[3:])})
+    return rows

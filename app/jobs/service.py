@@ -99,7 +99,14 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
         required["data.text_pair_column"] = data.text_pair_column
     if data.prompt_column is not None:
         required["data.prompt_column"] = data.prompt_column
-    for param, file_id in (("data.train_file", data.train_file), ("data.eval_file", data.eval_file)):
+    # A transfer set is unlabeled: it needs the text columns only.
+    texts_only = {param: column for param, column in required.items() if param != "data.label_column"}
+    files = (
+        ("data.train_file", data.train_file, required),
+        ("data.eval_file", data.eval_file, required),
+        ("data.transfer_file", data.transfer_file, texts_only),
+    )
+    for param, file_id, columns in files:
         if file_id is None:
             continue
         # A shared lock: a concurrent deletion of the file waits for this job to commit, and then sees it.
@@ -108,7 +115,7 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
         )
         if file is None:
             raise InvalidField(param, f"no file '{file_id}' exists", code="file_not_found")
-        for column_param, column in required.items():
+        for column_param, column in columns.items():
             if column not in file.columns:
                 raise InvalidField(
                     column_param,
@@ -197,7 +204,7 @@ def active_jobs_using(*, session: Session, tenant: str, file_id: str) -> list[st
     return [
         job_id
         for job_id, spec in _active_specs(session=session, tenant=tenant)
-        if file_id in (spec.get("data", {}).get("train_file"), spec.get("data", {}).get("eval_file"))
+        if file_id in {spec.get("data", {}).get(key) for key in ("train_file", "eval_file", "transfer_file")}
     ]
 
 

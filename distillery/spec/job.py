@@ -61,6 +61,13 @@ class DataSpec(StrictModel):
 
     train_file: str = Field(..., description="Id of an uploaded file (JSONL, CSV or Parquet).")
     eval_file: str | None = Field(None, description="Id of an uploaded eval file; default: split off train.")
+    transfer_file: str | None = Field(
+        None,
+        description=(
+            "Id of an uploaded file of unlabeled texts (a transfer set): the student learns the teacher's "
+            "outputs on them beside the labeled rows. Classification with a teacher method only."
+        ),
+    )
     eval_fraction: float = Field(0.1, gt=0, le=0.5, description="Share of train held out when no eval file.")
     text_column: str = "text"
     text_pair_column: str | None = Field(None, description="Second text of a pair (classification).")
@@ -71,6 +78,7 @@ class DataSpec(StrictModel):
     max_length: int = Field(128, ge=8, le=8192, description="Tokens per example after truncation.")
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
+    max_transfer_samples: int | None = Field(None, ge=1)
 
 
 class TrainingSpec(StrictModel):
@@ -116,6 +124,15 @@ class JobSpec(StrictModel):
             )
         if kind in TEACHER_METHODS and self.teacher is None:
             raise PydanticCustomError("param:teacher", "method '{kind}' needs a 'teacher'", {"kind": kind})
+        if self.data.transfer_file and (
+            self.task != "sequence_classification" or kind not in TEACHER_METHODS
+        ):
+            raise PydanticCustomError(
+                "param:data.transfer_file",
+                "a transfer set needs a teacher to label it: task sequence_classification with method "
+                "response, feature, attention or relation (got task '{task}', method '{kind}')",
+                {"task": self.task, "kind": kind},
+            )
         needs_base = self.student.init != "pretrained" and self.student.model is None
         if needs_base and self.teacher is None:
             raise PydanticCustomError(

@@ -171,6 +171,25 @@ def test_a_missing_eval_file_is_422_on_data_eval_file(client: Any, job_spec: dic
     assert (status, error["param"]) == (422, "data.eval_file")
 
 
+def test_a_missing_transfer_file_is_422_on_data_transfer_file(client: Any, job_spec: dict[str, Any]) -> None:
+    status, error = post_error(client, with_changes(job_spec, data={"transfer_file": "file_missing"}))
+    assert (status, error["param"]) == (422, "data.transfer_file")
+
+
+def test_a_transfer_file_needs_only_the_text_column(
+    client: Any, job_spec: dict[str, Any], upload_file: Any
+) -> None:
+    unlabeled = upload_file(client, rows=[{"text": "an unlabeled tweet"}, {"text": "another one"}])
+    response = client.post("/v1/jobs", json=with_changes(job_spec, data={"transfer_file": unlabeled["id"]}))
+    assert response.status_code == 201, response.text
+
+
+def test_a_transfer_file_without_a_teacher_method_is_422_on_it(client: Any, job_spec: dict[str, Any]) -> None:
+    changed = with_changes(job_spec, data={"transfer_file": job_spec["data"]["train_file"]})
+    status, error = post_error(client, {**changed, "method": {"type": "supervised"}})
+    assert (status, error["param"]) == (422, "data.transfer_file")
+
+
 @pytest.mark.parametrize(
     ("data", "param"),
     [({"text_column": "sentence"}, "data.text_column"), ({"label_column": "stars"}, "data.label_column")],

@@ -10,7 +10,7 @@ Fixtures:
   Data files, by file id (see `FILES`): `file-sentiment` (JSONL, text/label, label set by a keyword),
   `file-sentiment-csv` (the same as latin-1 CSV), `file-three-labels` (labels a/b/c),
   `file-counting` (JSONL, text = runs of consecutive number words), `file-counting-prompts`
-  (JSONL, prompt + text columns).
+  (JSONL, prompt + text columns), `file-unlabeled` (JSONL, sentiment texts with no label column).
 - `run_spec`: `run_spec(spec_dict, workdir, callbacks=None)` validates the dict as a `JobSpec` and
   runs it with `run_job` against `engine_env`.
 - `fast_training`: small `training` settings to merge into a spec.
@@ -52,6 +52,7 @@ FILES = {
     "file-three-labels": "three_labels.jsonl",
     "file-counting": "counting.jsonl",
     "file-counting-prompts": "counting_prompts.jsonl",
+    "file-unlabeled": "unlabeled.jsonl",
 }
 
 
@@ -194,6 +195,8 @@ def engine_env(tmp_path_factory: pytest.TempPathFactory) -> EngineEnv:
     env.files["file-sentiment-csv"].write_bytes(("\n".join(csv_lines) + "\n").encode("latin-1"))
     three = [{**row, "label": "abc"[i % 3]} for i, row in enumerate(sentiment)]
     env.files["file-three-labels"] = write_jsonl(env.data_dir / FILES["file-three-labels"], three)
+    unlabeled = [{"text": row["text"]} for row in sentiment_rows(64, seed=4)]
+    env.files["file-unlabeled"] = write_jsonl(env.data_dir / FILES["file-unlabeled"], unlabeled)
     env.files["file-counting"] = write_jsonl(env.data_dir / FILES["file-counting"], counting)
     prompts = [
         {"prompt": " ".join(r["text"].split()[:3]), "text": " ".join(r["text"].split()[3:])} for r in counting

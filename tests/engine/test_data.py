@@ -9,6 +9,7 @@ from worker.engine.data import (
     add_generated_examples,
     causal_lm_prompts,
     check_columns,
+    prepare_data,
     read_table,
     resolve_label2id,
     tokenize_causal_lm,
@@ -93,3 +94,36 @@ def test_sequence_level_prompts_and_generated_examples():
     assert len(extended) == 3  # an empty continuation adds nothing
     assert extended[2]["input_ids"] == [1, 2, 3, 9]
     assert extended[2]["labels"] == [IGNORE_INDEX, IGNORE_INDEX, 3, 9]
+
+
+def test_a_transfer_set_follows_the_train_rows_with_every_label_ignored(engine_env, tmp_path):
+    spec = DataSpec(train_file="file-sentiment", transfer_file="file-unlabeled", max_length=16)
+    tokenizer = load_tokenizer(engine_env.model_root / "bert-sentiment")
+    data = prepare_data(
+        spec,
+        "sequence_classification",
+        tokenizer,
+        seed=0,
+        resolve_file=engine_env.resolve_file,
+        cache_dir=tmp_path,
+    )
+    labeled = len(data.train) - 64
+    assert labeled == len(data.train.filter(lambda row: row["labels"] != IGNORE_INDEX)) > 0
+    assert set(data.train[labeled:]["labels"]) == {IGNORE_INDEX}
+    assert set(data.eval["labels"]) <= {0, 1}
+
+
+def test_a_transfer_file_without_the_text_column_names_the_field(engine_env, tmp_path):
+    spec = DataSpec(train_file="file-sentiment", transfer_file="file-counting-prompts", text_column="text")
+    tokenizer = load_tokenizer(engine_env.model_root / "bert-sentiment")
+    spec_with_pair = spec.model_copy(update={"text_pair_column": "label"})
+    with pytest.raises(UserError) as caught:
+        prepare_data(
+            spec_with_pair,
+            "sequence_classification",
+            tokenizer,
+            seed=0,
+            resolve_file=engine_env.resolve_file,
+            cache_dir=tmp_path,
+        )
+    assert caught.value.param == "data.text_pair_column"

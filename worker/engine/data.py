@@ -163,9 +163,15 @@ def encode_labels(values: Sequence[Any], label2id: dict[str, int], *, param: str
 
 
 def tokenize_classification(
-    table: datasets.Dataset, spec: DataSpec, tokenizer: PreTrainedTokenizerBase, label2id: dict[str, int]
+    table: datasets.Dataset,
+    spec: DataSpec,
+    tokenizer: PreTrainedTokenizerBase,
+    label2id: dict[str, int] | None,
 ) -> datasets.Dataset:
-    """input_ids, attention_mask, [token_type_ids], labels (class ids) and length of each row."""
+    """input_ids, attention_mask, [token_type_ids], labels (class ids) and length of each row.
+
+    Without a label set (a transfer set) every label is IGNORE_INDEX, so only the teacher teaches there.
+    """
 
     def encode(rows: dict[str, list[Any]]) -> dict[str, list[Any]]:
         texts = [str(text) if text is not None else "" for text in rows[spec.text_column]]
@@ -173,7 +179,10 @@ def tokenize_classification(
         if spec.text_pair_column:
             pairs = [str(text) if text is not None else "" for text in rows[spec.text_pair_column]]
         encoded = dict(tokenizer(texts, pairs, truncation=True, max_length=spec.max_length))
-        encoded["labels"] = encode_labels(rows[spec.label_column], label2id, param="data.label_column")
+        if label2id is None:
+            encoded["labels"] = [IGNORE_INDEX] * len(texts)
+        else:
+            encoded["labels"] = encode_labels(rows[spec.label_column], label2id, param="data.label_column")
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
@@ -229,6 +238,8 @@ def prepare_data(
         label2id = resolve_label2id(train[spec.label_column], teacher_id2label)
         train = tokenize_classification(train, spec, tokenizer, label2id)
         evaluation = tokenize_classification(evaluation, spec, tokenizer, label2id)
+        if spec.transfer_file:
+            train = add_transfer_set(train, spec, tokenizer, resolve_file=resolve_file, cache_dir=cache_dir)
     else:
         train = tokenize_causal_lm(train, spec, tokenizer)
         evaluation = tokenize_causal_lm(evaluation, spec, tokenizer)
@@ -240,6 +251,34 @@ def prepare_data(
     if pad_token_id is None:
         raise UserError("the student's tokenizer has neither a pad nor an EOS token", param="student.model")
     return PreparedData(train=train, eval=evaluation, label2id=label2id, pad_token_id=pad_token_id)
+
+
+def add_transfer_set(
+    train: datasets.Dataset,
+    spec: DataSpec,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    resolve_file: Callable[[str], Path],
+    cache_dir: Path,
+) -> datasets.Dataset:
+    """Train rows followed by the transfer file's unlabeled texts, which only the teacher's outputs teach."""
+    assert spec.transfer_file is not None
+    table = read_table(resolve_file(spec.transfer_file), cache_dir=cache_dir)
+    for param, column in (
+        ("data.text_column", spec.text_column),
+        ("data.text_pair_column", spec.text_pair_column),
+    ):
+        if column and column not in table.column_names:
+            raise UserError(
+                f"column {column!r} is not in the transfer file (columns: {', '.join(table.column_names)})",
+                code="invalid_data",
+                param=param,
+            )
+    if spec.max_transfer_samples is not None:
+        table = table.select(range(min(spec.max_transfer_samples, len(table))))
+    transfer = tokenize_classification(table, spec, tokenizer, None).cast(train.features)
+    logger.info("transfer set: %d unlabeled rows beside %d labeled", len(transfer), len(train))
+    return datasets.concatenate_datasets([train, transfer])
 
 
 def causal_lm_prompts(

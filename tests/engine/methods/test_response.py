@@ -104,3 +104,19 @@ def test_sequence_level_on_a_classifier_is_a_user_error():
     with pytest.raises(UserError) as caught:
         ResponseDistillation(ResponseMethod(sequence_level={}), context)
     assert caught.value.param == "method.sequence_level"
+
+
+def test_a_transfer_set_adds_teacher_labelled_rows_to_training(run_spec, fast_training, tmp_path):
+    spec = {
+        "teacher": {"path": "bert-sentiment"},
+        "student": {"init": "teacher_layers", "layers": [0, 2]},
+        "data": {"train_file": "file-sentiment", "transfer_file": "file-unlabeled", "max_length": 32},
+        "method": {"type": "response", "temperature": 2.0, "alpha": 0.5},
+        "training": fast_training,
+    }
+    result = run_spec(spec, tmp_path)
+
+    assert result.status == "succeeded"
+    # 96 rows less the 10% eval split, plus the 64 unlabeled rows.
+    assert result.report["training"]["train_examples"] == 86 + 64
+    assert loss_fell(train_losses(tmp_path))

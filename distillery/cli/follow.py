@@ -18,6 +18,8 @@ from distillery.cli.console import (
 )
 from distillery.client import TERMINAL_STATUSES, DistilleryClient
 
+LOG_LINE_SECONDS = 15.0
+
 
 @dataclass
 class ProgressView:
@@ -85,6 +87,7 @@ def follow_job(client: DistilleryClient, job_id: str, console: Console, poll: fl
     """Show the job's progress until it finishes; returns the finished job."""
     latest = LatestMetrics()
     after: int | None = None
+    last_line, last_printed = "", 0.0
     columns = (
         TextColumn("{task.fields[status]}"),
         BarColumn(),
@@ -115,9 +118,23 @@ def follow_job(client: DistilleryClient, job_id: str, console: Console, poll: fl
                 eta=view.eta,
                 metrics=escape(view.metrics),
             )
+            if not console.is_terminal:
+                # A log file gets no live bar, so it gets a progress line now and then instead.
+                line = progress_line(view)
+                if line != last_line and time.monotonic() - last_printed >= LOG_LINE_SECONDS:
+                    progress.console.print(escape(line), soft_wrap=True)
+                    last_line, last_printed = line, time.monotonic()
             if job["status"] in TERMINAL_STATUSES:
                 return job
             time.sleep(poll)
+
+
+def progress_line(view: ProgressView) -> str:
+    """The bar as one line of text: 'running step 40/120 epoch 1.3 ETA 2m 10s train loss=0.41'."""
+    steps = f"step {view.step}/{view.total}" if view.total else f"step {view.step}"
+    return " ".join(
+        part for part in (view.status, steps, f"epoch {view.epoch}", f"ETA {view.eta}", view.metrics) if part
+    )
 
 
 def print_outcome(console: Console, job: dict[str, Any]) -> None:

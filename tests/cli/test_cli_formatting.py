@@ -2,7 +2,7 @@
 
 from distillery.cli.console import format_age, format_duration, format_eta, format_metrics
 from distillery.cli.files import format_bytes
-from distillery.cli.follow import LatestMetrics, note_event, progress_view
+from distillery.cli.follow import LatestMetrics, ProgressView, note_event, progress_line, progress_view
 
 
 def test_durations_read_in_the_two_largest_units() -> None:
@@ -47,3 +47,12 @@ def test_progress_view_of_a_queued_job_has_no_total_and_no_eta() -> None:
 
     assert (view.step, view.total, view.epoch, view.eta) == (0, None, "-", "-")
     assert format_eta(None) == "-"
+
+
+def test_progress_line_is_the_bar_as_text_for_logs() -> None:
+    view = ProgressView(
+        status="running", step=40, total=120, epoch="1.3", eta="2m 10s", metrics="train loss=0.41"
+    )
+    assert progress_line(view) == "running step 40/120 epoch 1.3 ETA 2m 10s train loss=0.41"
+    queued = ProgressView(status="queued", step=0, total=None, epoch="-", eta="-", metrics="")
+    assert progress_line(queued) == "queued step 0 epoch - ETA -"

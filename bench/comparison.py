@@ -18,11 +18,11 @@ class Recipe:
     """Hyperparameters of the three jobs; student and control share everything but the teacher."""
 
     student_layers: list[int]
-    teacher_epochs: int = 2
+    teacher_epochs: int = 3
     student_epochs: int = 3
     # With a transfer set the distilled student sees more rows per epoch, so it may take fewer epochs.
     distilled_epochs: int | None = None
-    teacher_learning_rate: float = 5e-5
+    teacher_learning_rate: float = 1e-4
     student_learning_rate: float = 1e-4
     batch_size: int = 32
     max_length: int = 64

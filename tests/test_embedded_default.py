@@ -18,6 +18,22 @@ def free_port() -> int:
         return port
 
 
+def processes_serving(data_dir: Path) -> list[int]:
+    """Live processes started for this data directory (read from /proc: Linux only)."""
+    marker = f"DISTILLERY_DATA_DIR={data_dir}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environment:
+            pids.append(int(entry.name))
+    return pids
+
+
 def test_the_embedded_default_runs_a_job_and_serves_its_student(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     save_tiny_bert_classifier(data_dir / "models" / "tiny-teacher")
@@ -37,6 +53,10 @@ def test_the_embedded_default_runs_a_job_and_serves_its_student(tmp_path: Path) 
         )
         done = client.wait(job["id"], poll=1.0, timeout=600)
         student = client.download_student(job["id"], tmp_path / "student")
+        assert len(processes_serving(data_dir)) >= 2  # the API and its worker
+
+    # Stopping the service stops its worker too: none is left polling the broker.
+    assert processes_serving(data_dir) == []
 
     assert done["status"] == "succeeded", done["error"]
     assert (data_dir / "distillery.db").is_file() and (data_dir / "broker.db").is_file()

@@ -1,6 +1,8 @@
 """Commands that run the service: api, worker, up, migrate. Each imports the service only when run."""
 
 import logging
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -75,20 +77,29 @@ def up(
     ini = find_alembic_ini()
     if ini is not None:
         run_migrations(ini)
+    # uvicorn re-raises SIGTERM once it has shut down; with the default handler that would end this
+    # process before it stops the worker, leaving the worker orphaned and still taking jobs.
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    # Its own process group, so stopping it reaches the pool process that runs the job too.
     worker_process = subprocess.Popen(
-        [sys.executable, "-m", "distillery.cli", "worker", "--concurrency", "1"]
+        [sys.executable, "-m", "distillery.cli", "worker", "--concurrency", "1"], start_new_session=True
     )
     server = uvicorn.Server(uvicorn.Config(APP_PATH, host=host, port=port))
-    # Without its worker the service would accept jobs that never run: stop it all instead.
-    watcher = threading.Thread(target=stop_server_when_exits, args=(worker_process, server), daemon=True)
-    watcher.start()
     try:
+        # Without its worker the service would accept jobs that never run: stop it all instead.
+        watcher = threading.Thread(target=stop_server_when_exits, args=(worker_process, server), daemon=True)
+        watcher.start()
         print_banner(host, port, settings.dev_api_key)
         server.run()
     finally:
-        stop_process(worker_process)
+        stop_process(worker_process, group=True)
     if getattr(server, "worker_died", False):
         raise CliError(f"the worker exited with code {worker_process.returncode}; see its log above")
+
+
+def exit_on_signal(signum: int, frame: Any) -> None:
+    """Turn a termination signal into SystemExit, so `finally` blocks run."""
+    raise SystemExit(128 + signum)
 
 
 def stop_server_when_exits(process: subprocess.Popen[bytes], server: Any) -> None:
@@ -114,17 +125,30 @@ def print_banner(host: str, port: int, dev_api_key: str | None) -> None:
         say(out, "API key          none; create one with: distillery keys create --tenant NAME")
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Ask a child to stop, and kill it if it has not within WORKER_STOP_SECONDS."""
-    if process.poll() is not None:
-        return
-    say(stderr(), "Stopping the worker...")
-    process.terminate()
+def stop_process(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
+    """Ask a child (with `group`, its whole process group) to stop; kill it after WORKER_STOP_SECONDS."""
+    if process.poll() is None:
+        say(stderr(), "Stopping the worker...")
+        send_signal(process, signal.SIGTERM, group=group)
+        try:
+            process.wait(timeout=WORKER_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            send_signal(process, signal.SIGKILL, group=group)
+            process.wait()
+    if group:
+        # A pool process still running a job outlives its parent's warm shutdown: end it too.
+        send_signal(process, signal.SIGKILL, group=True)
+
+
+def send_signal(process: subprocess.Popen[bytes], signum: int, *, group: bool) -> None:
+    """Signal the child, or every process of the group it leads; a group already gone is fine."""
     try:
-        process.wait(timeout=WORKER_STOP_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+    except ProcessLookupError:
+        pass
 
 
 def find_alembic_ini() -> Path | None:

@@ -147,12 +147,7 @@ def run_comparison(
 
 def summarize(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     """The comparison, from the jobs' reports: the distilled job measured teacher and student side by side."""
-    report = distilled["result"]
-    rows = {
-        "teacher": report["teacher"],
-        "distilled student": report["student"],
-        "control student": control["result"]["student"],
-    }
+    rows = report_rows(distilled, control)
     accuracy = {name: side["eval"]["accuracy"] for name, side in rows.items()}
     return {
         "rows": rows,
@@ -161,12 +156,27 @@ def summarize(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[
         "control_accuracy": accuracy["control student"],
         "retention": accuracy["distilled student"] / accuracy["teacher"],
         "gain_over_control_points": 100 * (accuracy["distilled student"] - accuracy["control student"]),
-        "speedup": report["latency"]["speedup"],
-        "jobs": {"teacher": teacher["id"], "distilled": distilled["id"], "control": control["id"]},
-        "seconds": {
-            name: job_seconds(job)
-            for name, job in (("teacher", teacher), ("distilled", distilled), ("control", control))
-        },
+        "speedup": distilled["result"]["latency"]["speedup"],
+        **job_facts(teacher, distilled, control),
+    }
+
+
+def report_rows(distilled: dict[str, Any], control: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Teacher and student sides of the distilled job's report, and the control's student side."""
+    report = distilled["result"]
+    return {
+        "teacher": report["teacher"],
+        "distilled student": report["student"],
+        "control student": control["result"]["student"],
+    }
+
+
+def job_facts(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
+    """The three jobs' ids and how long each ran."""
+    jobs = {"teacher": teacher, "distilled": distilled, "control": control}
+    return {
+        "jobs": {name: job["id"] for name, job in jobs.items()},
+        "seconds": {name: job_seconds(job) for name, job in jobs.items()},
     }
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, PreTrainedTokenizerFast
 
-from bench.comparison import job_seconds, run_to_end, upload
+from bench.comparison import job_facts, report_rows, run_to_end, upload
 from bench.service import embedded_service
 from bench.tweets import write_splits
 
@@ -70,7 +70,7 @@ def job_specs(
     return {
         "teacher": {
             "task": "causal_lm",
-            "student": {"init": "config", "model": {"path": base}},
+            "student": {"init": "config", "model": {"path": base}, "config": {"num_hidden_layers": 4}},
             "data": data,
             "method": {"type": "supervised"},
             "training": training(args.teacher_epochs),
@@ -134,12 +134,7 @@ def main() -> None:
 
 def summarize(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     """Perplexity and size of the three models, from the distilled and control jobs' reports."""
-    report = distilled["result"]
-    rows = {
-        "teacher": report["teacher"],
-        "distilled student": report["student"],
-        "control student": control["result"]["student"],
-    }
+    rows = report_rows(distilled, control)
     perplexity = {name: side["eval"]["perplexity"] for name, side in rows.items()}
     return {
         "rows": rows,
@@ -147,13 +142,8 @@ def summarize(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[
         "student_perplexity": perplexity["distilled student"],
         "control_perplexity": perplexity["control student"],
         "student_beats_control": perplexity["distilled student"] < perplexity["control student"],
-        "speedup": report["latency"]["speedup"],
-        "jobs": {"teacher": teacher["id"], "distilled": distilled["id"], "control": control["id"]},
-        "seconds": {
-            "teacher": job_seconds(teacher),
-            "distilled": job_seconds(distilled),
-            "control": job_seconds(control),
-        },
+        "speedup": distilled["result"]["latency"]["speedup"],
+        **job_facts(teacher, distilled, control),
     }
 
 

@@ -1,10 +1,10 @@
 """The demo's pipeline (teacher, distilled student, control through the embedded service) at a tiny scale."""
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
+from local_ports import free_port
 from rich.console import Console
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
 
@@ -12,13 +12,6 @@ from bench.comparison import Recipe, format_table, run_comparison, upload
 from bench.service import embedded_service
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_teacher_student_and_control_run_and_are_compared(tmp_path: Path) -> None:

@@ -1,21 +1,14 @@
 """With no configuration, `distillery up` runs a job on SQLite and a serverless broker."""
 
-import socket
 from pathlib import Path
 
 import pytest
+from local_ports import free_port
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
 
 from bench.service import embedded_service
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def processes_serving(data_dir: Path) -> list[int]:

@@ -3,6 +3,7 @@
 import logging
 import threading
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,6 +43,7 @@ def recover_orphans(session: Session, *, settings: Settings) -> list[str]:
     requeued = []
     for job in orphans:
         lost = f"worker {job.worker_id} stopped heartbeating"
+        values: dict[str, Any]
         try:
             if job.status == JobStatus.CANCELLING:
                 target, values = JobStatus.CANCELLED, {"finished_at": utcnow()}

@@ -28,7 +28,7 @@ class Recipe:
     max_length: int = 64
     seed: int = 0
     distillation: dict[str, Any] = field(
-        default_factory=lambda: {"type": "feature", "temperature": 2.0, "alpha": 0.9, "feature_weight": 1.0}
+        default_factory=lambda: {"type": "response", "temperature": 2.0, "alpha": 0.5}
     )
 
     def training(self, *, epochs: int, learning_rate: float) -> dict[str, Any]:

@@ -4,9 +4,9 @@ Everything goes through the embedded service (`distillery up`, SQLite, a broker 
 splits are uploaded with `POST /v1/files`, each model is a job, and the table comes from the jobs'
 reports. Writes `bench/results/demo.json`.
 
-    python -m bench.demo                     # 4,000 labeled train, 2,000 eval, 8,000 unlabeled transfer
-    python -m bench.demo --transfer-rows 0   # no transfer set: the student sees only the labeled rows
-    python -m bench.demo --full              # every tweet not held out for eval, labeled
+    python -m bench.demo                        # 4,000 labeled train and 2,000 eval tweets, seed 0
+    python -m bench.demo --transfer-rows 8000   # the student also learns from 8,000 unlabeled tweets
+    python -m bench.demo --full                 # every tweet not held out for eval, labeled
 """
 
 import argparse
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=4000)
     parser.add_argument("--eval-rows", type=int, default=2000)
     parser.add_argument(
-        "--transfer-rows", type=int, default=8000, help="unlabeled tweets the teacher labels for the student"
+        "--transfer-rows", type=int, default=0, help="unlabeled tweets the teacher labels for the student"
     )
     parser.add_argument("--student-epochs", type=int, default=3, help="epochs of the control")
     parser.add_argument(

@@ -3,6 +3,7 @@
 The demo runs it on MiniLM-L6 and real tweets; a test runs it on tiny models so CI guards the pipeline.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,12 +138,25 @@ def run_comparison(
     console: Console,
 ) -> dict[str, Any]:
     """Run teacher, distilled student and control in turn; returns the summary `summarize` builds."""
-    teacher_spec = job_specs(base_model, None, data, recipe)["teacher"]
-    teacher = run_to_end(client, teacher_spec, "teacher", downloads, console)
-    specs = job_specs(base_model, teacher["id"], data, recipe)
-    distilled = run_to_end(client, specs["distilled"], "distilled", downloads, console)
-    control = run_to_end(client, specs["control"], "control", downloads, console)
-    return summarize(teacher, distilled, control)
+    jobs = run_three_jobs(
+        client, lambda teacher_job: job_specs(base_model, teacher_job, data, recipe), downloads, console
+    )
+    return summarize(*jobs)
+
+
+def run_three_jobs(
+    client: DistilleryClient,
+    build_specs: Callable[[str | None], dict[str, Any]],
+    downloads: Path,
+    console: Console,
+    prefix: str = "",
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The teacher job first, then the distilled student (which reads the teacher job) and the control."""
+    teacher = run_to_end(client, build_specs(None)["teacher"], f"{prefix}teacher", downloads, console)
+    specs = build_specs(teacher["id"])
+    distilled = run_to_end(client, specs["distilled"], f"{prefix}distilled", downloads, console)
+    control = run_to_end(client, specs["control"], f"{prefix}control", downloads, console)
+    return teacher, distilled, control
 
 
 def summarize(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:

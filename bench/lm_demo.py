@@ -18,7 +18,7 @@ from rich.console import Console
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, PreTrainedTokenizerFast
 
-from bench.comparison import job_facts, report_rows, run_to_end, upload
+from bench.comparison import job_facts, report_rows, run_three_jobs, upload
 from bench.service import embedded_service
 from bench.tweets import write_splits
 
@@ -119,12 +119,14 @@ def main() -> None:
     downloads = data_dir / "students"
     with embedded_service(data_dir, port=args.port, log_path=data_dir / "service.log") as client:
         files = upload(client, train.path, evaluation.path)
-        specs = job_specs(base, None, files.train_file, files.eval_file, args)
-        teacher = run_to_end(client, specs["teacher"], "lm-teacher", downloads, console)
-        specs = job_specs(base, teacher["id"], files.train_file, files.eval_file, args)
-        distilled = run_to_end(client, specs["distilled"], "lm-distilled", downloads, console)
-        control = run_to_end(client, specs["control"], "lm-control", downloads, console)
-    summary = summarize(teacher, distilled, control)
+        jobs = run_three_jobs(
+            client,
+            lambda teacher_job: job_specs(base, teacher_job, files.train_file, files.eval_file, args),
+            downloads,
+            console,
+            prefix="lm-",
+        )
+    summary = summarize(*jobs)
     summary["command"] = "scripts/demo --lm"
     summary["data"] = {"train_rows": train.rows, "eval_rows": evaluation.rows, "seed": 0}
     args.out.parent.mkdir(parents=True, exist_ok=True)

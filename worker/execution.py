@@ -17,7 +17,7 @@ from app.jobs.events import append_event
 from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import Artifact, Job, JobStatus
 from app.jobs.transitions import IllegalTransition, transition
-from distillery.spec import JobSpec, ModelRef
+from distillery.spec import DATA_FILE_FIELDS, JobSpec, ModelRef
 from worker.engine.errors import UserError
 from worker.reporter import JobReporter
 
@@ -111,7 +111,7 @@ def _run(
         workdir=workdir,
         callbacks=reporter,
         resolve_model=lambda ref: _resolve_model(ref, spec=spec, tenant=job.tenant, settings=settings),
-        resolve_file=lambda file_id: _resolve_file(file_id, tenant=job.tenant, store=store),
+        resolve_file=lambda file_id: _resolve_file(file_id, spec=spec, tenant=job.tenant, store=store),
     )
     if result.status == "cancelled" or result.student_dir is None:
         return None
@@ -131,11 +131,14 @@ def _resolve_model(ref: ModelRef, *, spec: JobSpec, tenant: str, settings: Setti
             raise UserError(error.message, code="model_not_found", param=f"{owner}.{error.field}") from error
 
 
-def _resolve_file(file_id: str, *, tenant: str, store: ArtifactStore) -> Path:
+def _resolve_file(file_id: str, *, spec: JobSpec, tenant: str, store: ArtifactStore) -> Path:
     with session_scope() as session:
         file = session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
         if file is None:
-            raise UserError(f"file {file_id} does not exist", code="file_not_found", param="data.train_file")
+            field = next(
+                (name for name in DATA_FILE_FIELDS if getattr(spec.data, name) == file_id), "train_file"
+            )
+            raise UserError(f"file {file_id} does not exist", code="file_not_found", param=f"data.{field}")
         return store.path(file.location)
 
 

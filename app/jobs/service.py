@@ -21,7 +21,7 @@ from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import TERMINAL_STATUSES, Artifact, Checkpoint, Job, JobEvent, JobStatus
 from app.jobs.schemas import JobCreate
 from app.jobs.transitions import IllegalTransition, transition
-from distillery.spec import JobSpec
+from distillery.spec import DATA_FILE_FIELDS, JobSpec
 
 ACTIVE_STATUSES = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING]
 CANCEL_RACE_RETRIES = 3
@@ -104,6 +104,7 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
     files = (
         ("data.train_file", data.train_file, required),
         ("data.eval_file", data.eval_file, required),
+        ("data.test_file", data.test_file, required),
         ("data.transfer_file", data.transfer_file, texts_only),
     )
     for param, file_id, columns in files:
@@ -204,7 +205,7 @@ def active_jobs_using(*, session: Session, tenant: str, file_id: str) -> list[st
     return [
         job_id
         for job_id, spec in _active_specs(session=session, tenant=tenant)
-        if file_id in {spec.get("data", {}).get(key) for key in ("train_file", "eval_file", "transfer_file")}
+        if file_id in {spec.get("data", {}).get(key) for key in DATA_FILE_FIELDS}
     ]
 
 

@@ -1,6 +1,6 @@
 """The job spec: what a client posts and what the worker runs; pure pydantic, no torch."""
 
-from distillery.spec.job import DataSpec, JobSpec, ModelRef, StudentSpec, TrainingSpec
+from distillery.spec.job import DATA_FILE_FIELDS, DataSpec, JobSpec, ModelRef, StudentSpec, TrainingSpec
 from distillery.spec.methods import (
     AttentionMethod,
     FeatureMethod,
@@ -13,6 +13,7 @@ from distillery.spec.methods import (
 )
 
 __all__ = [
+    "DATA_FILE_FIELDS",
     "AttentionMethod",
     "DataSpec",
     "FeatureMethod",

@@ -56,11 +56,22 @@ class StudentSpec(StrictModel):
         return self
 
 
+# The DataSpec fields that hold uploaded file ids.
+DATA_FILE_FIELDS = ("train_file", "eval_file", "test_file", "transfer_file")
+
+
 class DataSpec(StrictModel):
     """Where the examples come from: uploaded files and the columns to read."""
 
     train_file: str = Field(..., description="Id of an uploaded file (JSONL, CSV or Parquet).")
     eval_file: str | None = Field(None, description="Id of an uploaded eval file; default: split off train.")
+    test_file: str | None = Field(
+        None,
+        description=(
+            "Id of an uploaded test file, kept out of training and of checkpoint selection (which uses "
+            "the eval set): the kept student and the teacher are measured on it once, at the end."
+        ),
+    )
     transfer_file: str | None = Field(
         None,
         description=(

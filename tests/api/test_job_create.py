@@ -166,9 +166,12 @@ def test_another_tenants_file_is_as_missing_as_no_file(
     assert (status, error["param"]) == (422, "data.train_file")
 
 
-def test_a_missing_eval_file_is_422_on_data_eval_file(client: Any, job_spec: dict[str, Any]) -> None:
-    status, error = post_error(client, with_changes(job_spec, data={"eval_file": "file_missing"}))
-    assert (status, error["param"]) == (422, "data.eval_file")
+@pytest.mark.parametrize("field", ["eval_file", "test_file"])
+def test_a_missing_eval_or_test_file_is_422_on_its_field(
+    client: Any, job_spec: dict[str, Any], field: str
+) -> None:
+    status, error = post_error(client, with_changes(job_spec, data={field: "file_missing"}))
+    assert (status, error["param"]) == (422, f"data.{field}")
 
 
 def test_a_missing_transfer_file_is_422_on_data_transfer_file(client: Any, job_spec: dict[str, Any]) -> None:

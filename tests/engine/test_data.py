@@ -127,3 +127,34 @@ def test_a_transfer_file_without_the_text_column_names_the_field(engine_env, tmp
             cache_dir=tmp_path,
         )
     assert caught.value.param == "data.text_pair_column"
+
+
+def test_a_test_file_is_tokenized_apart_from_train_and_eval(engine_env, tmp_path):
+    spec = DataSpec(train_file="file-sentiment", test_file="file-sentiment-csv", max_length=16)
+    tokenizer = load_tokenizer(engine_env.model_root / "bert-sentiment")
+    data = prepare_data(
+        spec,
+        "sequence_classification",
+        tokenizer,
+        seed=0,
+        resolve_file=engine_env.resolve_file,
+        cache_dir=tmp_path,
+    )
+    assert data.test is not None and len(data.test) == 96
+    assert len(data.train) + len(data.eval) == 96
+    assert set(data.test["labels"]) == {0, 1}
+
+
+def test_a_test_file_without_labels_names_the_label_column(engine_env, tmp_path):
+    spec = DataSpec(train_file="file-sentiment", test_file="file-unlabeled")
+    tokenizer = load_tokenizer(engine_env.model_root / "bert-sentiment")
+    with pytest.raises(UserError) as caught:
+        prepare_data(
+            spec,
+            "sequence_classification",
+            tokenizer,
+            seed=0,
+            resolve_file=engine_env.resolve_file,
+            cache_dir=tmp_path,
+        )
+    assert caught.value.param == "data.label_column" and "test_file" in caught.value.message

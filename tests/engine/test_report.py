@@ -17,7 +17,7 @@ def distilled(engine_env, tmp_path_factory):
         {
             "teacher": {"path": "bert-sentiment"},
             "student": {"init": "teacher_layers"},
-            "data": {"train_file": "file-sentiment-csv", "max_length": 32},
+            "data": {"train_file": "file-sentiment-csv", "test_file": "file-sentiment", "max_length": 32},
             "method": {"type": "response"},
             "training": {"epochs": 1, "batch_size": 16, "learning_rate": 1e-3},
         }
@@ -45,14 +45,18 @@ def test_report_compares_student_and_teacher(distilled):
         assert 0 < side["parameters"]["without_embeddings"] < side["parameters"]["total"]
         assert side["size_on_disk_bytes"] > 0
         assert side["latency_ms"] > 0
-        assert 0 <= side["eval"]["accuracy"] <= 1 and 0 <= side["eval"]["macro_f1"] <= 1
+        for split in ("eval", "test"):
+            assert 0 <= side[split]["accuracy"] <= 1 and 0 <= side[split]["macro_f1"] <= 1
     assert student["size_on_disk_bytes"] < teacher["size_on_disk_bytes"]
     latency = report["latency"]
     assert latency["batch_size"] >= 1 and latency["sequence_length"] >= 1 and latency["device"] == "cpu"
     assert latency["speedup"] == pytest.approx(teacher["latency_ms"] / student["latency_ms"])
-    if teacher["eval"]["accuracy"] > 0:
-        expected = student["eval"]["accuracy"] / teacher["eval"]["accuracy"]
+    # The eval split chose the kept checkpoint, so retention is measured on the held-out test split.
+    assert report["retention_split"] == "test"
+    if teacher["test"]["accuracy"] > 0:
+        expected = student["test"]["accuracy"] / teacher["test"]["accuracy"]
         assert report["retention"]["accuracy"] == pytest.approx(expected)
+    assert report["training"]["test_examples"] > report["training"]["eval_examples"] > 0
 
 
 def test_outputs_are_the_report_the_curves_and_the_metrics(distilled):

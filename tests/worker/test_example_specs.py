@@ -37,8 +37,9 @@ def example_models(model_root: Path) -> None:
 def shrink(spec: dict[str, Any], train_file: str) -> dict[str, Any]:
     """The example with its file id filled in and just enough training to prove it runs."""
     spec["data"].update({"train_file": train_file, "max_length": 24})
-    if "eval_file" in spec["data"]:
-        spec["data"]["eval_file"] = train_file
+    for field in ("eval_file", "test_file"):
+        if field in spec["data"]:
+            spec["data"][field] = train_file
     spec["data"].pop("max_train_samples", None)
     spec["training"] = {
         "epochs": 1,

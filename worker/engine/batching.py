@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 IGNORE_INDEX = -100
+EXAMPLE_INDEX = "example_index"
 # Batches per group sorted by length: big enough to pad little, small enough to keep batches random.
 LENGTH_GROUP_BATCHES = 50
 
@@ -58,10 +59,21 @@ def collate(rows: dict[str, list[Any]], *, pad_token_id: int) -> dict[str, Tenso
 
 
 def iterate_batches(
-    dataset: datasets.Dataset, batches: Sequence[Sequence[int]], *, pad_token_id: int, start: int = 0
+    dataset: datasets.Dataset,
+    batches: Sequence[Sequence[int]],
+    *,
+    pad_token_id: int,
+    start: int = 0,
+    with_index: bool = False,
 ) -> Iterator[dict[str, Tensor]]:
-    """Collated batches in the given order, from batch `start` on (to resume inside an epoch)."""
+    """Collated batches in the given order, from batch `start` on (to resume inside an epoch).
+
+    `with_index` adds each row's position in the dataset as `example_index`, which methods may use to
+    reuse per-example results across epochs; it is not a model input.
+    """
     columns = dataset.select_columns([name for name in dataset.column_names if name != "length"])
     for indices in batches[start:]:
-        rows = columns[list(indices)]
-        yield collate(rows, pad_token_id=pad_token_id)
+        batch = collate(columns[list(indices)], pad_token_id=pad_token_id)
+        if with_index:
+            batch[EXAMPLE_INDEX] = torch.tensor(list(indices), dtype=torch.long)
+        yield batch

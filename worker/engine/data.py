@@ -22,12 +22,14 @@ GENERIC_LABEL = re.compile(r"LABEL_\d+")
 
 @dataclass
 class PreparedData:
-    """Tokenized train and eval sets (columns input_ids, attention_mask, [token_type_ids], labels, length)."""
+    """Tokenized train, eval and optional test sets (columns input_ids, attention_mask, [token_type_ids],
+    labels, length)."""
 
     train: datasets.Dataset
     eval: datasets.Dataset
     label2id: dict[str, int] | None
     pad_token_id: int
+    test: datasets.Dataset | None = None
 
 
 def read_table(path: Path, *, cache_dir: Path) -> datasets.Dataset:
@@ -236,13 +238,20 @@ def prepare_data(
     label2id = None
     if task == "sequence_classification":
         label2id = resolve_label2id(train[spec.label_column], teacher_id2label)
-        train = tokenize_classification(train, spec, tokenizer, label2id)
-        evaluation = tokenize_classification(evaluation, spec, tokenizer, label2id)
-        if spec.transfer_file:
-            train = add_transfer_set(train, spec, tokenizer, resolve_file=resolve_file, cache_dir=cache_dir)
-    else:
-        train = tokenize_causal_lm(train, spec, tokenizer)
-        evaluation = tokenize_causal_lm(evaluation, spec, tokenizer)
+
+    def tokenize(table: datasets.Dataset) -> datasets.Dataset:
+        if task == "sequence_classification":
+            return tokenize_classification(table, spec, tokenizer, label2id)
+        return tokenize_causal_lm(table, spec, tokenizer)
+
+    train, evaluation = tokenize(train), tokenize(evaluation)
+    test = None
+    if spec.test_file:
+        test = read_table(resolve_file(spec.test_file), cache_dir=cache_dir)
+        check_columns(test, spec, task, file_param="data.test_file")
+        test = tokenize(test)
+    if spec.transfer_file:
+        train = add_transfer_set(train, spec, tokenizer, resolve_file=resolve_file, cache_dir=cache_dir)
     if len(train) == 0 or len(evaluation) == 0:
         raise UserError(
             "no usable examples left in the train or eval set", code="invalid_data", param="data.train_file"
@@ -250,7 +259,7 @@ def prepare_data(
     pad_token_id = tokenizer.pad_token_id
     if pad_token_id is None:
         raise UserError("the student's tokenizer has neither a pad nor an EOS token", param="student.model")
-    return PreparedData(train=train, eval=evaluation, label2id=label2id, pad_token_id=pad_token_id)
+    return PreparedData(train=train, eval=evaluation, label2id=label2id, pad_token_id=pad_token_id, test=test)
 
 
 def add_transfer_set(

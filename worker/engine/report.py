@@ -77,14 +77,15 @@ def retention(
 def model_summary(
     model: nn.Module | None,
     directory: Path | None,
-    metrics: dict[str, float] | None,
+    metrics: dict[str, dict[str, float]] | None,
     latency_ms: float | None,
 ) -> dict[str, Any]:
-    """Parameter counts, size on disk, eval metrics and latency of one model; all null without a model."""
+    """Parameter counts, size on disk, eval and test metrics and latency of one model; null where absent."""
     return {
         "parameters": count_parameters(model) if model is not None else None,
         "size_on_disk_bytes": size_on_disk(directory) if model is not None else None,
-        "eval": metrics,
+        "eval": metrics["eval"] if metrics else None,
+        "test": metrics.get("test") if metrics else None,
         "latency_ms": latency_ms,
     }
 
@@ -95,26 +96,34 @@ def build_report(
     method: str,
     student: nn.Module,
     student_dir: Path,
-    student_metrics: dict[str, float],
+    student_metrics: dict[str, dict[str, float]],
     teacher: nn.Module | None,
     teacher_dir: Path | None,
-    teacher_metrics: dict[str, float] | None,
+    teacher_metrics: dict[str, dict[str, float]] | None,
     latency_batch: dict[str, Tensor],
     autocast: Callable[[], AbstractContextManager[object]],
     training: dict[str, Any],
 ) -> dict[str, Any]:
-    """The report of a finished run; teacher fields are null when there is no teacher."""
+    """The report of a finished run; teacher fields are null when there is no teacher.
+
+    Metrics are keyed by split (`eval`, and `test` when the job has a test file); retention is taken on
+    the test split when there is one, since the eval split also chose the kept checkpoint.
+    """
     student_ms = measure_latency_ms(student, latency_batch, autocast=autocast)
     teacher_ms = (
         measure_latency_ms(teacher, latency_batch, autocast=autocast) if teacher is not None else None
     )
     device = next(student.parameters()).device
+    split = "test" if "test" in student_metrics else "eval"
     return {
         "task": task,
         "method": method,
         "student": model_summary(student, student_dir, student_metrics, student_ms),
         "teacher": model_summary(teacher, teacher_dir, teacher_metrics, teacher_ms),
-        "retention": retention(task, student_metrics, teacher_metrics),
+        "retention": retention(
+            task, student_metrics[split], teacher_metrics[split] if teacher_metrics else None
+        ),
+        "retention_split": split,
         "latency": {
             "device": str(device),
             "batch_size": int(latency_batch["input_ids"].shape[0]),

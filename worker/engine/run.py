@@ -117,7 +117,8 @@ def _run(
         cache_dir=cache_dir,
         teacher_id2label=teacher.config.id2label if teacher is not None and task != "causal_lm" else None,
     )
-    callbacks.on_message(f"loaded data: {len(data.train)} train and {len(data.eval)} eval examples")
+    test_note = f" and {len(data.test)} test" if data.test is not None else ""
+    callbacks.on_message(f"loaded data: {len(data.train)} train, {len(data.eval)} eval{test_note} examples")
     if teacher is not None and teacher_dir is not None:
         teacher_tokenizer = tokenizer if teacher_dir == base_dir else load_tokenizer(teacher_dir)
         check_compatibility(
@@ -169,16 +170,23 @@ def _run(
     callbacks.on_message(f"saved the student ({_millions(exported)})")
 
     autocast, _ = autocast_context(training.precision, device)
-    eval_order = eval_batch_order(list(data.eval["length"]), training.eval_batch_size or training.batch_size)
+    batch_size = training.eval_batch_size or training.batch_size
+    splits = {"eval": data.eval} if data.test is None else {"eval": data.eval, "test": data.test}
 
-    def evaluate_model(model: torch.nn.Module) -> dict[str, float]:
-        batches = iterate_batches(data.eval, eval_order, pad_token_id=data.pad_token_id)
-        return evaluate(model, batches, task=task, device=device, autocast=autocast)
+    def measure(model: torch.nn.Module) -> dict[str, dict[str, float]]:
+        """The model's metrics on the eval set and, when there is one, the test set."""
+        metrics = {}
+        for split, dataset in splits.items():
+            order = eval_batch_order(list(dataset["length"]), batch_size)
+            batches = iterate_batches(dataset, order, pad_token_id=data.pad_token_id)
+            metrics[split] = evaluate(model, batches, task=task, device=device, autocast=autocast)
+        return metrics
 
-    student_metrics = evaluate_model(exported)
+    student_metrics = measure(exported)
     if teacher is None and teacher_dir is not None:
         teacher = _teacher_for_comparison(teacher_dir, task, tokenizer, data, device, callbacks)
-    teacher_metrics = evaluate_model(teacher) if teacher is not None else None
+    teacher_metrics = measure(teacher) if teacher is not None else None
+    eval_order = eval_batch_order(list(data.eval["length"]), batch_size)
     latency_batch = next(iterate_batches(data.eval, eval_order[-1:], pad_token_id=data.pad_token_id))
     report = build_report(
         task=task,
@@ -199,6 +207,7 @@ def _run(
             "seed": training.seed,
             "train_examples": len(data.train),
             "eval_examples": len(data.eval),
+            "test_examples": len(data.test) if data.test is not None else None,
         },
     )
     report_path = workdir / "report.json"
@@ -262,8 +271,12 @@ def _teacher_for_comparison(
 
 
 def _announce_result(report: dict[str, Any], callbacks: Callbacks) -> None:
-    student_eval = report["student"]["eval"]
-    line = "student eval " + ", ".join(f"{name} {value:.4f}" for name, value in student_eval.items())
+    student = report["student"]
+    line = "; ".join(
+        f"student {split} " + ", ".join(f"{name} {value:.4f}" for name, value in student[split].items())
+        for split in ("eval", "test")
+        if student[split]
+    )
     speedup = report["latency"]["speedup"]
     if speedup is not None:
         line += f"; {speedup:.1f}x faster than the teacher"

@@ -100,7 +100,9 @@ def train(
                 group_by_length=training.group_by_length,
             )
         order = state.batch_order
-        batches = iterate_batches(data.train, order, pad_token_id=data.pad_token_id, start=state.batch_index)
+        batches = iterate_batches(
+            data.train, order, pad_token_id=data.pad_token_id, start=state.batch_index, with_index=True
+        )
         while state.batch_index < len(order) and state.step < total_steps:
             if callbacks.should_stop():
                 callbacks.on_message(f"stopped at step {state.step} on request")

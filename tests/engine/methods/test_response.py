@@ -3,12 +3,18 @@
 import pytest
 import torch
 from engine_helpers import RecordingCallbacks, loss_fell, train_losses
-from transformers import AutoConfig, AutoModelForSequenceClassification
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+)
 
 from distillery.spec import ResponseMethod
+from worker.engine.batching import EXAMPLE_INDEX
 from worker.engine.errors import UserError
 from worker.engine.methods.base import MethodContext
-from worker.engine.methods.response import ResponseDistillation, response_loss
+from worker.engine.methods.response import ResponseDistillation, TeacherLogitCache, response_loss
 
 
 def test_classifier_student_learns_from_the_teacher(run_spec, fast_training, tmp_path):
@@ -92,14 +98,17 @@ def test_masked_positions_do_not_change_the_token_level_loss():
     assert torch.allclose(loss, changed)
 
 
-def test_sequence_level_on_a_classifier_is_a_user_error():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    model = BertForSequenceClassification(
-        BertConfig(
-            vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
-        )
+def tiny_classifier(seed: int = 0) -> BertForSequenceClassification:
+    """A one-layer BERT classifier over a 20-token vocabulary, in eval mode."""
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
     )
+    return BertForSequenceClassification(config).eval()
+
+
+def test_sequence_level_on_a_classifier_is_a_user_error():
+    model = tiny_classifier()
     context = MethodContext("sequence_classification", model, model, lambda seed: model, 2)
     with pytest.raises(UserError) as caught:
         ResponseDistillation(ResponseMethod(sequence_level={}), context)
@@ -120,3 +129,36 @@ def test_a_transfer_set_adds_teacher_labelled_rows_to_training(run_spec, fast_tr
     # 96 rows less the 10% eval split, plus the 64 unlabeled rows.
     assert result.report["training"]["train_examples"] == 86 + 64
     assert loss_fell(train_losses(tmp_path))
+
+
+def test_the_teacher_runs_once_per_example_and_later_epochs_reuse_its_logits():
+    teacher, student = tiny_classifier(seed=0), tiny_classifier(seed=1)
+    calls = []
+    teacher.register_forward_hook(lambda module, args, output: calls.append(1))
+    method = ResponseDistillation(
+        ResponseMethod(), MethodContext("sequence_classification", student, teacher, lambda seed: student, 2)
+    )
+    batch = {
+        "input_ids": torch.tensor([[1, 5, 6, 2], [1, 7, 2, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
+        "labels": torch.tensor([0, 1]),
+        EXAMPLE_INDEX: torch.tensor([4, 9]),
+    }
+    first, _ = method.training_loss(batch)
+    again, _ = method.training_loss(batch)
+    assert len(calls) == 1 and torch.allclose(first, again)
+    # The same rows in another order and batch come from the cache too.
+    swapped = {key: value.flip(0) for key, value in batch.items()}
+    method.training_loss(swapped)
+    assert len(calls) == 1
+    # A row the teacher has not seen makes it run.
+    method.training_loss({**batch, EXAMPLE_INDEX: torch.tensor([4, 10])})
+    assert len(calls) == 2 and len(method.teacher_cache) == 3
+
+
+def test_without_example_indices_the_teacher_runs_every_time():
+    teacher = tiny_classifier()
+    inputs = {"input_ids": torch.tensor([[1, 5, 2]]), "attention_mask": torch.tensor([[1, 1, 1]])}
+    cache = TeacherLogitCache()
+    assert torch.equal(cache.logits(teacher, inputs, None), cache.logits(teacher, inputs, None))
+    assert len(cache) == 0

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
+from worker.engine.batching import EXAMPLE_INDEX
 from worker.engine.losses import hard_target_loss
 
 Task = Literal["sequence_classification", "causal_lm"]
@@ -63,8 +64,8 @@ class Method(nn.Module):
 
 
 def model_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The batch without its labels, ready to pass to a Hugging Face model."""
-    return {key: value for key, value in batch.items() if key != "labels"}
+    """The batch without its labels and example indices, ready to pass to a Hugging Face model."""
+    return {key: value for key, value in batch.items() if key not in ("labels", EXAMPLE_INDEX)}
 
 
 def next_token_view(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

@@ -8,7 +8,7 @@ from transformers import PreTrainedModel
 
 from distillery.spec import ResponseMethod
 from distillery.spec.methods import SequenceLevelKD, SoftTargets
-from worker.engine.batching import IGNORE_INDEX
+from worker.engine.batching import EXAMPLE_INDEX, IGNORE_INDEX
 from worker.engine.errors import UserError
 from worker.engine.losses import hard_target_loss, soft_target_loss
 from worker.engine.methods.base import Method, MethodContext, Task, model_inputs, next_token_view
@@ -20,6 +20,31 @@ def teacher_logits(teacher: PreTrainedModel, inputs: dict[str, Tensor]) -> Tenso
     """The frozen teacher's logits for the batch, outside the autograd graph."""
     with torch.no_grad():
         return teacher(**inputs).logits
+
+
+class TeacherLogitCache:
+    """The frozen teacher's classifier logits per training example, kept after its first forward pass.
+
+    The teacher runs in eval mode, so an example's logits are the same every epoch: later epochs look
+    them up instead of running the teacher again. Only for classification, whose logits are small.
+    """
+
+    def __init__(self) -> None:
+        self._logits: dict[int, Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._logits)
+
+    def logits(self, teacher: PreTrainedModel, inputs: dict[str, Tensor], indices: Tensor | None) -> Tensor:
+        """The batch's teacher logits: looked up if every example was seen before, else computed and kept."""
+        if indices is None:
+            return teacher_logits(teacher, inputs)
+        keys = indices.tolist()
+        if all(key in self._logits for key in keys):
+            return torch.stack([self._logits[key] for key in keys])
+        logits = teacher_logits(teacher, inputs)
+        self._logits.update(zip(keys, logits.unbind(0), strict=True))
+        return logits
 
 
 def response_loss(
@@ -60,15 +85,18 @@ class ResponseDistillation(Method):
         if spec.sequence_level is not None and ctx.task != "causal_lm":
             raise UserError("sequence-level KD applies to causal LMs only", param="method.sequence_level")
         self.soft: ResponseMethod = spec
+        self.teacher_cache = TeacherLogitCache() if ctx.task == "sequence_classification" else None
 
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Soft-target and hard-label terms of the batch."""
         assert self.teacher is not None
         inputs = model_inputs(batch)
         student_logits = self.student(**inputs).logits
-        return response_loss(
-            self.task, self.soft, student_logits, teacher_logits(self.teacher, inputs), batch["labels"]
-        )
+        if self.teacher_cache is None:
+            targets = teacher_logits(self.teacher, inputs)
+        else:
+            targets = self.teacher_cache.logits(self.teacher, inputs, batch.get(EXAMPLE_INDEX))
+        return response_loss(self.task, self.soft, student_logits, targets, batch["labels"])
 
 
 def generate_continuations(

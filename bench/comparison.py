@@ -3,8 +3,9 @@
 The demo runs it on MiniLM-L6 and real tweets; a test runs it on tiny models so CI guards the pipeline.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,12 +154,51 @@ def run_comparison(
     recipe: Recipe,
     downloads: Path,
     console: Console,
+    extra_seeds: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """Run teacher, distilled student and control in turn; returns the summary `summarize` builds."""
-    jobs = run_three_jobs(
+    """Run teacher, distilled student and control in turn; returns the summary `summarize` builds.
+
+    Each of `extra_seeds` trains another distilled student and control from the same teacher with that
+    seed (initialisation of new parts, batch order, dropout), so the gain can be given with its spread.
+    """
+    teacher, distilled, control = run_three_jobs(
         client, lambda teacher_job: job_specs(base_model, teacher_job, data, recipe), downloads, console
     )
-    return summarize(*jobs)
+    summary = summarize(teacher, distilled, control)
+    pairs = [(recipe.seed, distilled, control)]
+    for seed in extra_seeds:
+        specs = job_specs(base_model, teacher["id"], data, replace(recipe, seed=seed))
+        pairs.append(
+            (
+                seed,
+                run_to_end(client, specs["distilled"], f"distilled-seed{seed}", downloads, console),
+                run_to_end(client, specs["control"], f"control-seed{seed}", downloads, console),
+            )
+        )
+    summary["seeds"] = seed_gains(pairs, summary["split"])
+    return summary
+
+
+def seed_gains(pairs: list[tuple[int, dict[str, Any], dict[str, Any]]], split: str) -> dict[str, Any]:
+    """Accuracy of the distilled student and the control for each seed, and the gain's mean and spread."""
+    runs = []
+    for seed, distilled, control in pairs:
+        student = distilled["result"]["student"][split]["accuracy"]
+        baseline = control["result"]["student"][split]["accuracy"]
+        runs.append(
+            {
+                "seed": seed,
+                "student_accuracy": student,
+                "control_accuracy": baseline,
+                "gain_points": 100 * (student - baseline),
+            }
+        )
+    gains = [run["gain_points"] for run in runs]
+    return {
+        "runs": runs,
+        "gain_mean_points": statistics.fmean(gains),
+        "gain_stdev_points": statistics.stdev(gains) if len(gains) > 1 else None,
+    }
 
 
 def run_three_jobs(
@@ -246,4 +286,11 @@ def format_table(summary: dict[str, Any]) -> str:
         f"retention {summary['retention']:.1%}, gain over control {gain:+.1f} points"
         + ("" if speedup is None else f", speed-up {speedup:.2f}x")
     )
+    seeds = summary.get("seeds")
+    if seeds and len(seeds["runs"]) > 1:
+        each = ", ".join(f"seed {run['seed']} {run['gain_points']:+.2f}" for run in seeds["runs"])
+        lines.append(
+            f"gain over {len(seeds['runs'])} seeds: {seeds['gain_mean_points']:+.2f} "
+            f"(sd {seeds['gain_stdev_points']:.2f}; {each})"
+        )
     return "\n".join(lines)

@@ -42,12 +42,13 @@ def main() -> None:
     parser.add_argument(
         "--transfer-rows", type=int, default=0, help="unlabeled tweets the teacher labels for the student"
     )
-    parser.add_argument("--student-epochs", type=int, default=3, help="epochs of the control")
+    parser.add_argument("--student-epochs", type=int, default=3, help="epochs of both students")
     parser.add_argument(
-        "--distilled-epochs",
+        "--extra-seeds",
         type=int,
-        default=1,
-        help="epochs of the distilled student over train + transfer",
+        nargs="*",
+        default=[],
+        help="train another distilled student and control from the same teacher with each seed",
     )
     parser.add_argument("--data-dir", type=Path, default=Path("var/demo"))
     parser.add_argument("--port", type=int, default=8765)
@@ -72,11 +73,7 @@ def main() -> None:
         f"Tweets: {train.rows} train, {splits.eval.rows} eval, {splits.test.rows} test, "
         f"{transfer_rows} unlabeled transfer (seed 0)."
     )
-    recipe = Recipe(
-        student_layers=STUDENT_LAYERS,
-        student_epochs=args.student_epochs,
-        distilled_epochs=args.distilled_epochs if transfer else None,
-    )
+    recipe = Recipe(student_layers=STUDENT_LAYERS, student_epochs=args.student_epochs)
     with embedded_service(data_dir, port=args.port, log_path=data_dir / "service.log") as client:
         summary = run_comparison(
             client,
@@ -87,6 +84,7 @@ def main() -> None:
             recipe=recipe,
             downloads=data_dir / "students",
             console=console,
+            extra_seeds=args.extra_seeds,
         )
     summary["command"] = " ".join(["scripts/demo", *sys.argv[1:]])
     summary["data"] = {

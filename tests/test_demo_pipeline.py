@@ -43,6 +43,7 @@ def test_teacher_student_and_control_run_and_are_compared(tmp_path: Path) -> Non
             recipe=recipe,
             downloads=tmp_path / "students",
             console=output,
+            extra_seeds=[1],
         )
         jobs = {name: client.get_job(job_id) for name, job_id in summary["jobs"].items()}
 
@@ -56,6 +57,12 @@ def test_teacher_student_and_control_run_and_are_compared(tmp_path: Path) -> Non
     assert summary["retention"] == pytest.approx(student["test"]["accuracy"] / teacher["test"]["accuracy"])
     gain = 100 * (student["test"]["accuracy"] - control["test"]["accuracy"])
     assert summary["gain_over_control_points"] == pytest.approx(gain)
+    # A second seed trains another distilled student and control from the same teacher.
+    seeds = summary["seeds"]
+    assert [run["seed"] for run in seeds["runs"]] == [0, 1]
+    assert seeds["runs"][0]["gain_points"] == pytest.approx(gain)
+    assert seeds["gain_mean_points"] == pytest.approx(sum(run["gain_points"] for run in seeds["runs"]) / 2)
+    assert "gain over 2 seeds" in format_table(summary)
     assert summary["speedup"] > 0 and all(seconds > 0 for seconds in summary["seconds"].values())
     # The distilled student learns from the finished teacher job; the control never sees a teacher.
     assert jobs["distilled"]["spec"]["teacher"]["job"] == summary["jobs"]["teacher"]

@@ -75,3 +75,10 @@ def test_the_student_keeps_every_other_teacher_layer(distilled):
 
     result, _, _ = distilled
     assert AutoConfig.from_pretrained(result.student_dir).num_hidden_layers == 2
+
+
+def test_the_moving_average_of_the_curves_averages_a_trailing_window():
+    from worker.engine.curves import moving_average
+
+    assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+    assert moving_average([2.0, 4.0], 1) == [2.0, 4.0]

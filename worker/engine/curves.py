@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # no display on a worker
 import matplotlib.pyplot as plt  # noqa: E402
@@ -51,12 +52,26 @@ def _series(records: list[dict[str, Any]], split: str) -> dict[str, tuple[list[i
     return series
 
 
+def moving_average(values: list[float], window: int) -> list[float]:
+    """The mean of each value and the `window - 1` before it (fewer at the start)."""
+    sums = np.cumsum([0.0, *values])
+    return [float((sums[end] - sums[max(0, end - window)]) / min(end, window)) for end in range(1, len(sums))]
+
+
 def plot_curves(records: list[dict[str, Any]], path: Path, *, title: str) -> Path:
-    """Loss terms per step (left) and eval metrics per evaluation (right), as a PNG."""
+    """Loss terms per step (left) and eval metrics per evaluation (right), as a PNG.
+
+    Per-step losses are noisy, so each is drawn faintly with a moving average over a fiftieth of the
+    run drawn over it.
+    """
     figure, (train_axes, eval_axes) = plt.subplots(1, 2, figsize=(11, 4))
     for name, (steps, values) in _series(records, "train").items():
-        train_axes.plot(steps, values, label=name, linewidth=1)
-    train_axes.set(title="training loss terms", xlabel="step")
+        raw = train_axes.plot(steps, values, linewidth=0.6, alpha=0.25)[0]
+        window = max(1, len(values) // 50)
+        train_axes.plot(
+            steps, moving_average(values, window), label=name, color=raw.get_color(), linewidth=1.5
+        )
+    train_axes.set(title="training loss terms (moving average, faint: per step)", xlabel="step")
     for name, (steps, values) in _series(records, "eval").items():
         eval_axes.plot(steps, values, label=name, marker="o")
     eval_axes.set(title="evaluation", xlabel="step")

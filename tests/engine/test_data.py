@@ -4,7 +4,15 @@ import datasets
 import pytest
 
 from distillery.spec import DataSpec
-from worker.engine.batching import IGNORE_INDEX, collate, epoch_batch_order, eval_batch_order
+from worker.engine.batching import (
+    EXAMPLE_INDEX,
+    IGNORE_INDEX,
+    collate,
+    epoch_batch_order,
+    eval_batch_order,
+    iterate_batches,
+    longest_batch,
+)
 from worker.engine.data import (
     add_generated_examples,
     causal_lm_prompts,
@@ -158,3 +166,28 @@ def test_a_test_file_without_labels_names_the_label_column(engine_env, tmp_path)
             cache_dir=tmp_path,
         )
     assert caught.value.param == "data.label_column" and "test_file" in caught.value.message
+
+
+def lengths_table(lengths: list[int]) -> datasets.Dataset:
+    """Rows of the given lengths, each labelled with its own index."""
+    return datasets.Dataset.from_dict(
+        {
+            "input_ids": [[7] * length for length in lengths],
+            "attention_mask": [[1] * length for length in lengths],
+            "labels": list(range(len(lengths))),
+            "length": lengths,
+        }
+    )
+
+
+def test_the_latency_batch_is_a_full_batch_of_the_longest_rows():
+    batch = longest_batch(lengths_table([3, 9, 1, 7, 5]), 2, pad_token_id=0)
+    assert sorted(batch["labels"].tolist()) == [1, 3] and batch["input_ids"].shape == (2, 9)
+    assert longest_batch(lengths_table([3, 1]), 8, pad_token_id=0)["input_ids"].shape == (2, 3)
+
+
+def test_training_batches_can_carry_each_row_index_for_per_example_caches():
+    table = lengths_table([2, 4, 3])
+    indexed = next(iterate_batches(table, [[2, 0]], pad_token_id=0, with_index=True))
+    assert indexed[EXAMPLE_INDEX].tolist() == [2, 0]
+    assert EXAMPLE_INDEX not in next(iterate_batches(table, [[2, 0]], pad_token_id=0))

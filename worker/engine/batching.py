@@ -43,6 +43,13 @@ def eval_batch_order(lengths: Sequence[int], batch_size: int) -> list[list[int]]
     return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
+def longest_batch(dataset: datasets.Dataset, batch_size: int, *, pad_token_id: int) -> dict[str, Tensor]:
+    """The `batch_size` longest examples as one batch: the worst case a latency figure should show."""
+    lengths = list(dataset["length"])
+    longest = sorted(range(len(lengths)), key=lambda i: lengths[i])[-batch_size:]
+    return next(iterate_batches(dataset, [longest], pad_token_id=pad_token_id))
+
+
 def collate(rows: dict[str, list[Any]], *, pad_token_id: int) -> dict[str, Tensor]:
     """Pad one batch to its longest example: pad ids, mask 0, token types 0, LM labels -100."""
     width = max(len(ids) for ids in rows["input_ids"])

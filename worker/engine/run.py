@@ -14,7 +14,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.spec import JobSpec, ModelRef
 from distillery.spec.methods import SequenceLevelKD
-from worker.engine.batching import eval_batch_order, iterate_batches
+from worker.engine.batching import eval_batch_order, iterate_batches, longest_batch
 from worker.engine.callbacks import Callbacks
 from worker.engine.curves import MetricsLog, plot_curves
 from worker.engine.data import (
@@ -186,8 +186,7 @@ def _run(
     if teacher is None and teacher_dir is not None:
         teacher = _teacher_for_comparison(teacher_dir, task, tokenizer, data, device, callbacks)
     teacher_metrics = measure(teacher) if teacher is not None else None
-    eval_order = eval_batch_order(list(data.eval["length"]), batch_size)
-    latency_batch = next(iterate_batches(data.eval, eval_order[-1:], pad_token_id=data.pad_token_id))
+    latency_batch = longest_batch(data.eval, batch_size, pad_token_id=data.pad_token_id)
     report = build_report(
         task=task,
         method=spec.method.type,

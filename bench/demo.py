@@ -5,7 +5,7 @@ splits are uploaded with `POST /v1/files`, each model is a job, and the table co
 reports. Each job keeps its best epoch by accuracy on the eval split; the table reports the held-out
 test split, which no job saw before the end. Writes `bench/results/demo.json`.
 
-    python -m bench.demo                     # 4,000 labeled, 16,000 unlabeled, 1,000 eval, 2,000 test tweets
+    python -m bench.demo                     # 4,000 labeled, 8,000 unlabeled, 1,000 eval, 2,000 test tweets
     python -m bench.demo --transfer-rows 0   # the distilled student sees the labeled tweets only
     python -m bench.demo --extra-seeds 1 2   # two more distilled/control pairs, for the gain's spread
     python -m bench.demo --full              # every tweet not held out, labeled
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument(
         "--transfer-rows",
         type=int,
-        default=16000,
+        default=8000,
         help="unlabeled tweets the teacher labels for the distilled student (0: none)",
     )
     parser.add_argument("--student-epochs", type=int, default=3, help="epochs of both students")

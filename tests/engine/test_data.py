@@ -104,17 +104,22 @@ def test_sequence_level_prompts_and_generated_examples():
     assert extended[2]["labels"] == [IGNORE_INDEX, IGNORE_INDEX, 3, 9]
 
 
-def test_a_transfer_set_follows_the_train_rows_with_every_label_ignored(engine_env, tmp_path):
-    spec = DataSpec(train_file="file-sentiment", transfer_file="file-unlabeled", max_length=16)
+def prepare_sentiment(engine_env, spec, cache_dir):
+    """The spec's data prepared for classification with the sentiment teacher's tokenizer."""
     tokenizer = load_tokenizer(engine_env.model_root / "bert-sentiment")
-    data = prepare_data(
+    return prepare_data(
         spec,
         "sequence_classification",
         tokenizer,
         seed=0,
         resolve_file=engine_env.resolve_file,
-        cache_dir=tmp_path,
+        cache_dir=cache_dir,
     )
+
+
+def test_a_transfer_set_follows_the_train_rows_with_every_label_ignored(engine_env, tmp_path):
+    spec = DataSpec(train_file="file-sentiment", transfer_file="file-unlabeled", max_length=16)
+    data = prepare_sentiment(engine_env, spec, tmp_path)
     labeled = len(data.train) - 64
     assert labeled == len(data.train.filter(lambda row: row["labels"] != IGNORE_INDEX)) > 0
     assert set(data.train[labeled:]["labels"]) == {IGNORE_INDEX}
@@ -123,31 +128,15 @@ def test_a_transfer_set_follows_the_train_rows_with_every_label_ignored(engine_e
 
 def test_a_transfer_file_without_the_text_column_names_the_field(engine_env, tmp_path):
     spec = DataSpec(train_file="file-sentiment", transfer_file="file-counting-prompts", text_column="text")
-    tokenizer = load_tokenizer(engine_env.model_root / "bert-sentiment")
     spec_with_pair = spec.model_copy(update={"text_pair_column": "label"})
     with pytest.raises(UserError) as caught:
-        prepare_data(
-            spec_with_pair,
-            "sequence_classification",
-            tokenizer,
-            seed=0,
-            resolve_file=engine_env.resolve_file,
-            cache_dir=tmp_path,
-        )
+        prepare_sentiment(engine_env, spec_with_pair, tmp_path)
     assert caught.value.param == "data.text_pair_column"
 
 
 def test_a_test_file_is_tokenized_apart_from_train_and_eval(engine_env, tmp_path):
     spec = DataSpec(train_file="file-sentiment", test_file="file-sentiment-csv", max_length=16)
-    tokenizer = load_tokenizer(engine_env.model_root / "bert-sentiment")
-    data = prepare_data(
-        spec,
-        "sequence_classification",
-        tokenizer,
-        seed=0,
-        resolve_file=engine_env.resolve_file,
-        cache_dir=tmp_path,
-    )
+    data = prepare_sentiment(engine_env, spec, tmp_path)
     assert data.test is not None and len(data.test) == 96
     assert len(data.train) + len(data.eval) == 96
     assert set(data.test["labels"]) == {0, 1}
@@ -155,16 +144,8 @@ def test_a_test_file_is_tokenized_apart_from_train_and_eval(engine_env, tmp_path
 
 def test_a_test_file_without_labels_names_the_label_column(engine_env, tmp_path):
     spec = DataSpec(train_file="file-sentiment", test_file="file-unlabeled")
-    tokenizer = load_tokenizer(engine_env.model_root / "bert-sentiment")
     with pytest.raises(UserError) as caught:
-        prepare_data(
-            spec,
-            "sequence_classification",
-            tokenizer,
-            seed=0,
-            resolve_file=engine_env.resolve_file,
-            cache_dir=tmp_path,
-        )
+        prepare_sentiment(engine_env, spec, tmp_path)
     assert caught.value.param == "data.label_column" and "test_file" in caught.value.message
 
 

@@ -20,3 +20,5 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None] = mapped_column(doc="After this moment the key answers 401.")
+    last_used_at: Mapped[datetime | None] = mapped_column(doc="Last authenticated request, to the minute.")

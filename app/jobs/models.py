@@ -54,8 +54,11 @@ class Job(Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    queued_at: Mapped[datetime] = mapped_column(
-        default=utcnow, doc="Last time the job was sent to the queue."
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow, doc="Last time the job became queued.")
+    published_at: Mapped[datetime | None] = mapped_column(doc="Last time the job was sent to the broker.")
+    publish_id: Mapped[str | None] = mapped_column(String(64), doc="Message id of the last publish.")
+    deliveries: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", doc="Messages of this job that reached a worker."
     )
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

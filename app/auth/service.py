@@ -2,19 +2,31 @@
 
 import hashlib
 import hmac
+import logging
 import secrets
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.auth.models import ApiKey
+from app.core.base import utcnow
 from app.core.config import Settings
+
+logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "dk-"
 DEV_TENANT = "default"
 # 30 random bytes are 40 url-safe characters.
 KEY_RANDOM_BYTES = 30
 SHOWN_PREFIX_CHARS = 10
+# `last_used_at` is written at most this often per key, so a busy key costs no write per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class UnknownKey(LookupError):
+    """No key has this id (or the id names a key of another tenant)."""
 
 
 def hash_key(token: str) -> str:
@@ -22,16 +34,54 @@ def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(*, session: Session, tenant: str, name: str | None = None) -> str:
+def create_key(
+    *, session: Session, tenant: str, name: str | None = None, expires_at: datetime | None = None
+) -> str:
     """Create a key for a tenant; returns its plaintext, which is never stored and shown only now."""
     token = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
-    session.add(ApiKey(tenant=tenant, name=name, key_hash=hash_key(token), prefix=token[:SHOWN_PREFIX_CHARS]))
+    session.add(
+        ApiKey(
+            tenant=tenant,
+            name=name,
+            key_hash=hash_key(token),
+            prefix=token[:SHOWN_PREFIX_CHARS],
+            expires_at=expires_at,
+        )
+    )
     session.flush()
     return token
 
 
+def list_keys(*, session: Session, tenant: str | None = None) -> list[ApiKey]:
+    """Every key, or a tenant's, oldest first."""
+    statement = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if tenant is not None:
+        statement = statement.where(ApiKey.tenant == tenant)
+    return list(session.scalars(statement))
+
+
+def revoke_key(*, session: Session, key_id: str) -> ApiKey:
+    """Revoke a key by id; revoking a revoked key keeps its first revocation time."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise UnknownKey(key_id)
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.flush()
+    return key
+
+
+def key_state(key: ApiKey, now: datetime | None = None) -> str:
+    """`active`, `revoked` or `expired`."""
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and _aware(key.expires_at) <= (now or utcnow()):
+        return "expired"
+    return "active"
+
+
 def authenticate(*, session: Session, token: str, settings: Settings) -> str | None:
-    """The tenant a bearer token belongs to, or None for an unknown or revoked key."""
+    """The tenant a bearer token belongs to, or None for an unknown, revoked or expired key."""
     dev_key = settings.dev_api_key
     if (
         settings.environment == "development"
@@ -39,6 +89,39 @@ def authenticate(*, session: Session, token: str, settings: Settings) -> str | N
         and hmac.compare_digest(token.encode(), dev_key.encode())
     ):
         return DEV_TENANT
-    return session.scalar(
-        select(ApiKey.tenant).where(ApiKey.key_hash == hash_key(token), ApiKey.revoked_at.is_(None))
-    )
+    now = utcnow()
+    row = session.execute(
+        select(ApiKey.id, ApiKey.tenant, ApiKey.last_used_at).where(
+            ApiKey.key_hash == hash_key(token),
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.last_used_at is None or _aware(row.last_used_at) < now - LAST_USED_RESOLUTION:
+        _touch(session, key_id=row.id, now=now)
+    return str(row.tenant)
+
+
+def _touch(session: Session, *, key_id: str, now: datetime) -> None:
+    """Record a key's use in a short transaction of its own, so no request holds a lock on the key's row."""
+    try:
+        with session.get_bind().engine.connect() as connection:
+            connection.execute(
+                update(ApiKey)
+                .where(
+                    ApiKey.id == key_id,
+                    or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
+                )
+                .values(last_used_at=now)
+            )
+            connection.commit()
+    except SQLAlchemyError:
+        # Bookkeeping only: the request was authenticated either way.
+        logger.warning("could not record the use of key %s", key_id)
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive timestamps; they are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -118,9 +118,7 @@ def _run(
         workdir=workdir,
         callbacks=reporter,
         resolve_model=lambda ref: _resolve_model(ref, spec=spec, tenant=job.tenant, settings=settings),
-        resolve_file=lambda file_id: _resolve_file(
-            file_id, spec=spec, tenant=job.tenant, store=store, settings=settings
-        ),
+        resolve_file=lambda file_id: _resolve_file(file_id, spec=spec, tenant=job.tenant, store=store),
     )
     if result.status == "cancelled" or result.student_dir is None:
         return None
@@ -145,14 +143,13 @@ def _resolve_model(ref: ModelRef, *, spec: JobSpec, tenant: str, settings: Setti
         raise UserError(error.message, code="model_not_found", param=f"{owner}.{error.field}") from error
 
 
-def _resolve_file(
-    file_id: str, *, spec: JobSpec, tenant: str, store: ArtifactStore, settings: Settings
-) -> Path:
+def _resolve_file(file_id: str, *, spec: JobSpec, tenant: str, store: ArtifactStore) -> Path:
     def find() -> File | None:
         with session_scope() as session:
             return session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
 
-    file = retry_database(find, budget_seconds=settings.database_retry_seconds, what=f"resolving {file_id}")
+    budget = get_settings().database_retry_seconds
+    file = retry_database(find, budget_seconds=budget, what=f"resolving {file_id}")
     if file is None:
         field = next((name for name in DATA_FILE_FIELDS if getattr(spec.data, name) == file_id), "train_file")
         raise UserError(f"file {file_id} does not exist", code="file_not_found", param=f"data.{field}")

@@ -112,3 +112,16 @@ def test_a_database_that_accepts_connections_but_never_answers_fails_requests_wi
     assert response.status_code == 503, response.text
     assert "Retry-After" in response.headers
     assert seconds < TIMEOUT_SECONDS + 2
+
+
+def test_every_v1_route_declares_503_in_openapi(anonymous_client: Any) -> None:
+    openapi = anonymous_client.get("/openapi.json").json()
+    routes = [
+        (path, method, operation)
+        for path, item in openapi["paths"].items()
+        if path.startswith("/v1/")
+        for method, operation in item.items()
+    ]
+    assert routes
+    for path, method, operation in routes:
+        assert "503" in operation["responses"], f"{method.upper()} {path}"

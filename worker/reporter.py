@@ -84,6 +84,7 @@ class JobReporter(Callbacks):
     def on_metrics(
         self, *, step: int, epoch: float, split: Literal["train", "eval"], metrics: dict[str, float]
     ) -> None:
+        metrics = dict(metrics)  # written later if the database is away; the engine may reuse the dict
         summary = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items())
         self._record(
             lambda session: append_event(
@@ -99,6 +100,7 @@ class JobReporter(Callbacks):
         self, *, step: int, epoch: float, path: Path, metrics: dict[str, Any], is_best: bool
     ) -> None:
         location = str(path.resolve().relative_to(self.store.root.resolve()))
+        metrics = dict(metrics)
         self._record(
             lambda session: self._add_checkpoint(
                 session, step=step, epoch=epoch, location=location, metrics=metrics, is_best=is_best

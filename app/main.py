@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.api.database_errors import install_database_error_handlers
 from app.api.errors import install_error_handlers
 from app.api.router import root_router
 from app.api.upload_limit import UploadSizeLimit
@@ -53,7 +54,7 @@ def upgrade_database(settings: Settings, revision: str = "head") -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for some settings (default: the process's, from the environment)."""
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, timeout_seconds=settings.database_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     install_error_handlers(app)
+    install_database_error_handlers(app, engine)
     app.add_middleware(UploadSizeLimit, path=UPLOAD_PATH, max_bytes=settings.max_upload_bytes)
     app.include_router(root_router)
     return app

@@ -6,7 +6,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.core.base import utcnow
 from app.core.config import Settings, get_settings
@@ -19,7 +19,9 @@ from app.jobs.models import Artifact, Job, JobStatus
 from app.jobs.transitions import IllegalTransition, transition
 from distillery.spec import DATA_FILE_FIELDS, JobSpec, ModelRef
 from worker.engine.errors import UserError
+from worker.outcome import Outcome
 from worker.reporter import JobReporter
+from worker.transient import retry_database, transient_code
 
 logger = logging.getLogger(__name__)
 MEDIA_TYPES = {
@@ -57,45 +59,50 @@ def claim(job_id: str, *, worker_id: str) -> Job | None:
 
 
 def execute_job(job_id: str, *, worker_id: str) -> None:
-    """Claim, run and finish a job; every outcome ends in the database."""
-    job = claim(job_id, worker_id=worker_id)
+    """Claim, run and finish a job; every outcome ends in the database, and a transient failure is retried."""
+    settings = get_settings()
+    job = retry_database(
+        lambda: claim(job_id, worker_id=worker_id),
+        budget_seconds=settings.database_retry_seconds,
+        what=f"claiming job {job_id}",
+    )
     if job is None:
         return
-    settings = get_settings()
     store = ArtifactStore(settings.artifacts)
     reporter = JobReporter(job_id=job_id, worker_id=worker_id, settings=settings, store=store)
+    outcome = Outcome(job_id=job_id, worker_id=worker_id, settings=settings, reporter=reporter)
     try:
         with reporter:
-            outcome = _run(job, settings=settings, store=store, reporter=reporter)
+            result = _run(job, settings=settings, store=store, reporter=reporter)
     except UserError as error:
-        _finish(
-            job_id,
-            worker_id,
+        outcome.record(
             JobStatus.FAILED,
             error={"code": error.code, "message": error.message, "param": error.param, "type": "user"},
         )
         return
     except Exception as error:
+        if transient_code(error) is not None:
+            outcome.retry_later(error, attempt=job.attempts)
+            return
         logger.exception("job %s failed", job_id)
-        _finish(
-            job_id,
-            worker_id,
+        outcome.record(
             JobStatus.FAILED,
             error={
                 "code": "internal_error",
                 "message": f"{type(error).__name__}: {error}",
                 "param": None,
                 "type": "system",
+                "retryable": False,
             },
             detail=traceback.format_exc(limit=5),
         )
         return
     if reporter.lease_lost:
-        return  # the reconciler gave the job to someone else; their outcome counts
-    if outcome is None:
-        _finish(job_id, worker_id, JobStatus.CANCELLED)
+        return  # the reconciler may have given the job to someone else; their outcome counts
+    if result is None:
+        outcome.record(JobStatus.CANCELLED)
     else:
-        _finish(job_id, worker_id, JobStatus.SUCCEEDED, result=outcome)
+        outcome.record(JobStatus.SUCCEEDED, result=result)
 
 
 def _run(
@@ -118,76 +125,57 @@ def _run(
     archive = workdir / "student.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(result.student_dir, arcname="student")
-    _register_artifacts(job.id, [archive, *result.outputs], store=store)
+    _register_artifacts(job.id, [archive, *result.outputs], store=store, settings=settings)
     return result.report
 
 
 def _resolve_model(ref: ModelRef, *, spec: JobSpec, tenant: str, settings: Settings) -> Path:
-    with session_scope() as session:
-        try:
+    def resolve() -> Path:
+        with session_scope() as session:
             return resolve_model_ref(ref, session=session, tenant=tenant, settings=settings)
-        except ModelRefError as error:
-            owner = "teacher" if ref == spec.teacher else "student.model"
-            raise UserError(error.message, code="model_not_found", param=f"{owner}.{error.field}") from error
+
+    try:
+        return retry_database(
+            resolve, budget_seconds=settings.database_retry_seconds, what="resolving a model"
+        )
+    except ModelRefError as error:
+        owner = "teacher" if ref == spec.teacher else "student.model"
+        raise UserError(error.message, code="model_not_found", param=f"{owner}.{error.field}") from error
 
 
 def _resolve_file(file_id: str, *, spec: JobSpec, tenant: str, store: ArtifactStore) -> Path:
-    with session_scope() as session:
-        file = session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
-        if file is None:
-            field = next(
-                (name for name in DATA_FILE_FIELDS if getattr(spec.data, name) == file_id), "train_file"
+    def find() -> File | None:
+        with session_scope() as session:
+            return session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
+
+    budget = get_settings().database_retry_seconds
+    file = retry_database(find, budget_seconds=budget, what=f"resolving {file_id}")
+    if file is None:
+        field = next((name for name in DATA_FILE_FIELDS if getattr(spec.data, name) == file_id), "train_file")
+        raise UserError(f"file {file_id} does not exist", code="file_not_found", param=f"data.{field}")
+    return store.path(file.location)
+
+
+def _register_artifacts(job_id: str, paths: list[Path], *, store: ArtifactStore, settings: Settings) -> None:
+    files = [path for path in paths if path.is_file()]
+    described = [(path, *size_and_sha256(path)) for path in files]
+
+    def register() -> None:
+        with session_scope() as session:
+            # An earlier attempt of the job may have registered some of them already.
+            session.execute(
+                delete(Artifact).where(Artifact.job_id == job_id, Artifact.name.in_([p.name for p in files]))
             )
-            raise UserError(f"file {file_id} does not exist", code="file_not_found", param=f"data.{field}")
-        return store.path(file.location)
-
-
-def _register_artifacts(job_id: str, paths: list[Path], *, store: ArtifactStore) -> None:
-    with session_scope() as session:
-        for path in paths:
-            if not path.is_file():
-                continue
-            size, sha256 = size_and_sha256(path)
-            session.add(
-                Artifact(
-                    job_id=job_id,
-                    name=path.name,
-                    bytes=size,
-                    sha256=sha256,
-                    location=str(path.resolve().relative_to(store.root.resolve())),
-                    media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+            for path, size, sha256 in described:
+                session.add(
+                    Artifact(
+                        job_id=job_id,
+                        name=path.name,
+                        bytes=size,
+                        sha256=sha256,
+                        location=str(path.resolve().relative_to(store.root.resolve())),
+                        media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+                    )
                 )
-            )
 
-
-def _finish(
-    job_id: str,
-    worker_id: str,
-    target: JobStatus,
-    *,
-    result: dict[str, Any] | None = None,
-    error: dict[str, Any] | None = None,
-    detail: str | None = None,
-) -> None:
-    """Record the outcome with a compare-and-set; a job cancelled too late still ends succeeded."""
-    with session_scope() as session:
-        try:
-            transition(
-                session,
-                job_id=job_id,
-                target=target,
-                worker_id=worker_id,
-                values={"finished_at": utcnow(), "result": result, "error": error},
-            )
-        except IllegalTransition as refused:
-            logger.warning("could not record %s for %s: it is %s", target, job_id, refused.current)
-            return
-        message = f"job {target}" + (f": {error['message']}" if error else "")
-        append_event(
-            session,
-            job_id=job_id,
-            type="status",
-            level="error" if error else "info",
-            message=message,
-            data={"detail": detail} if detail else None,
-        )
+    retry_database(register, budget_seconds=settings.database_retry_seconds, what=f"job {job_id}'s artifacts")

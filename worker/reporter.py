@@ -1,17 +1,27 @@
-"""The engine's callbacks, written to the database: progress, metrics, checkpoints, heartbeat and cancel."""
+"""The engine's callbacks, written to the database: progress, metrics, checkpoints, heartbeat and cancel.
+
+A short database outage does not stop training. Log lines, metrics and checkpoint rows go through an
+in-order buffer that is written as soon as the database answers; progress, heartbeats and cancel checks
+are tried again at their next tick. Once no heartbeat could be stored for longer than the lease, the
+reconciler may have given the job to another worker, so the run stops.
+"""
 
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from app.core.base import utcnow
 from app.core.config import Settings
-from app.core.db import session_scope
+from app.core.db import is_database_unreachable, session_scope
+from app.core.outage import OutageLog
 from app.core.storage import ArtifactStore
 from app.jobs.events import append_event
 from app.jobs.models import Checkpoint, Job, JobStatus
@@ -20,7 +30,9 @@ from worker.engine.callbacks import Callbacks
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 2.0
 CANCEL_CHECK_EVERY_SECONDS = 1.0
+RETRY_EVERY_SECONDS = 1.0
 LIVE = [JobStatus.RUNNING.value, JobStatus.CANCELLING.value]
+Write = Callable[[Session], object]
 
 
 class JobReporter(Callbacks):
@@ -33,6 +45,13 @@ class JobReporter(Callbacks):
         self._started = time.monotonic()
         self._last_progress = 0.0
         self._last_cancel_check = 0.0
+        self._last_heartbeat = time.monotonic()  # the claim stored one
+        self._unsent_progress: dict[str, Any] = {}
+        self._pending: deque[Write] = deque()
+        self._pending_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._outage = OutageLog(logger, what=f"the database (job {job_id})")
+        self._next_try = 0.0
         self._stopped = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
 
@@ -45,8 +64,7 @@ class JobReporter(Callbacks):
         self._heartbeat.join(timeout=5)
 
     def on_message(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
-        with session_scope() as session:
-            append_event(session, job_id=self.job_id, message=message, level=level)
+        self._record(lambda session: append_event(session, job_id=self.job_id, message=message, level=level))
 
     def on_progress(self, *, step: int, total_steps: int, epoch: float) -> None:
         now = time.monotonic()
@@ -55,75 +73,167 @@ class JobReporter(Callbacks):
         self._last_progress = now
         elapsed = now - self._started
         eta = utcnow() + timedelta(seconds=elapsed / step * (total_steps - step)) if step else None
-        self._update(step=step, total_steps=total_steps, epoch=epoch, estimated_finish_at=eta)
+        self._unsent_progress = {
+            "step": step,
+            "total_steps": total_steps,
+            "epoch": epoch,
+            "estimated_finish_at": eta,
+        }
+        self._try(self._update)
 
     def on_metrics(
         self, *, step: int, epoch: float, split: Literal["train", "eval"], metrics: dict[str, float]
     ) -> None:
+        metrics = dict(metrics)  # written later if the database is away; the engine may reuse the dict
         summary = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items())
-        with session_scope() as session:
-            append_event(
+        self._record(
+            lambda session: append_event(
                 session,
                 job_id=self.job_id,
                 type="metrics",
                 message=f"{split} step {step}: {summary}",
                 data={"split": split, "step": step, "epoch": epoch, "metrics": metrics},
             )
+        )
 
     def on_checkpoint(
         self, *, step: int, epoch: float, path: Path, metrics: dict[str, Any], is_best: bool
     ) -> None:
         location = str(path.resolve().relative_to(self.store.root.resolve()))
-        with session_scope() as session:
-            # The engine keeps only the latest and the best checkpoints: forget rows whose folder is gone.
-            for old in session.query(Checkpoint).filter(Checkpoint.job_id == self.job_id).all():
-                if not self.store.path(old.location).exists():
-                    session.delete(old)
-                elif is_best and old.is_best:
-                    old.is_best = False
-            session.add(
-                Checkpoint(
-                    job_id=self.job_id,
-                    step=step,
-                    epoch=epoch,
-                    metrics=metrics,
-                    location=location,
-                    is_best=is_best,
-                )
+        metrics = dict(metrics)
+        self._record(
+            lambda session: self._add_checkpoint(
+                session, step=step, epoch=epoch, location=location, metrics=metrics, is_best=is_best
             )
-            append_event(
-                session,
-                job_id=self.job_id,
-                type="checkpoint",
-                message=f"checkpoint at step {step}",
-                data={"step": step, "epoch": epoch, "metrics": metrics, "is_best": is_best},
-            )
+        )
 
     def should_stop(self) -> bool:
         now = time.monotonic()
         if now - self._last_cancel_check >= CANCEL_CHECK_EVERY_SECONDS:
             self._last_cancel_check = now
-            self._update()
+            self._try(self._sync)
+            self._check_lease()
         return self.cancel_requested or self.lease_lost
 
-    def _update(self, **values: Any) -> None:
-        """Refresh the heartbeat (and any progress values) and learn whether a cancel was requested."""
+    def write_pending(self) -> None:
+        """Write the buffered records and any unsent progress; raises while the database is unreachable."""
+        self._write_buffer()
+        if self._unsent_progress:
+            self._update()
+
+    def _record(self, write: Write) -> None:
+        """Buffer a record that must not be lost, then try to write the buffer."""
+        with self._pending_lock:
+            self._pending.append(write)
+        self._try(lambda: self._write_buffer(wait=False))
+
+    def _sync(self) -> None:
+        """Write the buffer, then refresh the heartbeat."""
+        self._write_buffer(wait=False)
+        self._update()
+
+    def _write_buffer(self, *, wait: bool = True) -> None:
+        """Write the buffered records, oldest first, in one transaction; they stay buffered if it fails."""
+        if not self._write_lock.acquire(blocking=wait):
+            return  # the other thread is writing them
+        try:
+            with self._pending_lock:
+                batch = list(self._pending)
+            if not batch:
+                return
+            with session_scope() as session:
+                for write in batch:
+                    write(session)
+            with self._pending_lock:
+                for _ in batch:
+                    self._pending.popleft()
+        finally:
+            self._write_lock.release()
+
+    def _try(self, action: Callable[[], None]) -> None:
+        """Run a database action now, unless the database is down and was tried a moment ago."""
+        now = time.monotonic()
+        if self._outage.is_down and now < self._next_try:
+            return
+        try:
+            action()
+        except Exception as error:
+            if not is_database_unreachable(error):
+                raise
+            self._next_try = now + RETRY_EVERY_SECONDS
+            self._outage.failed(error)
+        else:
+            self._outage.answered()
+
+    def _add_checkpoint(
+        self,
+        session: Session,
+        *,
+        step: int,
+        epoch: float,
+        location: str,
+        metrics: dict[str, Any],
+        is_best: bool,
+    ) -> None:
+        # The engine keeps only the latest and the best checkpoints: forget rows whose folder is gone.
+        for old in session.query(Checkpoint).filter(Checkpoint.job_id == self.job_id).all():
+            if not self.store.path(old.location).exists():
+                session.delete(old)
+            elif is_best and old.is_best:
+                old.is_best = False
+        session.add(
+            Checkpoint(
+                job_id=self.job_id,
+                step=step,
+                epoch=epoch,
+                metrics=metrics,
+                location=location,
+                is_best=is_best,
+            )
+        )
+        append_event(
+            session,
+            job_id=self.job_id,
+            type="checkpoint",
+            message=f"checkpoint at step {step}",
+            data={"step": step, "epoch": epoch, "metrics": metrics, "is_best": is_best},
+        )
+
+    def _update(self) -> None:
+        """Refresh the heartbeat (with any unsent progress) and learn whether a cancel was requested."""
+        progress = self._unsent_progress
         with session_scope() as session:
             status = session.scalar(
                 update(Job)
                 .where(Job.id == self.job_id, Job.worker_id == self.worker_id, Job.status.in_(LIVE))
-                .values(heartbeat_at=utcnow(), **values)
+                .values(heartbeat_at=utcnow(), **progress)
                 .returning(Job.status)
             )
+        if self._unsent_progress is progress:
+            self._unsent_progress = {}
         if status is None:
             self.lease_lost = True
             logger.warning("job %s is no longer leased to %s", self.job_id, self.worker_id)
-        elif status == JobStatus.CANCELLING:
+            return
+        self._last_heartbeat = time.monotonic()
+        if status == JobStatus.CANCELLING:
             self.cancel_requested = True
+
+    def _check_lease(self) -> None:
+        """Stop once no heartbeat was stored for longer than the lease: the job may be someone else's."""
+        silent = time.monotonic() - self._last_heartbeat
+        if not self.lease_lost and silent > self.settings.lease_seconds:
+            self.lease_lost = True
+            logger.warning(
+                "job %s: no heartbeat stored for %.0fs, longer than the lease; stopping it",
+                self.job_id,
+                silent,
+            )
 
     def _beat(self) -> None:
         while not self._stopped.wait(self.settings.heartbeat_seconds):
             try:
-                self._update()
+                self._try(self._sync)
+                self._check_lease()
             except Exception:
                 logger.exception("heartbeat of job %s failed", self.job_id)

@@ -3,10 +3,12 @@
 from fastapi import APIRouter
 
 from app.api import health
+from app.api.errors import error_responses
 from app.files import endpoints as files
 from app.jobs import endpoints as jobs
 
-api_router = APIRouter(prefix="/v1")
+# Every /v1 route reads the database (the API key at least), so every one may answer 503.
+api_router = APIRouter(prefix="/v1", responses=error_responses(503))
 api_router.include_router(files.router)
 api_router.include_router(jobs.router)
 

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
         300.0, gt=0, description="A queued job untaken this long is re-sent (duplicates are harmless)."
     )
     visibility_timeout_seconds: int = Field(7 * 24 * 3600, gt=0, description="Longer than any job.")
+    database_timeout_seconds: float = Field(
+        5.0, ge=1, description="Longest wait to connect to the database or for a pooled connection."
+    )
+    database_retry_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a worker retries a database step a job needs before requeueing the job.",
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Self:

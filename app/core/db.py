@@ -7,13 +7,34 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import get_settings
 
+# Errors that say the database could not be reached or lost the connection, not that a statement is wrong.
+UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeoutError,
+)
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned for the backend: SQLite gets WAL and a busy timeout, Postgres a checked pool."""
+
+def is_database_unreachable(error: BaseException) -> bool:
+    """Whether an error means the database is (for now) out of reach, so the same work may succeed later."""
+    if isinstance(error, UNREACHABLE_ERRORS):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def make_engine(url: str, *, timeout_seconds: float = 5.0) -> Engine:
+    """An engine tuned for the backend: SQLite gets WAL and a busy timeout, Postgres a checked pool.
+
+    On a server database, connecting and waiting for a pooled connection both give up after
+    `timeout_seconds`, so a request fails fast during an outage instead of hanging.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -29,13 +50,15 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {"connect_timeout": max(2, round(timeout_seconds))} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout_seconds, connect_args=connect_args)
 
 
 @lru_cache
 def get_engine() -> Engine:
     """The process's engine."""
-    return make_engine(get_settings().database_url)
+    settings = get_settings()
+    return make_engine(settings.database_url, timeout_seconds=settings.database_timeout_seconds)
 
 
 @lru_cache

@@ -59,6 +59,14 @@ class JobProgress(BaseModel):
     estimated_finish_at: int | None = Field(None, description="Unix seconds.")
 
 
+class JobError(ErrorDetail):
+    """Why a job failed, and whether the failure was the infrastructure's (the job was retried)."""
+
+    retryable: bool = Field(
+        False, description="A transient infrastructure failure: the job was retried up to its attempt limit."
+    )
+
+
 class JobPublic(BaseModel):
     """A job: its spec, where it is in its lifecycle, and its outcome."""
 
@@ -68,7 +76,7 @@ class JobPublic(BaseModel):
     status: JobStatus
     spec: dict[str, Any] = Field(..., description="The validated job spec, defaults filled in.")
     progress: JobProgress
-    error: ErrorDetail | None = Field(None, description="Why the job failed; `type` user or system.")
+    error: JobError | None = Field(None, description="Why the job failed; `type` user or system.")
     attempts: int = Field(..., description="Deliveries to a worker so far.")
     result: dict[str, Any] | None = Field(None, description="Summary of a succeeded job: metrics, sizes.")
     created_at: int
@@ -102,15 +110,16 @@ class JobPublic(BaseModel):
         )
 
 
-def _error_of(stored: dict[str, Any] | None) -> ErrorDetail | None:
+def _error_of(stored: dict[str, Any] | None) -> JobError | None:
     """A job's stored error in the public shape; anything not marked as the user's is the system's."""
     if not stored:
         return None
-    return ErrorDetail(
+    return JobError(
         code=str(stored.get("code") or "error"),
         message=str(stored.get("message") or ""),
         param=stored.get("param"),
         type="user" if stored.get("type") == "user" else "system",
+        retryable=bool(stored.get("retryable")),
     )
 
 

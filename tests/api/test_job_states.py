@@ -125,4 +125,4 @@ def test_a_worker_error_is_shown_in_the_public_shape(client: Any, create_job: An
     transition(db_session, job_id=job_id, target=S.FAILED, values={"error": error, "finished_at": utcnow()})
     db_session.commit()
     job = client.get(f"/v1/jobs/{job_id}").json()
-    assert (job["status"], job["error"]) == ("failed", error)
+    assert (job["status"], job["error"]) == ("failed", {**error, "retryable": False})

@@ -1,0 +1,38 @@
+"""A database outage answers 503 with Retry-After, and logs one warning per outage, not one per request."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, event
+
+from app.api.errors import error_response
+from app.core.db import UNREACHABLE_ERRORS
+from app.core.outage import OutageLog
+
+logger = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5
+
+
+def install_database_error_handlers(app: FastAPI, engine: Engine) -> None:
+    """Answer 503 while `engine`'s database is unreachable; a connection that succeeds ends the outage."""
+    outage = OutageLog(logger, what="the database")
+    app.state.database_outage = outage
+
+    def _answered(_connection: Any) -> None:
+        outage.answered()
+
+    event.listen(engine, "engine_connect", _answered)
+
+    async def _on_database_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        outage.failed(exc)
+        return error_response(
+            503,
+            code="database_unavailable",
+            message="the database is unreachable; retry later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for error_class in UNREACHABLE_ERRORS:
+        app.add_exception_handler(error_class, _on_database_unreachable)

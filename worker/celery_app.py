@@ -3,14 +3,14 @@
 from celery import Celery
 from kombu import Queue
 
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 
 RUN_JOB_TASK = "distillery.run_job"
 
 
-def make_celery() -> Celery:
+def make_celery(settings: Settings | None = None) -> Celery:
     """A Celery app configured for long GPU jobs: one job at a time per pool process, acked when done."""
-    settings = get_settings()
+    settings = settings or get_settings()
     if settings.broker_url.startswith("sqla+sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = Celery("distillery", broker=settings.broker_url, include=["worker.tasks"])

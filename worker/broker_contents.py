@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class HeldMessages:
-    """Task ids of the queue's messages: waiting for a worker, or delivered to one and not acked yet."""
+    """Task ids of the queue's messages: waiting for a worker, or delivered to one recently."""
 
     waiting: frozenset[str]
     delivered: frozenset[str]
@@ -24,13 +25,16 @@ class HeldMessages:
 def held_messages(app: Celery, *, queue: str, delivered_within_seconds: float) -> HeldMessages | None:
     """The messages the broker holds for `queue`; None when its transport cannot be inspected.
 
-    The SQLAlchemy transport keeps every delivered message (acked or not), so only those delivered within
-    `delivered_within_seconds` are read: one delivered earlier whose job is still queued counts as lost.
+    Only messages delivered within `delivered_within_seconds` count as delivered: a job whose message a
+    worker took earlier and that is still queued was lost with that worker. (The SQLAlchemy transport
+    also keeps every acked message, so a window is needed there anyway.)
     """
     with app.connection_for_read() as connection:
         driver = connection.transport.driver_type
         if driver == "redis":
-            return _redis_messages(connection.default_channel, queue=queue)
+            return _redis_messages(
+                connection.default_channel, queue=queue, delivered_within_seconds=delivered_within_seconds
+            )
         if driver == "sql":
             return _sqlalchemy_messages(
                 connection.default_channel, queue=queue, delivered_within_seconds=delivered_within_seconds
@@ -38,18 +42,20 @@ def held_messages(app: Celery, *, queue: str, delivered_within_seconds: float) -
     return None
 
 
-def _redis_messages(channel: Any, *, queue: str) -> HeldMessages:
-    """The queue's lists (one per priority step) and kombu's `unacked` hash, read in one transaction."""
+def _redis_messages(channel: Any, *, queue: str, delivered_within_seconds: float) -> HeldMessages:
+    """The queue's lists (one per priority step) and kombu's unacked messages, read in one transaction."""
     # kombu names one list per priority step; _q_for_pri is how its own publish and consume find them.
     keys = list(dict.fromkeys(channel._q_for_pri(queue, step) for step in channel.priority_steps))
     with channel.conn_or_acquire() as client, client.pipeline(transaction=True) as pipe:
         for key in keys:
             pipe.lrange(key, 0, -1)
-        pipe.hvals(channel.unacked_key)
-        *lists, unacked = pipe.execute()
+        # The index scores each unacked delivery tag with the time it was delivered.
+        pipe.zrangebyscore(channel.unacked_index_key, time.time() - delivered_within_seconds, "+inf")
+        pipe.hgetall(channel.unacked_key)
+        *lists, recent_tags, unacked = pipe.execute()
     waiting = _task_ids(json.loads(raw) for items in lists for raw in items)
     # Each unacked entry is [message, exchange, routing_key]; the hash holds every queue's deliveries.
-    delivered = _task_ids(json.loads(raw)[0] for raw in unacked)
+    delivered = _task_ids(json.loads(unacked[tag])[0] for tag in recent_tags if tag in unacked)
     return HeldMessages(waiting=waiting, delivered=delivered)
 
 

@@ -30,9 +30,10 @@ def last_sent() -> ColumnElement[datetime]:
 def lost_jobs(session: Session, *, settings: Settings, held: HeldMessages | None, now: datetime) -> list[str]:
     """Queued jobs to send again, oldest first, at most `republish_max_per_pass`.
 
-    With the broker's contents known, a job is lost when the broker holds none of its last message, or a
-    worker took that message but has not run the job for `requeue_after_seconds`. Without them (brokers
-    that cannot be inspected), a job is lost when its last publish is older than `requeue_after_seconds`.
+    With the broker's contents known, a job is lost when its last message neither waits on the queue nor
+    was delivered within `requeue_after_seconds` (a worker that took it longer ago and has not started
+    the job is gone). Without them (brokers that cannot be inspected), a job is lost when its last
+    publish is older than `requeue_after_seconds`.
     No job is sent twice within `republish_min_interval_seconds`, which also covers the moments between
     a publish and its record, and between reading the broker and reading the database.
     """
@@ -40,16 +41,16 @@ def lost_jobs(session: Session, *, settings: Settings, held: HeldMessages | None
     recent = now - timedelta(seconds=settings.republish_min_interval_seconds)
     cutoff = min(recent, stale) if held is None else recent
     rows = session.execute(
-        select(Job.id, Job.publish_id, (last_sent() < stale).label("is_stale"))
+        select(Job.id, Job.publish_id)
         .where(Job.status == JobStatus.QUEUED, last_sent() < cutoff)
         .order_by(Job.queued_at, Job.id)
     ).all()
     lost = []
-    for job_id, publish_id, is_stale in rows:
+    for job_id, publish_id in rows:
         if held is not None and publish_id in held.waiting:
             continue  # waiting its turn on the queue
-        if held is not None and publish_id in held.delivered and not is_stale:
-            continue  # a worker has it and is about to start it
+        if held is not None and publish_id in held.delivered:
+            continue  # a worker took it and is starting the job
         lost.append(job_id)
         if len(lost) == settings.republish_max_per_pass:
             break

@@ -1,6 +1,7 @@
 """The reconciler re-sends only queued jobs whose message the broker lost, once each, within its limits."""
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -69,20 +70,22 @@ def test_after_a_broker_restart_each_lost_job_is_republished_once_and_held_ones_
     assert len(queued_task_ids(broker.url, settings.queue_name)) == 5
 
     broker.restart()
-    held = insert_jobs(db_session, 2)
-    for job_id in held:
+    taken, *held = insert_jobs(db_session, 3)
+    for job_id in [taken, *held]:
         publish_job(job_id, app=app)
-    held_messages = publish_ids(db_session, held)
-    time.sleep(GRACE + 0.2)
+    messages_before = publish_ids(db_session, [taken, *held])
+    with app.connection_for_read() as connection:  # a worker takes one and has not acked it yet
+        assert connection.default_channel.basic_get(settings.queue_name, no_ack=False) is not None
+        time.sleep(GRACE + 0.2)
 
-    assert sorted(reconcile_once(settings, app=app)) == sorted(lost)
-    assert reconcile_once(settings, app=app) == []
-    time.sleep(GRACE + 0.2)
-    assert reconcile_once(settings, app=app) == []
+        assert sorted(reconcile_once(settings, app=app)) == sorted(lost)
+        assert reconcile_once(settings, app=app) == []
+        time.sleep(GRACE + 0.2)
+        assert reconcile_once(settings, app=app) == []
 
     on_queue = queued_task_ids(broker.url, settings.queue_name)
-    assert sorted(on_queue) == sorted(publish_ids(db_session, lost + held).values())
-    assert publish_ids(db_session, held) == held_messages
+    assert sorted(on_queue) == sorted(publish_ids(db_session, lost + held + [taken]).values())
+    assert publish_ids(db_session, [taken, *held]) == messages_before
 
 
 def test_a_pass_sends_at_most_the_cap_and_a_job_at_most_once_per_interval(
@@ -117,3 +120,27 @@ def test_reconcilers_running_at_once_send_each_lost_job_once(db_session: Any, se
 
     sent = [job_id for result in results for job_id in result]
     assert sorted(sent) == sorted(jobs)
+
+
+def test_on_the_embedded_broker_only_a_job_whose_message_is_gone_is_resent(
+    db_session: Any, settings: Any, tmp_path: Path
+) -> None:
+    broker_file = tmp_path / "broker.db"
+    update = {"broker_url": f"sqla+sqlite:///{broker_file}", "republish_min_interval_seconds": GRACE}
+    settings = settings.model_copy(update=update)
+    app = make_celery(settings)
+    taken, waiting, lost = insert_jobs(db_session, 3)
+    for job_id in (taken, waiting, lost):
+        publish_job(job_id, app=app)
+    with app.connection_for_read() as connection:  # a worker takes one and has not acked it yet
+        message = connection.default_channel.basic_get(settings.queue_name, no_ack=False)
+        assert message.headers["id"] == publish_ids(db_session, [taken])[taken]
+        with sqlite3.connect(broker_file) as broker:  # the broker loses another
+            gone = broker.execute(
+                "DELETE FROM kombu_message WHERE payload LIKE ?",
+                (f"%{publish_ids(db_session, [lost])[lost]}%",),
+            )
+            assert gone.rowcount == 1
+        time.sleep(GRACE + 0.2)
+
+        assert reconcile_once(settings, app=app) == [lost]

@@ -8,8 +8,8 @@ real job), restarts a worker when a third of them ended, and restarts the broker
 which loses every message it held. Reconcile passes are short so that a flooding reconciler would show.
 Writes `bench/results/queue_hygiene.json`.
 
-    python -m bench.queue_hygiene                       # 200 jobs, 40 of them run
-    python -m bench.queue_hygiene --jobs 100 --run 20
+    python -m bench.queue_hygiene                       # 200 jobs, 20 of them run
+    python -m bench.queue_hygiene --jobs 100 --run 10
 """
 
 import argparse
@@ -66,7 +66,7 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=200, help="jobs in the backlog")
     parser.add_argument(
-        "--run", type=int, default=40, help="jobs of the backlog left to run; the rest are cancelled"
+        "--run", type=int, default=20, help="jobs of the backlog left to run; the rest are cancelled"
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes, one job at a time each")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "queue_hygiene.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if not 0 < args.run <= args.jobs:
         parser.error("--run must be between 1 and --jobs")
 
@@ -152,6 +153,7 @@ def scenario(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     events: dict[str, float] = {}
     wait_until_finished(run, to_run // 3, timeout=args.timeout)
     events["worker restart"] = time.monotonic() - started
+    logger.info("restarting a worker")
     run.workers[0].stop()
     run.workers[0].start()
     wait_until_finished(run, 2 * to_run // 3, timeout=args.timeout)
@@ -193,7 +195,7 @@ def measurements(
                 text(
                     "SELECT id, status, deliveries, attempts, "
                     "extract(epoch FROM started_at - created_at) AS wait, "
-                    "extract(epoch FROM finished_at - started_at) AS run, "
+                    "extract(epoch FROM finished_at - started_at) AS run, started_at, "
                     "(SELECT count(*) FROM job_events AS e"
                     " WHERE e.job_id = jobs.id AND e.message LIKE 're-sent%') AS resent FROM jobs"
                 )
@@ -221,6 +223,11 @@ def measurements(
         "probe_waits_seconds": {
             name: round(float(jobs[job_id]["wait"]), 1) for name, job_id in probes.items()
         },
+        # The run time of the jobs that started before each probe, shared by the workers: its fair wait.
+        "probe_work_ahead_seconds": {
+            name: round(work_ahead(ran, jobs[job_id], workers=len(run.workers)), 1)
+            for name, job_id in probes.items()
+        },
         "largest_probe_wait_seconds": round(
             max(float(jobs[job_id]["wait"]) for job_id in probes.values()), 1
         ),
@@ -230,6 +237,12 @@ def measurements(
         "cpu": cpu_model(),
         "python": platform.python_version(),
     }
+
+
+def work_ahead(ran: list[Any], probe: Any, *, workers: int) -> float:
+    """Seconds of job runs that started before the probe, divided among the workers."""
+    ahead = [float(row["run"]) for row in ran if row["started_at"] < probe["started_at"]]
+    return sum(ahead) / workers
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -247,7 +260,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("messages re-sent", result["resent_messages"]),
         ("median run of a job (s)", result["run_seconds_median"]),
         *(
-            (f"wait of the probe posted {name} (s)", wait)
+            (f"wait of the probe posted {name} (s)", f"{wait} ({result['probe_work_ahead_seconds'][name]})")
             for name, wait in result["probe_waits_seconds"].items()
         ),
         ("elapsed (s)", result["elapsed_seconds"]),
@@ -255,7 +268,10 @@ def print_table(result: dict[str, Any]) -> None:
     for name, value in rows:
         table.add_row(name, str(value))
     Console().print(table)
-    Console().print(f"CPU: {result['cpu']}; deliveries histogram: {result['deliveries_histogram']}")
+    Console().print(
+        "In brackets: run time of the jobs that started before the probe, divided among the workers.\n"
+        f"CPU: {result['cpu']}; deliveries histogram: {result['deliveries_histogram']}"
+    )
 
 
 def post_job(client: httpx.Client, spec: dict[str, Any]) -> str:

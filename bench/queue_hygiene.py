@@ -195,7 +195,8 @@ def measurements(
                 text(
                     "SELECT id, status, deliveries, attempts, "
                     "extract(epoch FROM started_at - created_at) AS wait, "
-                    "extract(epoch FROM finished_at - started_at) AS run, started_at, "
+                    "extract(epoch FROM finished_at - started_at) AS run, "
+                    "created_at, started_at, finished_at, "
                     "(SELECT count(*) FROM job_events AS e"
                     " WHERE e.job_id = jobs.id AND e.message LIKE 're-sent%') AS resent FROM jobs"
                 )
@@ -223,7 +224,7 @@ def measurements(
         "probe_waits_seconds": {
             name: round(float(jobs[job_id]["wait"]), 1) for name, job_id in probes.items()
         },
-        # The run time of the jobs that started before each probe, shared by the workers: its fair wait.
+        # The workers' time spent running jobs while each probe waited: its wait without any overhead.
         "probe_work_ahead_seconds": {
             name: round(work_ahead(ran, jobs[job_id], workers=len(run.workers)), 1)
             for name, job_id in probes.items()
@@ -240,9 +241,12 @@ def measurements(
 
 
 def work_ahead(ran: list[Any], probe: Any, *, workers: int) -> float:
-    """Seconds of job runs that started before the probe, divided among the workers."""
-    ahead = [float(row["run"]) for row in ran if row["started_at"] < probe["started_at"]]
-    return sum(ahead) / workers
+    """Seconds the workers spent running other jobs while the probe waited, divided among the workers."""
+    busy = 0.0
+    for row in ran:
+        overlap = min(row["finished_at"], probe["started_at"]) - max(row["started_at"], probe["created_at"])
+        busy += max(overlap.total_seconds(), 0.0) if row["id"] != probe["id"] else 0.0
+    return busy / workers
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -269,7 +273,7 @@ def print_table(result: dict[str, Any]) -> None:
         table.add_row(name, str(value))
     Console().print(table)
     Console().print(
-        "In brackets: run time of the jobs that started before the probe, divided among the workers.\n"
+        "In brackets: time the workers spent running other jobs while the probe waited, per worker.\n"
         f"CPU: {result['cpu']}; deliveries histogram: {result['deliveries_histogram']}"
     )
 

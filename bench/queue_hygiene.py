@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import platform
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -72,6 +73,9 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--timeout", type=float, default=900, help="give up after this many seconds")
     parser.add_argument("--out", type=Path, default=RESULTS / "queue_hygiene.json")
+    parser.add_argument(
+        "--logs", type=Path, help="keep the logs of the API and the workers in this directory"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -79,7 +83,13 @@ def main() -> None:
         parser.error("--run must be between 1 and --jobs")
 
     with tempfile.TemporaryDirectory(prefix="distillery-queue-bench-") as scratch:
-        result = benchmark(args, Path(scratch))
+        try:
+            result = benchmark(args, Path(scratch))
+        finally:
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                for log in Path(scratch).glob("*.log"):
+                    shutil.copy(log, args.logs / log.name)
     result["command"] = (
         f"python -m bench.queue_hygiene --jobs {args.jobs} --run {args.run} --workers {args.workers}"
     )

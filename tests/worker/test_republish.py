@@ -1,6 +1,7 @@
 """The reconciler re-sends only queued jobs whose message the broker lost, once each, within its limits."""
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -17,10 +18,12 @@ from throwaway_redis import ThrowawayRedis
 from app.core.base import utcnow
 from app.jobs.models import Job, JobStatus
 from app.jobs.queue import publish_job
+from worker.broker_contents import held_messages
 from worker.celery_app import make_celery
 from worker.reconciler import reconcile_once
 
 GRACE = 1.0
+RABBITMQ_URL = os.environ.get("DISTILLERY_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 @pytest.fixture
@@ -144,3 +147,26 @@ def test_on_the_embedded_broker_only_a_job_whose_message_is_gone_is_resent(
         time.sleep(GRACE + 0.2)
 
         assert reconcile_once(settings, app=app) == [lost]
+
+
+def test_on_a_broker_that_cannot_be_inspected_a_job_is_resent_by_age_only(
+    db_session: Any, settings: Any
+) -> None:
+    update = {
+        "broker_url": RABBITMQ_URL,
+        "requeue_after_seconds": 60.0,
+        "republish_min_interval_seconds": GRACE,
+    }
+    settings = settings.model_copy(update=update)
+    app = make_celery(settings)
+    waited_long, just_sent = insert_jobs(db_session, 2)
+    try:
+        publish_job(just_sent, app=app)
+        time.sleep(GRACE + 0.2)
+
+        assert held_messages(app, queue=settings.queue_name, delivered_within_seconds=60) is None
+        assert reconcile_once(settings, app=app) == [waited_long]
+        assert reconcile_once(settings, app=app) == []
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_delete(settings.queue_name)

@@ -3,14 +3,14 @@
 from celery import Celery
 from kombu import Queue
 
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 
 RUN_JOB_TASK = "distillery.run_job"
 
 
-def make_celery() -> Celery:
-    """A Celery app configured for long GPU jobs: one job per process, acked only when done."""
-    settings = get_settings()
+def make_celery(settings: Settings | None = None) -> Celery:
+    """A Celery app configured for long GPU jobs: one job at a time per pool process, acked when done."""
+    settings = settings or get_settings()
     if settings.broker_url.startswith("sqla+sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = Celery("distillery", broker=settings.broker_url, include=["worker.tasks"])
@@ -28,8 +28,8 @@ def make_celery() -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_concurrency=1,
-        # A fresh process per job frees every byte of accelerator memory the job held.
-        worker_max_tasks_per_child=1,
+        # Pool processes are kept: each real job runs in a fresh process of its own (worker.delivery),
+        # so a stale or duplicate delivery costs one database update, not a process restart.
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options=transport_options(settings.broker_url, settings.visibility_timeout_seconds),

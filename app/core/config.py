@@ -39,8 +39,15 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How often queued and orphaned jobs are checked."
     )
     requeue_after_seconds: float = Field(
-        300.0, gt=0, description="A queued job untaken this long is re-sent (duplicates are harmless)."
+        300.0,
+        gt=0,
+        description="A queued job whose message a worker took but never ran (or, on a broker that "
+        "cannot be inspected, any queued job) is re-sent this long after its last publish.",
     )
+    republish_min_interval_seconds: float = Field(
+        10.0, gt=0, description="A queued job is re-sent at most once per this interval."
+    )
+    republish_max_per_pass: int = Field(100, ge=1, description="Jobs one reconcile pass re-sends at most.")
     visibility_timeout_seconds: int = Field(7 * 24 * 3600, gt=0, description="Longer than any job.")
     database_timeout_seconds: float = Field(
         5.0, ge=1, description="Longest wait to connect to the database or for a pooled connection."

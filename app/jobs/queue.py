@@ -2,13 +2,39 @@
 
 import logging
 
+from celery import Celery
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from app.core.base import utcnow
 from app.core.config import get_settings
+from app.core.db import session_scope
+from app.jobs.models import Job
 from worker.celery_app import RUN_JOB_TASK, celery_app
 
 logger = logging.getLogger(__name__)
 
 
-def publish_job(job_id: str) -> None:
-    """Put a committed job on the queue; raises when the broker is unreachable."""
-    celery_app.send_task(RUN_JOB_TASK, args=[job_id], queue=get_settings().queue_name)
-    logger.info("published job %s", job_id)
+def publish_job(job_id: str, *, app: Celery = celery_app) -> None:
+    """Put a committed job on the queue and record the publish; raises when the broker is unreachable."""
+    message_id = send_job(job_id, app=app)
+    with session_scope() as session:
+        record_publish(session, job_id=job_id, message_id=message_id)
+    logger.info("published job %s as message %s", job_id, message_id)
+
+
+def send_job(job_id: str, *, app: Celery = celery_app) -> str:
+    """Put the job's id on the queue; returns the message id (the task id in its headers)."""
+    result = app.send_task(RUN_JOB_TASK, args=[job_id], queue=get_settings().queue_name)
+    message_id: str = result.id
+    return message_id
+
+
+def record_publish(session: Session, *, job_id: str, message_id: str) -> None:
+    """Remember when the job was last sent and as which message, so only lost messages are re-sent."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(published_at=utcnow(), publish_id=message_id)
+        .execution_options(synchronize_session=False)
+    )

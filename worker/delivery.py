@@ -12,8 +12,10 @@ from pathlib import Path
 
 from sqlalchemy import update
 
+from app.core.config import get_settings
 from app.core.db import session_scope
 from app.jobs.models import Job, JobStatus
+from worker.transient import retry_database
 
 logger = logging.getLogger(__name__)
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +37,11 @@ def record_delivery(job_id: str) -> str | None:
 
 def handle_delivery(job_id: str) -> None:
     """Run a queued job in a fresh process; acknowledge any other delivery at once (a duplicate or stale)."""
-    status = record_delivery(job_id)
+    status = retry_database(
+        lambda: record_delivery(job_id),
+        budget_seconds=get_settings().database_retry_seconds,
+        what=f"counting a delivery of job {job_id}",
+    )
     if status != JobStatus.QUEUED:
         logger.info("dropping a delivery of job %s: it is %s", job_id, status or "gone")
         return

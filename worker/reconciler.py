@@ -6,12 +6,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerUnreachable
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from app.core.base import utcnow
 from app.core.config import Settings
-from app.core.db import session_scope
+from app.core.db import is_database_unreachable, session_scope
+from app.core.outage import OutageLog
 from app.jobs.events import append_event
 from app.jobs.models import Job, JobStatus
 from app.jobs.queue import publish_job, record_publish, send_job
@@ -101,7 +103,13 @@ def recover_orphans(session: Session, *, settings: Settings) -> list[str]:
             elif job.attempts < settings.max_attempts:
                 target, values = JobStatus.QUEUED, {"queued_at": utcnow(), "worker_id": None}
             else:
-                error = {"code": "worker_lost", "message": lost, "param": None, "type": "system"}
+                error = {
+                    "code": "worker_lost",
+                    "message": lost,
+                    "param": None,
+                    "type": "system",
+                    "retryable": True,
+                }
                 target, values = JobStatus.FAILED, {"finished_at": utcnow(), "error": error}
             transition(
                 session,
@@ -128,9 +136,9 @@ def reconcile_once(settings: Settings, *, app: Celery = celery_app) -> list[str]
         try:
             publish_job(job_id, app=app)
             sent.append(job_id)
-        except Exception:
-            # It stays queued with no message, so the pass below sends it once the broker is back.
-            logger.exception("could not publish re-queued job %s", job_id)
+        except Exception as error:
+            # It stays queued with no message, so a later pass sends it once the broker is back.
+            logger.warning("could not publish re-queued job %s: %s", job_id, type(error).__name__)
     # Read the broker before the database: a job published in between is younger than the minimum interval.
     held = held_messages(
         app, queue=settings.queue_name, delivered_within_seconds=settings.requeue_after_seconds
@@ -160,10 +168,15 @@ class Reconciler:
         self._stopped.set()
 
     def _loop(self) -> None:
+        outage = OutageLog(logger, what="the reconciler's database or broker")
         while True:
             try:
                 reconcile_once(self.settings)
-            except Exception:  # keep the thread alive through a database or broker outage
-                logger.exception("reconcile pass failed")
+                outage.answered()
+            except Exception as error:  # keep the thread alive through a database or broker outage
+                if is_database_unreachable(error) or isinstance(error, BrokerUnreachable):
+                    outage.failed(error)  # one warning per outage, not a traceback every pass
+                else:
+                    logger.exception("reconcile pass failed")
             if self._stopped.wait(self.settings.reconcile_seconds):
                 return

@@ -26,11 +26,12 @@ from app.jobs.schemas import (
     JobPublic,
     load_job_examples,
 )
+from distillery.spec.text import ResourceId, Text
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(max_length=100, description="The job's id, e.g. `job_3f9a1b2c...`.")]
+JobId = Annotated[ResourceId, Path(description="The job's id, e.g. `job_3f9a1b2c...`.")]
 JOB_EXAMPLES = load_job_examples()
 
 
@@ -50,11 +51,10 @@ def create_job(
     tenant: TenantDep,
     settings: SettingsDep,
     idempotency_key: Annotated[
-        str | None,
+        Text | None,
         Header(
             alias="Idempotency-Key",
             min_length=1,
-            max_length=200,
             description="Retrying with the same key returns the same job instead of creating another.",
         ),
     ] = None,
@@ -173,7 +173,7 @@ def list_artifacts(job_id: JobId, session: SessionDep, tenant: TenantDep) -> Art
 )
 def download_artifact(
     job_id: JobId,
-    name: Annotated[str, Path(max_length=200, description="The artifact's name, e.g. `student.tar.gz`.")],
+    name: Annotated[Text, Path(min_length=1, description="The artifact's name, e.g. `student.tar.gz`.")],
     session: SessionDep,
     tenant: TenantDep,
     store: StoreDep,

@@ -14,6 +14,7 @@ from app.api.pagination import ListObject
 from app.api.timestamps import optional_unix_seconds, unix_seconds
 from app.jobs.models import Artifact, Checkpoint, Job, JobEvent, JobStatus
 from distillery.spec import JobSpec
+from distillery.spec.text import Text
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ REQUEST_ONLY_FIELDS = frozenset({"name", "metadata"})
 class JobCreate(JobSpec):
     """A job to run: the job spec, plus an optional name and metadata for the client's own bookkeeping."""
 
-    name: str | None = Field(None, max_length=200, description="A label shown in lists.")
-    metadata: dict[str, str] | None = Field(
+    name: Text | None = Field(None, description="A label shown in lists.")
+    metadata: dict[Text, Text] | None = Field(
         None, description="Up to 16 string pairs (keys up to 64 characters, values up to 512)."
     )
 

@@ -76,9 +76,9 @@ DIVISIBLE = (
 )
 
 
-def _invalid(key: str, message: str, **context: Any) -> PydanticCustomError:
-    # The key is appended to the field's location (`student.config`) by the API's error handler.
-    return PydanticCustomError(f"param:{key}", message, context or None)
+def _invalid(param: str, message: str, **context: Any) -> PydanticCustomError:
+    # The dotted key is appended to the field's location (`student.config`) by the API's error handler.
+    return PydanticCustomError(f"param:{param}", message, context or None)
 
 
 def check_student_config(config: dict[str, Any]) -> dict[str, Any]:

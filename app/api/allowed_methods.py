@@ -7,10 +7,12 @@ Starlette answers 405 from the first route whose path matches, so a path served 
 from collections.abc import Sequence
 
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.errors import error_response
+
+ROUTABLE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
 class AllowedMethods:
@@ -21,11 +23,16 @@ class AllowedMethods:
         self.app, self.routes = app, routes
 
     def allowed(self, scope: Scope) -> set[str]:
-        """The methods the request's path supports; empty when no route matches it."""
-        methods: set[str] = set()
-        for route in self.routes:
-            if isinstance(route, Route) and route.methods and route.matches(scope)[0] != Match.NONE:
-                methods |= route.methods
+        """The methods the request's path supports; empty when no route matches it.
+
+        Asked of each route through `matches`, the one interface every route (included routers too)
+        answers: a full match means the route serves that method on this path.
+        """
+        methods = {
+            method
+            for method in ROUTABLE_METHODS
+            if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in self.routes)
+        }
         if "GET" in methods:
             methods.add("HEAD")
         return methods | {"OPTIONS"} if methods else methods

@@ -21,7 +21,7 @@ Purpose = Annotated[Text | None, Form(max_length=64, description="Free label, e.
     "",
     status_code=201,
     summary="Upload a dataset",
-    responses=error_responses(401, 413, 415, 422),
+    responses=error_responses(400, 401, 413, 415, 422),
 )
 def upload_file(
     session: SessionDep,

@@ -41,7 +41,7 @@ JOB_EXAMPLES = load_job_examples()
     summary="Create a job",
     responses={
         200: {"model": JobPublic, "description": "A retry with the same Idempotency-Key: the existing job."},
-        **error_responses(401, 409, 422),
+        **error_responses(400, 401, 409, 413, 422),
     },
 )
 def create_job(

@@ -1,9 +1,10 @@
 """Distillation methods: each one a `type` and its own validated parameters."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+DISCRIMINATOR = "type"
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
 # Depths and layer indices: no supported model comes near this many layers.
 MAX_DEPTH = 256
@@ -11,10 +12,16 @@ Depth = Annotated[int, Field(ge=0, le=MAX_DEPTH)]
 LayerPair = tuple[Depth, Depth]
 
 
+def _tag_required(schema: dict[str, Any]) -> None:
+    """A discriminated union needs its tag even where the member defaults it, so the schema says so."""
+    if DISCRIMINATOR in schema.get("properties", {}):
+        schema["required"] = sorted({*schema.get("required", []), DISCRIMINATOR})
+
+
 class StrictModel(BaseModel):
     """A schema that rejects unknown fields (a typo is a 422, not a silent default) and non-finite numbers."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_tag_required)
 
 
 class SoftTargets(StrictModel):
@@ -149,7 +156,7 @@ MethodSpec = Annotated[
     | RelationMethod
     | SelfMethod
     | MutualMethod,
-    Field(discriminator="type"),
+    Field(discriminator=DISCRIMINATOR),
 ]
 
 TEACHER_METHODS = frozenset({"response", "feature", "attention", "relation"})

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError
 
-from distillery.spec.text import FORBIDDEN_CHARACTERS
+from distillery.spec.text import FORBIDDEN_CHARACTERS, PRINTABLE_PATTERN
 
 MAX_CONFIG_BYTES = 16 * 1024
 MAX_CONFIG_DEPTH = 4
@@ -174,4 +174,8 @@ def known_fields_schema() -> dict[str, Any]:
     properties.update({key: {"type": "number", "minimum": 0} for key in NON_NEGATIVE_FLOATS})
     for key in NULLABLE:
         properties[key] = {"anyOf": [properties[key], {"type": "null"}]}
-    return {"properties": properties, "maxProperties": MAX_CONFIG_KEYS}
+    return {
+        "properties": properties,
+        "maxProperties": MAX_CONFIG_KEYS,
+        "propertyNames": {"maxLength": MAX_CONFIG_TEXT_CHARS, "pattern": PRINTABLE_PATTERN},
+    }

@@ -112,7 +112,7 @@ def _check_shape(config: dict[str, Any]) -> None:
     keys = 0
     pending: list[tuple[str, Any, int]] = [(key, value, 1) for key, value in config.items()]
     for key in config:
-        _check_text(key, key)
+        _check_key(None, key)
     while pending:
         path, value, depth = pending.pop()
         keys += 1
@@ -127,7 +127,7 @@ def _check_shape(config: dict[str, Any]) -> None:
         children: list[tuple[str, Any]] = []
         if isinstance(value, dict):
             for child_key in value:
-                _check_text(f"{path}.{child_key}", str(child_key))
+                _check_key(path, str(child_key))
             children = [(f"{path}.{child_key}", child) for child_key, child in value.items()]
         elif isinstance(value, list):
             children = [(f"{path}.{index}", child) for index, child in enumerate(value)]
@@ -137,11 +137,28 @@ def _check_shape(config: dict[str, Any]) -> None:
 
 
 def _check_text(path: str, text: str) -> None:
+    problem = _text_problem(text)
+    if problem:
+        raise _invalid(path, problem)
+
+
+def _check_key(parent: str | None, key: str) -> None:
+    """A key is reported at the object holding it: a key with a control character is no name to show."""
+    problem = _text_problem(key)
+    if problem and parent is None:
+        raise PydanticCustomError(
+            "invalid_key", "a key of the config is invalid: {problem}", {"problem": problem}
+        )
+    if problem and parent is not None:
+        raise _invalid(parent, "a key of this object is invalid: {problem}", problem=problem)
+
+
+def _text_problem(text: str) -> str | None:
     if len(text) > MAX_CONFIG_TEXT_CHARS:
-        limit = MAX_CONFIG_TEXT_CHARS
-        raise _invalid(path, "texts in the config hold at most {limit} characters", limit=limit)
+        return f"texts in the config hold at most {MAX_CONFIG_TEXT_CHARS} characters"
     if FORBIDDEN_CHARACTERS.search(text):
-        raise _invalid(path, "must not contain control characters or invalid code points")
+        return "texts must not contain control characters or invalid code points"
+    return None
 
 
 def _check_known_field(key: str, value: Any) -> None:

@@ -38,6 +38,7 @@ def with_field(spec: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
         ("name", "tab\tinside", "name"),
         ("teacher.path", NUL, "teacher.path"),
         ("teacher.path", "m" * 256, "teacher.path"),
+        ("teacher.path", "\u00e9" * 255, "teacher.path"),
         ("data.train_file", NUL, "data.train_file"),
         ("data.train_file", "file_" + "0" * 100, "data.train_file"),
         ("data.eval_file", "\x7f", "data.eval_file"),

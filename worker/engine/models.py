@@ -25,6 +25,8 @@ from worker.engine.errors import UserError
 
 logger = logging.getLogger(__name__)
 CONFIG_PARAM = "student.config"
+# A student is the small model; one built from a config past this size is a mistake, not a distillation.
+MAX_CONFIG_STUDENT_PARAMETERS = 2_000_000_000
 
 TASK_ARCHITECTURE_SUFFIXES = {
     "sequence_classification": ("ForSequenceClassification",),
@@ -167,18 +169,27 @@ def buildable_config(
     """
     config = apply_overrides(base, overrides, label2id=label2id)
     try:
-        _build_on_meta(config, task=task, eager=eager)
+        model = _build_on_meta(config, task=task, eager=eager)
     except Exception as error:
         key = _first_failing_override(base, overrides, task=task, eager=eager, label2id=label2id)
         param = f"{CONFIG_PARAM}.{key}" if key is not None else CONFIG_PARAM
         message = f"the student config cannot build a model: {type(error).__name__}: {error}"
         raise UserError(message, param=param) from error
+    parameters = count_parameters(model)["total"]
+    if parameters > MAX_CONFIG_STUDENT_PARAMETERS:
+        raise UserError(
+            f"the student config builds {parameters:,} parameters; the limit is "
+            f"{MAX_CONFIG_STUDENT_PARAMETERS:,}",
+            code="student_too_large",
+            param=CONFIG_PARAM,
+        )
     return config
 
 
-def _build_on_meta(config: PretrainedConfig, *, task: str, eager: bool) -> None:
+def _build_on_meta(config: PretrainedConfig, *, task: str, eager: bool) -> PreTrainedModel:
     with torch.device("meta"):
-        auto_model_class(task).from_config(config, **attention_kwargs(eager))
+        model: PreTrainedModel = auto_model_class(task).from_config(config, **attention_kwargs(eager))
+        return model
 
 
 def _first_failing_override(

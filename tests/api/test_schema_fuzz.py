@@ -23,9 +23,11 @@ from schemathesis.specs.openapi.checks import (
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 
 from api.fuzz_bodies import point_at_real_resources
+from app.main import app as deployed_app
 
 EXAMPLES_PER_OPERATION_AND_MODE = 50
 MIN_REQUESTS = 1_000
@@ -112,3 +114,31 @@ def test_generated_requests_get_no_5xx_and_only_documented_answers(
     assert sum(tally.statuses.values()) >= MIN_REQUESTS, tally.summary()
     created = tally.statuses[("POST /v1/jobs", 201)] + tally.statuses[("POST /v1/jobs", 200)]
     assert created >= MIN_JOBS_CREATED, tally.summary()
+
+
+# The coverage phase: boundary values of every constraint, and methods the schema does not declare.
+# The schema is read from the module's app at import (the lazy fixture loader does not run on this
+# pytest); requests reach the test database through the `clean_state` fixture.
+COVERAGE_ONLY = {
+    "phases": {
+        "examples": {"enabled": False},
+        "fuzzing": {"enabled": False},
+        "stateful": {"enabled": False},
+    }
+}
+boundary_schema = schemathesis.openapi.from_asgi(
+    "/openapi.json", deployed_app, config=schemathesis.Config.from_dict(COVERAGE_ONLY)
+)
+
+
+@pytest.mark.slow
+@boundary_schema.parametrize()
+# The tables are emptied once per operation, not per request: the requests need no clean slate.
+@hypothesis.settings(suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture], deadline=None)
+def test_boundary_values_and_undeclared_methods_get_documented_answers(
+    case: Any, settings: Any, clean_state: None
+) -> None:
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {settings.dev_api_key}"},
+        checks=[*CHECKS, unsupported_method],
+    )

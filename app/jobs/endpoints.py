@@ -33,6 +33,8 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 JobId = Annotated[ResourceId, Path(description="The job's id, e.g. `job_3f9a1b2c...`.")]
 JOB_EXAMPLES = load_job_examples()
+# Event ids are 32-bit sequence numbers in the database.
+MAX_EVENT_ID = 2**31 - 1
 
 
 @router.post(
@@ -121,7 +123,9 @@ def list_events(
     job_id: JobId,
     session: SessionDep,
     tenant: TenantDep,
-    after: Annotated[int | None, Query(ge=0, description="Only events with a greater `id`.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a greater `id`.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Events per page, 1 to 1000.")] = 100,
 ) -> JobEventList:
     """List a job's log (status changes, messages, metrics, checkpoints) in order."""

@@ -1,4 +1,4 @@
-"""Steering generated job requests at resources that exist, so that valid ones can pass validation."""
+"""Steering generated requests at resources that exist, so that valid ones reach past the lookups."""
 
 from typing import Any
 
@@ -36,3 +36,12 @@ def _point_ref(ref: Any, model_path: str) -> None:
     if isinstance(ref, dict) and ("path" in ref or "job" in ref):
         ref.pop("job", None)
         ref["path"] = model_path
+
+
+def point_path_at_real_resources(case: Any, *, job_id: str, file_id: str) -> None:
+    """Make a generated request's job and file ids name ones that exist."""
+    parameters = case.path_parameters or {}
+    if "job_id" in parameters:
+        parameters["job_id"] = job_id
+    if "file_id" in parameters:
+        parameters["file_id"] = file_id

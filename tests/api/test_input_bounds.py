@@ -194,3 +194,15 @@ def test_a_body_that_cannot_be_parsed_is_a_documented_400(client: Any, body: byt
     assert response.json()["error"]["type"] == "user"
     documented = client.get("/openapi.json").json()["paths"]["/v1/jobs"]["post"]["responses"]
     assert "400" in documented and "413" in documented
+
+
+@pytest.mark.parametrize("after", [2**31 - 1, 2**31, 10**20])
+def test_an_event_cursor_is_bounded_by_what_the_database_stores(
+    client: Any, create_job: Any, after: int
+) -> None:
+    job = create_job()
+    response = client.get(f"/v1/jobs/{job['id']}/events", params={"after": after})
+    if after < 2**31:
+        assert response.status_code == 200 and response.json()["data"] == []
+    else:
+        assert_invalid(response, "after")

@@ -22,17 +22,18 @@ class AllowedMethods:
         # The live route list: routes added after the middleware are seen too.
         self.app, self.routes = app, routes
 
-    def allowed(self, scope: Scope) -> set[str]:
-        """The methods the request's path supports; empty when no route matches it.
+    def serves(self, scope: Scope, method: str) -> bool:
+        """Whether a route serves this method on the request's path.
 
-        Asked of each route through `matches`, the one interface every route (included routers too)
-        answers: a full match means the route serves that method on this path.
+        Asked through `matches`, the one interface every route (included routers too) answers: a full
+        match means the route serves that method on this path.
         """
-        methods = {
-            method
-            for method in ROUTABLE_METHODS
-            if any(route.matches({**scope, "method": method})[0] == Match.FULL for route in self.routes)
-        }
+        probe = {**scope, "method": method}
+        return any(route.matches(probe)[0] == Match.FULL for route in self.routes)
+
+    def allowed(self, scope: Scope) -> set[str]:
+        """The methods the request's path supports; empty when no route matches it."""
+        methods = {method for method in ROUTABLE_METHODS if self.serves(scope, method)}
         if "GET" in methods:
             methods.add("HEAD")
         return methods | {"OPTIONS"} if methods else methods
@@ -41,15 +42,18 @@ class AllowedMethods:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        allowed = self.allowed(scope)
-        method = scope["method"]
-        if not allowed or (method in allowed and method not in {"OPTIONS", "HEAD"}):
+        method: str = scope["method"]
+        if method not in {"OPTIONS", "HEAD"} and self.serves(scope, method):
             await self.app(scope, receive, send)
+            return
+        allowed = self.allowed(scope)
+        if not allowed:
+            await self.app(scope, receive, send)  # no such path: the router's 404
             return
         headers = {"Allow": ", ".join(sorted(allowed))}
         if method == "OPTIONS":
             await options_response(scope, receive, send, headers)
-        elif method == "HEAD":
+        elif method == "HEAD" and "GET" in allowed:
             await self.app({**scope, "method": "GET"}, receive, _without_body(send))
         else:
             response = error_response(

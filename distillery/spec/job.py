@@ -5,15 +5,21 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from distillery.spec.methods import TASK_METHODS, TEACHER_METHODS, MethodSpec, StrictModel, SupervisedMethod
+from distillery.spec.methods import (
+    MAX_DEPTH,
+    TASK_METHODS,
+    TEACHER_METHODS,
+    MethodSpec,
+    StrictModel,
+    SupervisedMethod,
+)
 from distillery.spec.student_config import check_student_config, known_fields_schema
 from distillery.spec.text import ColumnName, ModelPath, ResourceId
 
 # Errors raised by a model validator carry the offending field in their type, "param:<field>",
 # because pydantic locates them at the model itself; the API appends it to the location.
 Task = Literal["sequence_classification", "causal_lm"]
-MAX_LAYERS = 256
-LayerIndex = Annotated[int, Field(ge=0, lt=MAX_LAYERS)]
+LayerIndex = Annotated[int, Field(ge=0, lt=MAX_DEPTH)]
 # The seeds Python, NumPy and torch all accept.
 MAX_SEED = 2**32 - 1
 StudentConfig = Annotated[
@@ -50,7 +56,7 @@ class StudentSpec(StrictModel):
     )
     layers: list[LayerIndex] | None = Field(
         None,
-        max_length=MAX_LAYERS,
+        max_length=MAX_DEPTH,
         description="teacher_layers: 0-based layer indices to copy (default: every other layer).",
     )
 

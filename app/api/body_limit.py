@@ -1,5 +1,7 @@
-"""Caps request bodies before they are parsed or spooled: a large Content-Length is refused at once,
-and a chunked body is counted as it arrives."""
+"""Caps request bodies before they are parsed or spooled.
+
+A declared Content-Length over the limit is refused at once; a chunked body is counted as it arrives.
+"""
 
 from dataclasses import dataclass
 

@@ -1,12 +1,13 @@
 """Every route of the service, versioned API under /v1 and probes at the root."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.api import health
+from app.api.query_params import reject_unknown_query_parameters
 from app.files import endpoints as files
 from app.jobs import endpoints as jobs
 
-api_router = APIRouter(prefix="/v1")
+api_router = APIRouter(prefix="/v1", dependencies=[Depends(reject_unknown_query_parameters)])
 api_router.include_router(files.router)
 api_router.include_router(jobs.router)
 

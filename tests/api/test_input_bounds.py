@@ -206,3 +206,23 @@ def test_an_event_cursor_is_bounded_by_what_the_database_stores(
         assert response.status_code == 200 and response.json()["data"] == []
     else:
         assert_invalid(response, "after")
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/v1/jobs?limt=5", "limt"),
+        ("/v1/jobs/job_1/events?aftr=3", "aftr"),
+        ("/v1/files?a%00=1", "query"),
+    ],
+)
+def test_an_unknown_query_parameter_is_422_naming_it(client: Any, path: str, param: str) -> None:
+    response = client.get(path)
+    assert_invalid(response, param)
+    assert response.json()["error"]["code"] == "unknown_field"
+
+
+def test_declared_query_parameters_still_pass(client: Any, create_job: Any) -> None:
+    job = create_job()
+    assert client.get("/v1/jobs", params={"limit": 5, "status": "queued"}).status_code == 200
+    assert client.get(f"/v1/jobs/{job['id']}/events", params={"after": 0, "limit": 5}).status_code == 200

@@ -12,10 +12,12 @@ from fastapi import FastAPI
 from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.api.allowed_methods import AllowedMethods
+from app.api.body_limit import BodyLimit, BodySizeLimit, upload_limit
 from app.api.database_errors import install_database_error_handlers
 from app.api.errors import install_error_handlers
 from app.api.router import root_router
-from app.api.upload_limit import UploadSizeLimit
+from app.api.unexpected import CatchUnexpected
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine
 
@@ -79,7 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     install_error_handlers(app)
     install_database_error_handlers(app, engine)
-    app.add_middleware(UploadSizeLimit, path=UPLOAD_PATH, max_bytes=settings.max_upload_bytes)
+    # Added innermost first: CatchUnexpected wraps the others, so nothing they raise drops a connection.
+    app.add_middleware(AllowedMethods, routes=app.router.routes)
+    app.add_middleware(
+        BodySizeLimit,
+        default=BodyLimit(settings.max_request_bytes),
+        post_routes={UPLOAD_PATH: upload_limit(settings.max_upload_bytes)},
+    )
+    app.add_middleware(CatchUnexpected)
     app.include_router(root_router)
     return app
 

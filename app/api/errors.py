@@ -19,6 +19,7 @@ ErrorType = Literal["user", "system"]
 REQUEST_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
 CUSTOM_PARAM_PREFIX = "param:"
 DISCRIMINATOR = "type"
+DICT_KEY_MARK = "[key]"
 STATUS_CODES = {
     400: "invalid_request",
     401: "unauthorized",
@@ -111,11 +112,11 @@ def error_response(
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request, such as an unknown pagination cursor.",
+    400: "Bad request: a body that is not UTF-8 JSON, a malformed upload, or an unknown pagination cursor.",
     401: "Missing or invalid API key.",
     404: "No such resource for this API key's tenant.",
     409: "The resource's current state does not allow this.",
-    413: "The upload is larger than the service accepts.",
+    413: "The request body or the upload is larger than the service accepts.",
     415: "The upload is not a supported dataset format.",
     422: "A field is invalid; `param` names it.",
     500: "An unexpected failure of the service.",
@@ -135,6 +136,9 @@ def field_param(error: dict[str, Any], body: Any) -> str | None:
     location = list(error.get("loc", ()))
     if location and location[0] in REQUEST_PARTS:
         location = location[1:]
+    if DICT_KEY_MARK in location:
+        # A bad key is located at the key itself (`metadata.<key>.[key]`): name the object, not the key.
+        location = location[: max(0, location.index(DICT_KEY_MARK) - 1)]
     parts = _without_union_tags(location, body)
     kind = str(error.get("type", ""))
     if kind.startswith(CUSTOM_PARAM_PREFIX):

@@ -8,11 +8,12 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
+from distillery.spec.text import ResourceId
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page, 1 to 100.")]
 After = Annotated[
-    str | None,
-    Query(max_length=100, description="The `last_id` of the previous page; omit for the first page."),
+    ResourceId | None,
+    Query(description="The `last_id` of the previous page; omit for the first page."),
 ]
 
 

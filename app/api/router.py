@@ -1,14 +1,19 @@
 """Every route of the service, versioned API under /v1 and probes at the root."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.api import health
 from app.api.errors import error_responses
+from app.api.query_params import reject_unknown_query_parameters
 from app.files import endpoints as files
 from app.jobs import endpoints as jobs
 
 # Every /v1 route reads the database (the API key at least), so every one may answer 503.
-api_router = APIRouter(prefix="/v1", responses=error_responses(503))
+api_router = APIRouter(
+    prefix="/v1",
+    responses=error_responses(503),
+    dependencies=[Depends(reject_unknown_query_parameters)],
+)
 api_router.include_router(files.router)
 api_router.include_router(jobs.router)
 

@@ -27,6 +27,7 @@ class Settings(BaseSettings):
 
     dev_api_key: str | None = Field(DEV_API_KEY, description="Accepted in development only.")
     max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    max_request_bytes: int = Field(1024 * 1024, gt=0, description="Largest body of any other request.")
     max_epochs: int = Field(100, ge=1)
     max_total_steps: int = Field(1_000_000, ge=1)
     max_attempts: int = Field(3, ge=1, description="Deliveries of one job before it fails for good.")

@@ -9,17 +9,19 @@ from app.api.errors import error_responses
 from app.api.pagination import After, Limit
 from app.files import service
 from app.files.schemas import FileDeleted, FileList, FilePublic
+from distillery.spec.text import ResourceId, Text
 
 router = APIRouter(prefix="/files", tags=["files"])
 
-FileId = Annotated[str, Path(max_length=100, description="The file's id, e.g. `file_5c1d0e2f...`.")]
+FileId = Annotated[ResourceId, Path(description="The file's id, e.g. `file_5c1d0e2f...`.")]
+Purpose = Annotated[Text | None, Form(max_length=64, description="Free label, e.g. `train`.")]
 
 
 @router.post(
     "",
     status_code=201,
     summary="Upload a dataset",
-    responses=error_responses(401, 413, 415, 422),
+    responses=error_responses(400, 401, 413, 415, 422),
 )
 def upload_file(
     session: SessionDep,
@@ -27,7 +29,7 @@ def upload_file(
     settings: SettingsDep,
     store: StoreDep,
     file: Annotated[UploadFile, File(description="A .jsonl, .csv or .parquet dataset.")],
-    purpose: Annotated[str | None, Form(max_length=64, description="Free label, e.g. `train`.")] = None,
+    purpose: Purpose = None,
 ) -> FilePublic:
     """Upload a JSONL, CSV or Parquet dataset; it is parsed on upload and its columns recorded."""
     stored = service.upload_file(

@@ -2,12 +2,15 @@
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from distillery.spec.text import FORBIDDEN_CHARACTERS, MAX_COLUMN_CHARS
 
 DatasetFormat = Literal["jsonl", "csv", "parquet"]
 FORMAT_BY_EXTENSION: dict[str, DatasetFormat] = {
@@ -17,6 +20,12 @@ FORMAT_BY_EXTENSION: dict[str, DatasetFormat] = {
     ".parquet": "parquet",
 }
 PARQUET_MAGIC = b"PAR1"
+# A row is a flat record of texts and labels; a little nesting is tolerated, deep nesting is refused
+# before it can exhaust the parser's stack.
+MAX_JSON_DEPTH = 32
+MAX_COLUMNS = 1024
+# Strings (skipped whole, escapes included) and the brackets outside them.
+JSON_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class UnsupportedFormat(ValueError):
@@ -52,7 +61,19 @@ def inspect_dataset(path: Path, fmt: DatasetFormat) -> DatasetSummary:
         raise InvalidDataset("the file holds no rows")
     if not summary.columns:
         raise InvalidDataset("the file holds no columns")
+    if len(summary.columns) > MAX_COLUMNS:
+        raise InvalidDataset(f"the file has {len(summary.columns)} columns; the limit is {MAX_COLUMNS}")
+    for name in summary.columns:
+        _check_column_name(name)
     return summary
+
+
+def _check_column_name(name: str) -> None:
+    """Column names are named again in job specs, so they obey the same rules as the spec's texts."""
+    if len(name) > MAX_COLUMN_CHARS:
+        raise InvalidDataset(f"a column name is longer than {MAX_COLUMN_CHARS} characters: {name[:40]!r}...")
+    if FORBIDDEN_CHARACTERS.search(name):
+        raise InvalidDataset(f"the column name {name!r} holds a control character or an invalid code point")
 
 
 def _inspect_jsonl(path: Path) -> DatasetSummary:
@@ -69,6 +90,8 @@ def _inspect_jsonl(path: Path) -> DatasetSummary:
                 raise InvalidDataset(f"line {number} is not valid UTF-8") from error
             if not line:
                 continue
+            if _nesting_depth(line) > MAX_JSON_DEPTH:
+                raise InvalidDataset(f"line {number} nests deeper than {MAX_JSON_DEPTH} levels")
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
@@ -76,6 +99,8 @@ def _inspect_jsonl(path: Path) -> DatasetSummary:
             if not isinstance(record, dict):
                 raise InvalidDataset(f"line {number} is a JSON {type(record).__name__}, not an object")
             columns.update(dict.fromkeys(record))
+            if len(columns) > MAX_COLUMNS:
+                raise InvalidDataset(f"line {number} brings the columns past the limit of {MAX_COLUMNS}")
             rows += 1
     return DatasetSummary(rows=rows, columns=list(columns))
 
@@ -127,6 +152,25 @@ def _inspect_parquet(path: Path) -> DatasetSummary:
     except (pa.ArrowException, OSError) as error:
         raise InvalidDataset(f"the Parquet file cannot be read: {error}") from error
     return DatasetSummary(rows=parquet.metadata.num_rows, columns=list(parquet.schema_arrow.names))
+
+
+def _nesting_depth(line: str) -> int:
+    """The deepest bracket nesting of a JSON text, brackets inside strings excepted.
+
+    Rows are nearly always flat, so a line without a nested opener costs one scan; only nested lines are
+    walked token by token.
+    """
+    if line.count("{") + line.count("[") <= 1:
+        return line.count("{") + line.count("[")
+    depth = deepest = 0
+    for token in JSON_STRUCTURE.finditer(line):
+        text = token.group()
+        if text in "{[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif text in "}]":
+            depth -= 1
+    return deepest
 
 
 def _is_binary(sample: bytes) -> bool:

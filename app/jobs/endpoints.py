@@ -26,12 +26,15 @@ from app.jobs.schemas import (
     JobPublic,
     load_job_examples,
 )
+from distillery.spec.text import ResourceId, Text
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(max_length=100, description="The job's id, e.g. `job_3f9a1b2c...`.")]
+JobId = Annotated[ResourceId, Path(description="The job's id, e.g. `job_3f9a1b2c...`.")]
 JOB_EXAMPLES = load_job_examples()
+# Event ids are 32-bit sequence numbers in the database.
+MAX_EVENT_ID = 2**31 - 1
 
 
 @router.post(
@@ -40,7 +43,7 @@ JOB_EXAMPLES = load_job_examples()
     summary="Create a job",
     responses={
         200: {"model": JobPublic, "description": "A retry with the same Idempotency-Key: the existing job."},
-        **error_responses(401, 409, 422),
+        **error_responses(400, 401, 409, 413, 422),
     },
 )
 def create_job(
@@ -50,11 +53,10 @@ def create_job(
     tenant: TenantDep,
     settings: SettingsDep,
     idempotency_key: Annotated[
-        str | None,
+        Text | None,
         Header(
             alias="Idempotency-Key",
             min_length=1,
-            max_length=200,
             description="Retrying with the same key returns the same job instead of creating another.",
         ),
     ] = None,
@@ -121,7 +123,9 @@ def list_events(
     job_id: JobId,
     session: SessionDep,
     tenant: TenantDep,
-    after: Annotated[int | None, Query(ge=0, description="Only events with a greater `id`.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Only events with a greater `id`.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Events per page, 1 to 1000.")] = 100,
 ) -> JobEventList:
     """List a job's log (status changes, messages, metrics, checkpoints) in order."""
@@ -173,7 +177,7 @@ def list_artifacts(job_id: JobId, session: SessionDep, tenant: TenantDep) -> Art
 )
 def download_artifact(
     job_id: JobId,
-    name: Annotated[str, Path(max_length=200, description="The artifact's name, e.g. `student.tar.gz`.")],
+    name: Annotated[Text, Path(min_length=1, description="The artifact's name, e.g. `student.tar.gz`.")],
     session: SessionDep,
     tenant: TenantDep,
     store: StoreDep,

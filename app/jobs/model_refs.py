@@ -36,6 +36,15 @@ def resolve_model_ref(ref: ModelRef, *, session: Session, tenant: str, settings:
 
 def _resolve_path(reference: str, *, roots: list[Path]) -> Path:
     """A directory with a config.json inside one of the roots; `..` and symlinks cannot leave them."""
+    try:
+        return _find_model_dir(reference, roots=roots)
+    except OSError as error:
+        # A name the file system refuses (too long a component, say) names no model either.
+        message = f"model path '{reference}' cannot be read: {error.strerror}"
+        raise ModelRefError(message, field="path") from error
+
+
+def _find_model_dir(reference: str, *, roots: list[Path]) -> Path:
     raw = Path(reference)
     candidates = [raw.resolve()] if raw.is_absolute() else [(root / raw).resolve() for root in roots]
     inside = [

@@ -2,11 +2,11 @@
 
 import logging
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import quote
 
 import yaml
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, JsonValue, model_validator
 from pydantic_core import PydanticCustomError
 
 from app.api.errors import ErrorDetail
@@ -14,6 +14,7 @@ from app.api.pagination import ListObject
 from app.api.timestamps import optional_unix_seconds, unix_seconds
 from app.jobs.models import Artifact, Checkpoint, Job, JobEvent, JobStatus
 from distillery.spec import JobSpec
+from distillery.spec.text import PRINTABLE, PRINTABLE_PATTERN, Text, text_limits
 
 logger = logging.getLogger(__name__)
 
@@ -22,14 +23,24 @@ MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
 REQUEST_ONLY_FIELDS = frozenset({"name", "metadata"})
+# Keys carry no pattern of their own: pydantic would turn it into patternProperties, which leaves other
+# keys unconstrained; the field's schema names the key rules instead (`propertyNames`).
+MetadataKey = Annotated[str, Field(max_length=MAX_METADATA_KEY_CHARS), PRINTABLE]
+MetadataValue = Annotated[str, text_limits(MAX_METADATA_VALUE_CHARS), PRINTABLE]
+METADATA_SCHEMA: dict[str, JsonValue] = {
+    "propertyNames": {"maxLength": MAX_METADATA_KEY_CHARS, "pattern": PRINTABLE_PATTERN},
+    "maxProperties": MAX_METADATA_PAIRS,
+}
 
 
 class JobCreate(JobSpec):
     """A job to run: the job spec, plus an optional name and metadata for the client's own bookkeeping."""
 
-    name: str | None = Field(None, max_length=200, description="A label shown in lists.")
-    metadata: dict[str, str] | None = Field(
-        None, description="Up to 16 string pairs (keys up to 64 characters, values up to 512)."
+    name: Text | None = Field(None, description="A label shown in lists.")
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(
+        None,
+        json_schema_extra=METADATA_SCHEMA,
+        description="Up to 16 string pairs (keys up to 64 characters, values up to 512).",
     )
 
     @model_validator(mode="after")

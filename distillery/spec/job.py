@@ -1,22 +1,37 @@
 """The job spec: task, teacher, student, data, method and training hyperparameters."""
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from distillery.spec.methods import TASK_METHODS, TEACHER_METHODS, MethodSpec, StrictModel, SupervisedMethod
+from distillery.spec.methods import (
+    MAX_DEPTH,
+    TASK_METHODS,
+    TEACHER_METHODS,
+    MethodSpec,
+    StrictModel,
+    SupervisedMethod,
+)
+from distillery.spec.student_config import check_student_config, known_fields_schema
+from distillery.spec.text import ColumnName, ModelPath, ResourceId
 
 # Errors raised by a model validator carry the offending field in their type, "param:<field>",
 # because pydantic locates them at the model itself; the API appends it to the location.
 Task = Literal["sequence_classification", "causal_lm"]
+LayerIndex = Annotated[int, Field(ge=0, lt=MAX_DEPTH)]
+# The seeds Python, NumPy and torch all accept.
+MAX_SEED = 2**32 - 1
+StudentConfig = Annotated[
+    dict[str, Any], AfterValidator(check_student_config), Field(json_schema_extra=known_fields_schema())
+]
 
 
 class ModelRef(StrictModel):
     """A model: a directory under one of the service's model roots, or the student of a succeeded job."""
 
-    path: str | None = Field(None, description="Directory relative to a configured model root.")
-    job: str | None = Field(None, description="Id of a succeeded job whose student is used.")
+    path: ModelPath | None = Field(None, description="Directory relative to a configured model root.")
+    job: ResourceId | None = Field(None, description="Id of a succeeded job whose student is used.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -34,13 +49,15 @@ class StudentSpec(StrictModel):
         description="pretrained: the checkpoint (required). config/teacher_layers: the model whose "
         "architecture, tokenizer and (for teacher_layers) weights are used; default: the teacher.",
     )
-    config: dict[str, Any] | None = Field(
+    config: StudentConfig | None = Field(
         None,
         description="config: overrides of the base config, e.g. num_hidden_layers, hidden_size, "
-        "num_attention_heads, intermediate_size.",
+        "num_attention_heads, intermediate_size (at most 16 KiB, 256 keys, 4 levels deep).",
     )
-    layers: list[int] | None = Field(
-        None, description="teacher_layers: 0-based layer indices to copy (default: every other layer)."
+    layers: list[LayerIndex] | None = Field(
+        None,
+        max_length=MAX_DEPTH,
+        description="teacher_layers: 0-based layer indices to copy (default: every other layer).",
     )
 
     @model_validator(mode="after")
@@ -63,16 +80,18 @@ DATA_FILE_FIELDS = ("train_file", "eval_file", "test_file", "transfer_file")
 class DataSpec(StrictModel):
     """Where the examples come from: uploaded files and the columns to read."""
 
-    train_file: str = Field(..., description="Id of an uploaded file (JSONL, CSV or Parquet).")
-    eval_file: str | None = Field(None, description="Id of an uploaded eval file; default: split off train.")
-    test_file: str | None = Field(
+    train_file: ResourceId = Field(..., description="Id of an uploaded file (JSONL, CSV or Parquet).")
+    eval_file: ResourceId | None = Field(
+        None, description="Id of an uploaded eval file; default: split off train."
+    )
+    test_file: ResourceId | None = Field(
         None,
         description=(
             "Id of an uploaded test file, kept out of training and of checkpoint selection (which uses "
             "the eval set): the kept student and the teacher are measured on it once, at the end."
         ),
     )
-    transfer_file: str | None = Field(
+    transfer_file: ResourceId | None = Field(
         None,
         description=(
             "Id of an uploaded file of unlabeled texts (a transfer set): the student learns the teacher's "
@@ -80,10 +99,10 @@ class DataSpec(StrictModel):
         ),
     )
     eval_fraction: float = Field(0.1, gt=0, le=0.5, description="Share of train held out when no eval file.")
-    text_column: str = "text"
-    text_pair_column: str | None = Field(None, description="Second text of a pair (classification).")
-    label_column: str = Field("label", description="Label column (classification).")
-    prompt_column: str | None = Field(
+    text_column: ColumnName = "text"
+    text_pair_column: ColumnName | None = Field(None, description="Second text of a pair (classification).")
+    label_column: ColumnName = Field("label", description="Label column (classification).")
+    prompt_column: ColumnName | None = Field(
         None, description="Causal LM: a prompt column whose tokens are masked out of the loss."
     )
     max_length: int = Field(128, ge=8, le=8192, description="Tokens per example after truncation.")
@@ -105,7 +124,7 @@ class TrainingSpec(StrictModel):
     lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seeds Python, NumPy and torch: 0 to 2^32 - 1.")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on a GPU.")
     eval_every_steps: int | None = Field(None, ge=1, description="Default: once per epoch.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Evaluations without improvement.")

@@ -1,17 +1,27 @@
 """Distillation methods: each one a `type` and its own validated parameters."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+DISCRIMINATOR = "type"
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
-LayerPair = tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
+# Depths and layer indices: no supported model comes near this many layers.
+MAX_DEPTH = 256
+Depth = Annotated[int, Field(ge=0, le=MAX_DEPTH)]
+LayerPair = tuple[Depth, Depth]
+
+
+def _tag_required(schema: dict[str, Any]) -> None:
+    """A discriminated union needs its tag even where the member defaults it, so the schema says so."""
+    if DISCRIMINATOR in schema.get("properties", {}):
+        schema["required"] = sorted({*schema.get("required", []), DISCRIMINATOR})
 
 
 class StrictModel(BaseModel):
-    """A schema that rejects unknown fields, so a typo is a 422 rather than a silent default."""
+    """A schema that rejects unknown fields (a typo is a 422, not a silent default) and non-finite numbers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_tag_required)
 
 
 class SoftTargets(StrictModel):
@@ -67,6 +77,7 @@ class FeatureMethod(SoftTargets):
     feature_weight: float = Field(1.0, ge=0, description="Weight of the hidden-state term.")
     layer_map: list[LayerPair] | None = Field(
         None,
+        max_length=MAX_DEPTH,
         description="Pairs [teacher_layer, student_layer] of hidden-state indices (0 = embeddings). "
         "Default: the student's layers spread uniformly over the teacher's.",
     )
@@ -85,11 +96,14 @@ class AttentionMethod(SoftTargets):
     )
     attention_weight: float = Field(1.0, ge=0)
     layer_map: list[LayerPair] | None = Field(
-        None, description="tinybert only: pairs [teacher_layer, student_layer] of 0-based transformer layers."
+        None,
+        max_length=MAX_DEPTH,
+        description="tinybert only: pairs [teacher_layer, student_layer] of 0-based transformer layers.",
     )
     relation_heads: int | None = Field(
         None,
         ge=1,
+        le=4096,
         description=(
             "minilm only: heads the relations are split into (default: the most, up to the larger "
             "model's head count, that divide both models' widths)."
@@ -109,15 +123,19 @@ class SelfMethod(StrictModel):
     """Self-distillation (Zhang et al. 2019): classifiers at intermediate depths learn from the deepest."""
 
     type: Literal["self"] = "self"
-    exits: list[Annotated[int, Field(ge=1)]] | None = Field(
+    exits: list[Annotated[int, Field(ge=1, le=MAX_DEPTH)]] | None = Field(
         None,
+        max_length=MAX_DEPTH,
         description="Depths (1-based layer counts) with an extra classifier. Default: every other layer.",
     )
     temperature: float = Field(3.0, gt=0, le=100)
     alpha: float = Field(0.5, ge=0, le=1)
     feature_weight: float = Field(0.0, ge=0, description="Weight of the hint from the deepest hidden state.")
     keep_exit: int | None = Field(
-        None, ge=1, description="Save the student truncated at this exit's depth (default: the full model)."
+        None,
+        ge=1,
+        le=MAX_DEPTH,
+        description="Save the student truncated at this exit's depth (default: the full model).",
     )
 
 
@@ -138,7 +156,7 @@ MethodSpec = Annotated[
     | RelationMethod
     | SelfMethod
     | MutualMethod,
-    Field(discriminator="type"),
+    Field(discriminator=DISCRIMINATOR),
 ]
 
 TEACHER_METHODS = frozenset({"response", "feature", "attention", "relation"})

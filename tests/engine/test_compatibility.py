@@ -53,4 +53,11 @@ def test_a_missing_column_names_its_spec_field(run_spec, tmp_path):
 
 def test_an_unknown_config_override_is_rejected(run_spec, tmp_path):
     spec = classification_spec(student={"init": "config", "config": {"num_hidden_layerz": 2}})
-    expect_user_error(run_spec, spec, tmp_path, "student.config")
+    expect_user_error(run_spec, spec, tmp_path, "student.config.num_hidden_layerz")
+
+
+def test_a_config_only_the_base_model_refutes_is_a_user_error_naming_the_field(run_spec, tmp_path):
+    # The teacher is 32 wide: 5 heads cannot split it, which the API, without the base config, cannot see.
+    spec = classification_spec(student={"init": "config", "config": {"num_attention_heads": 5}})
+    error = expect_user_error(run_spec, spec, tmp_path, "student.config.num_attention_heads")
+    assert "attention heads" in error.message

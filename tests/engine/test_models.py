@@ -86,8 +86,19 @@ def test_config_student_applies_overrides_and_the_data_labels(engine_env):
     assert all(torch.equal(p, q) for p, q in zip(student.parameters(), again.parameters(), strict=True))
 
 
-def test_an_inconsistent_config_is_a_user_error(engine_env):
-    spec = StudentSpec(init="config", config={"hidden_size": 30, "num_attention_heads": 4})
+@pytest.mark.parametrize(
+    ("config", "param"),
+    [
+        # The base model is 32 wide with 2 heads: only the base config tells that 5 heads cannot split it.
+        ({"num_hidden_layers": 1, "num_attention_heads": 5}, "student.config.num_attention_heads"),
+        ({"intermediate_size": 16, "hidden_size": 31}, "student.config.hidden_size"),
+        ({"hidden_act": "no-such-activation"}, "student.config.hidden_act"),
+        ({"pad_token_id": 10_000}, "student.config.pad_token_id"),
+        ({"no_such_field": 1}, "student.config.no_such_field"),
+    ],
+)
+def test_a_config_the_api_cannot_judge_is_a_user_error_naming_the_field(engine_env, config, param):
+    spec = StudentSpec(init="config", config=config)
     with pytest.raises(UserError) as caught:
         build_student(
             spec,
@@ -97,7 +108,30 @@ def test_an_inconsistent_config_is_a_user_error(engine_env):
             seed=0,
             eager=False,
         )
-    assert caught.value.param == "student.config"
+    assert caught.value.param == param
+
+
+@pytest.mark.parametrize(
+    ("config", "param"),
+    [
+        ({"num_attention_heads": 0}, "student.config.num_attention_heads"),
+        ({"hidden_size": -5}, "student.config.hidden_size"),
+        ({"vocab_size": "abc"}, "student.config.vocab_size"),
+    ],
+)
+def test_configs_the_api_refuses_are_user_errors_on_the_worker_too(engine_env, config, param):
+    # A spec stored before the API checked these fields must still fail as the user's error.
+    spec = StudentSpec.model_construct(init="config", config=config, model=None, layers=None)
+    with pytest.raises(UserError) as caught:
+        build_student(
+            spec,
+            "sequence_classification",
+            base_dir=engine_env.model_root / "bert-sentiment",
+            label2id={"a": 0, "b": 1},
+            seed=0,
+            eager=False,
+        )
+    assert caught.value.param == param
 
 
 def test_parameter_counts_exclude_embeddings_and_count_tied_weights_once(engine_env):
@@ -106,3 +140,18 @@ def test_parameter_counts_exclude_embeddings_and_count_tied_weights_once(engine_
     embeddings = model.transformer.wte.weight.numel() + model.transformer.wpe.weight.numel()
     assert counts["total"] == sum(p.numel() for p in model.parameters())
     assert counts["without_embeddings"] == counts["total"] - embeddings
+
+
+def test_a_config_student_past_the_size_limit_is_a_user_error_before_any_memory_is_used(engine_env):
+    config = {"num_hidden_layers": 256, "hidden_size": 16_384, "num_attention_heads": 128}
+    spec = StudentSpec(init="config", config=config)
+    with pytest.raises(UserError) as caught:
+        build_student(
+            spec,
+            "sequence_classification",
+            base_dir=engine_env.model_root / "bert-sentiment",
+            label2id={"a": 0, "b": 1},
+            seed=0,
+            eager=False,
+        )
+    assert (caught.value.code, caught.value.param) == ("student_too_large", "student.config")

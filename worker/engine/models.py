@@ -24,6 +24,9 @@ from worker.engine.data import has_real_label_names
 from worker.engine.errors import UserError
 
 logger = logging.getLogger(__name__)
+CONFIG_PARAM = "student.config"
+# A student is the small model; one built from a config past this size is a mistake, not a distillation.
+MAX_CONFIG_STUDENT_PARAMETERS = 2_000_000_000
 
 TASK_ARCHITECTURE_SUFFIXES = {
     "sequence_classification": ("ForSequenceClassification",),
@@ -125,25 +128,87 @@ def build_student(
         return _from_pretrained(task, base_dir, param=base_param, ignore_mismatched_sizes=True, **extra)
     config = load_config(base_dir, param=base_param)
     if spec.init == "config":
-        config = apply_overrides(config, spec.config or {})
-        for key, value in label_kwargs(label2id).items():
-            setattr(config, key, value)
-        try:
-            return auto_model_class(task).from_config(config, **attention_kwargs(eager))
-        except (ValueError, TypeError) as error:
-            raise UserError(f"invalid student config: {error}", param="student.config") from error
+        config = buildable_config(config, spec.config or {}, task=task, eager=eager, label2id=label2id)
+        return auto_model_class(task).from_config(config, **attention_kwargs(eager))
     source = _from_pretrained(task, base_dir, param=base_param, ignore_mismatched_sizes=True, **extra)
     return student_from_layers(source, spec.layers, task=task, eager=eager, seed=seed)
 
 
-def apply_overrides(config: PretrainedConfig, overrides: dict[str, Any]) -> PretrainedConfig:
-    """A copy of the config with the overrides; an unknown key is a UserError."""
+def apply_overrides(
+    config: PretrainedConfig, overrides: dict[str, Any], *, label2id: dict[str, int] | None = None
+) -> PretrainedConfig:
+    """A copy of the config with the overrides and the data's labels; a key it refuses is a UserError."""
     config = copy.deepcopy(config)
     for key, value in overrides.items():
+        param = f"{CONFIG_PARAM}.{key}"
         if not hasattr(config, key):
-            raise UserError(f"{type(config).__name__} has no field {key!r}", param="student.config")
+            raise UserError(f"{type(config).__name__} has no field {key!r}", param=param)
+        try:
+            setattr(config, key, value)  # transformers' config classes check the types of known fields
+        except Exception as error:
+            raise UserError(f"invalid student config field {key!r}: {error}", param=param) from error
+    for key, value in label_kwargs(label2id).items():
         setattr(config, key, value)
     return config
+
+
+def buildable_config(
+    base: PretrainedConfig,
+    overrides: dict[str, Any],
+    *,
+    task: str,
+    eager: bool,
+    label2id: dict[str, int] | None,
+) -> PretrainedConfig:
+    """The base config with the overrides, once a model builds from it; a config it refuses is a UserError.
+
+    The model is built on the meta device (no memory, no weights). Constructors reject a config with
+    whatever exception their arithmetic hits (a zero head count divides by zero, a negative width makes
+    a negative shape), so any exception here is the config's fault. The field named is the first
+    override whose addition makes the build fail.
+    """
+    config = apply_overrides(base, overrides, label2id=label2id)
+    try:
+        model = _build_on_meta(config, task=task, eager=eager)
+    except Exception as error:
+        key = _first_failing_override(base, overrides, task=task, eager=eager, label2id=label2id)
+        param = f"{CONFIG_PARAM}.{key}" if key is not None else CONFIG_PARAM
+        message = f"the student config cannot build a model: {type(error).__name__}: {error}"
+        raise UserError(message, param=param) from error
+    parameters = count_parameters(model)["total"]
+    if parameters > MAX_CONFIG_STUDENT_PARAMETERS:
+        raise UserError(
+            f"the student config builds {parameters:,} parameters; the limit is "
+            f"{MAX_CONFIG_STUDENT_PARAMETERS:,}",
+            code="student_too_large",
+            param=CONFIG_PARAM,
+        )
+    return config
+
+
+def _build_on_meta(config: PretrainedConfig, *, task: str, eager: bool) -> PreTrainedModel:
+    with torch.device("meta"):
+        model: PreTrainedModel = auto_model_class(task).from_config(config, **attention_kwargs(eager))
+        return model
+
+
+def _first_failing_override(
+    base: PretrainedConfig,
+    overrides: dict[str, Any],
+    *,
+    task: str,
+    eager: bool,
+    label2id: dict[str, int] | None,
+) -> str | None:
+    """The first override, in the order given, whose addition makes the build fail."""
+    applied: dict[str, Any] = {}
+    for key, value in overrides.items():
+        applied[key] = value
+        try:
+            _build_on_meta(apply_overrides(base, applied, label2id=label2id), task=task, eager=eager)
+        except Exception:
+            return key
+    return None
 
 
 def default_layers(num_layers: int) -> list[int]:

@@ -6,10 +6,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.errors import ApiError, error_responses
 from app.api.pagination import After, Limit
+from app.core.db import is_database_unreachable
 from app.jobs import service
 from app.jobs.models import JobStatus
 from app.jobs.queue import publish_job
@@ -69,11 +71,14 @@ def create_job(
     if not created:
         response.status_code = 200
         return JobPublic.from_row(job)
+    # The job is stored as queued either way; the reconciler sends it once the broker is back.
     try:
         publish_job(job.id)
-    except Exception:
-        # The job is stored as queued; the reconciler sends it again once the broker is back.
-        logger.exception("could not publish job %s; it stays queued for the reconciler", job.id)
+    except Exception as error:
+        if isinstance(error, BrokerUnreachable) or is_database_unreachable(error):
+            logger.warning("could not publish job %s (%s); the reconciler will", job.id, type(error).__name__)
+        else:
+            logger.exception("could not publish job %s; the reconciler will", job.id)
     return JobPublic.from_row(job)
 
 

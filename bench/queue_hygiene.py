@@ -30,15 +30,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
-from bench.queue_hygiene_services import (
-    RedisServer,
-    ServiceProcess,
-    free_port,
-    save_tiny_classifier,
-    scratch_database,
-    service_env,
-    wait_ready,
-)
+from bench.local_servers import RedisServer, free_port, scratch_database
+from bench.queue_hygiene_services import ServiceProcess, save_tiny_classifier, service_env, wait_ready
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TERMINAL = ("succeeded", "failed", "cancelled")

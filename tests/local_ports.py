@@ -1,11 +1,5 @@
 """A free TCP port on the loopback interface, for services the tests start."""
 
-import socket
+from bench.local_servers import free_port
 
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+__all__ = ["free_port"]

@@ -2,13 +2,13 @@
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from service_processes import start_worker
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -21,23 +21,7 @@ def worker_process(
     """`celery -A worker worker` as deployed, heartbeating every second; stopped after the module."""
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {**os.environ, "DISTILLERY_HEARTBEAT_SECONDS": "1", "DISTILLERY_RECONCILE_SECONDS": "3600"}
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker",
-        "worker",
-        "--pool=prefork",
-        "--concurrency=1",
-        f"--queues={settings.queue_name}",
-        "--hostname=test@%h",
-        "--loglevel=INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = start_worker(env, queue_name=settings.queue_name, log_path=log_path)
     yield process
     process.terminate()
     try:

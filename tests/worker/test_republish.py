@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 import redis
 from sqlalchemy import select
-from throwaway_redis import ThrowawayRedis
 
 from app.core.base import utcnow
 from app.jobs.models import Job, JobStatus
 from app.jobs.queue import publish_job
+from bench.local_servers import RedisServer
 from worker.broker_contents import held_messages
 from worker.celery_app import make_celery
 from worker.reconciler import reconcile_once
@@ -27,8 +27,8 @@ RABBITMQ_URL = os.environ.get("DISTILLERY_TEST_RABBITMQ", "amqp://guest:guest@12
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    server = ThrowawayRedis(tmp_path)
+def broker(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
     server.start()
     yield server
     server.stop()
@@ -62,7 +62,7 @@ def publish_ids(db_session: Any, job_ids: list[str]) -> dict[str, str | None]:
 
 
 def test_after_a_broker_restart_each_lost_job_is_republished_once_and_held_ones_are_not(
-    db_session: Any, settings: Any, broker: ThrowawayRedis
+    db_session: Any, settings: Any, broker: RedisServer
 ) -> None:
     settings = settings.model_copy(update={"broker_url": broker.url, "republish_min_interval_seconds": GRACE})
     app = make_celery(settings)

@@ -86,6 +86,20 @@ def test_config_student_applies_overrides_and_the_data_labels(engine_env):
     assert all(torch.equal(p, q) for p, q in zip(student.parameters(), again.parameters(), strict=True))
 
 
+def config_student_error(engine_env, spec):
+    """The UserError building a student of the bert-sentiment base from `spec` raises."""
+    with pytest.raises(UserError) as caught:
+        build_student(
+            spec,
+            "sequence_classification",
+            base_dir=engine_env.model_root / "bert-sentiment",
+            label2id={"a": 0, "b": 1},
+            seed=0,
+            eager=False,
+        )
+    return caught.value
+
+
 @pytest.mark.parametrize(
     ("config", "param"),
     [
@@ -99,16 +113,7 @@ def test_config_student_applies_overrides_and_the_data_labels(engine_env):
 )
 def test_a_config_the_api_cannot_judge_is_a_user_error_naming_the_field(engine_env, config, param):
     spec = StudentSpec(init="config", config=config)
-    with pytest.raises(UserError) as caught:
-        build_student(
-            spec,
-            "sequence_classification",
-            base_dir=engine_env.model_root / "bert-sentiment",
-            label2id={"a": 0, "b": 1},
-            seed=0,
-            eager=False,
-        )
-    assert caught.value.param == param
+    assert config_student_error(engine_env, spec).param == param
 
 
 @pytest.mark.parametrize(
@@ -122,16 +127,7 @@ def test_a_config_the_api_cannot_judge_is_a_user_error_naming_the_field(engine_e
 def test_configs_the_api_refuses_are_user_errors_on_the_worker_too(engine_env, config, param):
     # A spec stored before the API checked these fields must still fail as the user's error.
     spec = StudentSpec.model_construct(init="config", config=config, model=None, layers=None)
-    with pytest.raises(UserError) as caught:
-        build_student(
-            spec,
-            "sequence_classification",
-            base_dir=engine_env.model_root / "bert-sentiment",
-            label2id={"a": 0, "b": 1},
-            seed=0,
-            eager=False,
-        )
-    assert caught.value.param == param
+    assert config_student_error(engine_env, spec).param == param
 
 
 def test_parameter_counts_exclude_embeddings_and_count_tied_weights_once(engine_env):

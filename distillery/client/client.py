@@ -26,6 +26,10 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 STUDENT_ARCHIVE = "student.tar.gz"
 _CHUNK_BYTES = 1024 * 1024
+# Requests that change nothing, or nothing twice, may be sent again after a 503.
+_REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+_DEFAULT_RETRY_AFTER = 5.0
+_MAX_RETRY_AFTER = 30.0
 
 
 class DistilleryClient:
@@ -37,13 +41,16 @@ class DistilleryClient:
         api_key: str | None = None,
         timeout: float | None = 30.0,
         transport: httpx.BaseTransport | None = None,
+        retry_unavailable_for: float = 60.0,
     ) -> None:
+        """`retry_unavailable_for`: seconds a repeatable request keeps retrying a 503, per its Retry-After."""
         self.base_url = (base_url or os.environ.get("DISTILLERY_URL") or DEFAULT_URL).rstrip("/")
         api_key = api_key or os.environ.get("DISTILLERY_API_KEY") or None
         headers = {"User-Agent": "distillery-client"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.timeout = timeout
+        self.retry_unavailable_for = retry_unavailable_for
         self._http = httpx.Client(
             base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
         )
@@ -221,11 +228,19 @@ class DistilleryClient:
         return response.json() if response.content else None
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with self._transport_errors():
-            response = self._http.request(method, path, **kwargs)
-        if response.is_error:
-            raise ApiError.from_response(response)
-        return response
+        deadline = time.monotonic() + self.retry_unavailable_for
+        while True:
+            with self._transport_errors():
+                response = self._http.request(method, path, **kwargs)
+            if response.status_code == 503 and _repeatable(method, path, kwargs):
+                delay = _retry_after(response)
+                if time.monotonic() + delay <= deadline:
+                    logger.info("%s %s: the service is unavailable; retrying in %.0fs", method, path, delay)
+                    time.sleep(delay)
+                    continue
+            if response.is_error:
+                raise ApiError.from_response(response)
+            return response
 
     @contextmanager
     def _stream(self, method: str, path: str) -> Iterator[httpx.Response]:
@@ -249,6 +264,24 @@ class DistilleryClient:
 def _segment(value: str) -> str:
     """An id or a name quoted as one URL path segment, so a '/' in it cannot change the route."""
     return quote(str(value), safe="")
+
+
+def _repeatable(method: str, path: str, kwargs: Mapping[str, Any]) -> bool:
+    """Whether sending the request twice does what sending it once does."""
+    if method in _REPEATABLE_METHODS:
+        return True
+    if method != "POST" or "files" in kwargs:
+        return False  # an upload's stream cannot be replayed
+    return path.endswith("/cancel") or "Idempotency-Key" in (kwargs.get("headers") or {})
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """The wait a 503 asks for (seconds form of Retry-After), within sane bounds."""
+    try:
+        seconds = float(response.headers.get("Retry-After", _DEFAULT_RETRY_AFTER))
+    except ValueError:
+        seconds = _DEFAULT_RETRY_AFTER
+    return min(max(seconds, 0.5), _MAX_RETRY_AFTER)
 
 
 def _query(**params: Any) -> dict[str, Any]:

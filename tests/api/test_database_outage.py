@@ -1,13 +1,17 @@
 """A database outage answers 503 with Retry-After, fast and with one warning, and the API recovers alone."""
 
 import logging
+import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from local_ports import free_port
+from service_processes import start_api, stop
 from throwaway_postgres import ThrowawayPostgres, throwaway_postgres
 from upload_samples import SAMPLE_ROWS, dataset_bytes
 
@@ -125,3 +129,42 @@ def test_every_v1_route_declares_503_in_openapi(anonymous_client: Any) -> None:
     assert routes
     for path, method, operation in routes:
         assert "503" in operation["responses"], f"{method.upper()} {path}"
+
+
+def test_the_python_client_rides_out_a_short_outage_on_repeatable_requests(
+    server: ThrowawayPostgres, outage_client: Any, tmp_path: Path
+) -> None:
+    from distillery.client import ApiError, DistilleryClient
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DISTILLERY_DATABASE_URL": server.url("distillery"),  # migrated by `outage_client`
+        "DISTILLERY_DATABASE_TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
+    }
+    api = start_api(env, port=port, log_path=tmp_path / "api.log")
+    dataset = tmp_path / "rows.jsonl"
+    dataset.write_bytes(dataset_bytes(SAMPLE_ROWS, "jsonl"))
+    try:
+        with DistilleryClient(f"http://127.0.0.1:{port}", api_key="dk-dev-embedded-only") as client:
+            server.stop()
+            restart = threading.Timer(3.0, server.start)
+            restart.start()
+            try:
+                started = time.monotonic()
+                jobs = client.list_jobs()
+                waited = time.monotonic() - started
+            finally:
+                restart.join()
+            server.stop()
+            try:
+                with pytest.raises(ApiError) as refused:
+                    client.upload_file(dataset)  # an upload's stream cannot be replayed: no retry
+            finally:
+                server.start()
+    finally:
+        stop(api)
+
+    assert jobs["object"] == "list"
+    assert waited >= 2.5  # it waited for the database rather than failing
+    assert refused.value.status == 503

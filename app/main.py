@@ -79,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+    app.state.read_sessionmaker = sessionmaker(
+        bind=engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
     install_error_handlers(app)
     install_database_error_handlers(app, engine)
     # Added innermost first: CatchUnexpected wraps the others, so nothing they raise drops a connection.

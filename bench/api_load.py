@@ -69,8 +69,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=10, help="measured seconds per case")
-    parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds before each case")
+    parser.add_argument("--seconds", type=int, default=10, help="measured seconds per case")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured seconds before each case")
     parser.add_argument("--connections", type=int, default=16, help="concurrent keep-alive connections")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--out", type=Path, default=RESULTS / "api_load.json")
@@ -342,7 +342,7 @@ def summarise(
             "uvicorn": " ".join(UVICORN_OPTIONS),
             "api_key": "created with app.auth.service.create_key (production mode, no development key)",
         },
-        "command": f"python -m bench.api_load --seconds {args.seconds:g} --connections {args.connections}",
+        "command": f"python -m bench.api_load --seconds {args.seconds} --connections {args.connections}",
     }
 
 

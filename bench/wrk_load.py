@@ -48,7 +48,7 @@ def wrk_path() -> str:
 def run_wrk(
     url: str,
     *,
-    seconds: float,
+    seconds: int,
     connections: int,
     threads: int = 1,
     method: str = "GET",
@@ -64,7 +64,7 @@ def run_wrk(
     with tempfile.TemporaryDirectory(prefix="distillery-wrk-") as folder:
         script = Path(folder) / "case.lua"
         script.write_text("\n".join(lines) + "\n" + REPORT_LUA)
-        command = [wrk_path(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s"]
+        command = [wrk_path(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
         command += ["--timeout", "10s", "-s", str(script), url]
         completed = subprocess.run(command, capture_output=True, text=True, check=True)
     report = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))

@@ -1,8 +1,10 @@
 """Request dependencies: settings, the artifact store, a transactional session and the caller's tenant."""
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Annotated, Any
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -13,12 +15,14 @@ from app.core.config import Settings
 from app.core.storage import ArtifactStore
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
+READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 bearer_scheme = HTTPBearer(
     auto_error=False, description="An API key, sent as `Authorization: Bearer dk-...`."
 )
 
 
-def get_app_settings(request: Request) -> Settings:
+# `async` though they do no I/O: FastAPI runs a plain `def` dependency in the thread pool, a hop per request.
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
@@ -27,7 +31,7 @@ def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_store(settings: SettingsDep) -> ArtifactStore:
+async def get_store(settings: SettingsDep) -> ArtifactStore:
     """The artifact store shared with the workers."""
     return ArtifactStore(settings.artifacts)
 
@@ -35,17 +39,41 @@ def get_store(settings: SettingsDep) -> ArtifactStore:
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session whose transaction commits when the handler succeeds and rolls back when it raises."""
-    session: Session = request.app.state.sessionmaker()
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session whose transaction commits when the handler succeeds and rolls back when it raises.
+
+    A GET or HEAD only reads: its session runs in autocommit, which spares the BEGIN and COMMIT round trips.
+    Opening a session does no I/O (it connects on first use), so only its end runs in a thread.
+    """
+    factory = "read_sessionmaker" if request.method in READ_ONLY_METHODS else "sessionmaker"
+    session: Session = getattr(request.app.state, factory)()
     try:
         yield session
-        session.commit()
+    except BaseException:
+        await _in_thread_shielded(_end_session, session, commit=False)
+        raise
+    await _in_thread_shielded(_end_session, session, commit=True)
+
+
+def _end_session(session: Session, *, commit: bool) -> None:
+    """Commit (or roll back) and give the connection back to the pool."""
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+async def _in_thread_shielded(function: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    """Run in a thread even when the request is cancelled, with a capacity of its own, as FastAPI ends a
+    sync dependency: a connection is always given back, and never waits for a thread busy waiting for one."""
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(partial(function, *args, **kwargs), limiter=anyio.CapacityLimiter(1))
 
 
 # "function" scope: the commit happens before the response is sent, so a 2xx means the change is stored.

@@ -3,9 +3,10 @@
 Real servers and processes: a scratch Postgres database, a throwaway `redis-server` as the broker, the API
 served by uvicorn in production mode with a real API key, and a bare FastAPI route served the same way as
 the reference. `wrk` (a separate process, one thread, keep-alive connections) loads each case for a fixed
-time after a warm-up. Listing is measured with 1,000 and with 100,000 jobs of the tenant, bulk-inserted
-with SQL from a spec the API stored. No worker runs: created jobs stay queued. Writes
-`bench/results/api_load.json`.
+time after a warm-up; the server process's CPU time per request is read from /proc, a figure that moves
+less than the rate when other work shares the machine. Listing is measured with 1,000 and with 100,000
+jobs of the tenant, bulk-inserted with SQL from a spec the API stored. No worker runs: created jobs stay
+queued. Writes `bench/results/api_load.json`.
 
     python -m bench.api_load                    # 10 s per case, 16 connections
     python -m bench.api_load --seconds 5 --connections 8
@@ -63,6 +64,8 @@ class Servers:
     database_url: str
     headers: dict[str, str]
     job_request: dict[str, Any]
+    api_pid: int
+    bare_pid: int
 
 
 def main() -> None:
@@ -140,7 +143,16 @@ def running_servers(database_url: str, broker: RedisServer, scratch: Path) -> It
         )
         bare.start()
         wait_http(f"http://127.0.0.1:{bare_port}/bare", bare)
-        yield Servers(api_url, f"http://127.0.0.1:{bare_port}", database_url, headers, job_request)
+        assert api.process is not None and bare.process is not None
+        yield Servers(
+            api_url,
+            f"http://127.0.0.1:{bare_port}",
+            database_url,
+            headers,
+            job_request,
+            api_pid=api.process.pid,
+            bare_pid=bare.process.pid,
+        )
     finally:
         for process in (bare, api):
             if process is not None:
@@ -198,9 +210,16 @@ def run_cases(servers: Servers, args: argparse.Namespace) -> dict[str, dict[str,
     cases: dict[str, dict[str, Any]] = {}
 
     def measure(name: str, url: str, **request: Any) -> LoadResult:
+        server_pid = servers.bare_pid if url.startswith(servers.bare_url) else servers.api_pid
         run_wrk(url, seconds=args.warmup, connections=args.connections, **request)
+        cpu_before = cpu_seconds(server_pid)
         outcome = run_wrk(url, seconds=args.seconds, connections=args.connections, **request)
-        cases[name] = {"url": url.split("/", 3)[-1].join(["/", ""]), **outcome.as_dict()}
+        cpu_ms = (cpu_seconds(server_pid) - cpu_before) * 1000 / max(outcome.requests, 1)
+        cases[name] = {
+            "url": url.split("/", 3)[-1].join(["/", ""]),
+            **outcome.as_dict(),
+            "server_cpu_ms_per_request": round(cpu_ms, 3),
+        }
         logger.info(
             "%-28s %8.1f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d",
             name,
@@ -293,6 +312,12 @@ def job_at(database_url: str, *, position: int) -> str:
     return str(row[0])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def plain_url(database_url: str) -> str:
     """A libpq URL from a SQLAlchemy one."""
     return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -358,7 +383,7 @@ def cpu_model() -> str:
 def print_table(result: dict[str, Any]) -> None:
     """The cases and the targets as a table."""
     table = Table(title="API load")
-    for column in ("case", "req/s", "p50 ms", "p99 ms", "errors"):
+    for column in ("case", "req/s", "p50 ms", "p99 ms", "errors", "server CPU ms/req"):
         table.add_column(column, justify="left" if column == "case" else "right")
     for name, case in result["cases"].items():
         table.add_row(
@@ -367,6 +392,7 @@ def print_table(result: dict[str, Any]) -> None:
             f"{case['p50_ms']:.2f}",
             f"{case['p99_ms']:.2f}",
             str(case["errors"]),
+            f"{case['server_cpu_ms_per_request']:.2f}",
         )
     console = Console()
     console.print(table)

@@ -394,7 +394,7 @@ def print_table(result: dict[str, Any]) -> None:
             str(case["errors"]),
             f"{case['server_cpu_ms_per_request']:.2f}",
         )
-    console = Console()
+    console = Console(width=120)
     console.print(table)
     targets = result["targets"]
     share = targets["read_share_of_bare"]

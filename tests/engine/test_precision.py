@@ -92,7 +92,7 @@ def test_fp32_does_not_probe_the_hardware():
         (ZEN_3, True, False, "no bf16 instructions"),
         (SKYLAKE, True, False, "no bf16 instructions"),
         (GRAVITON_3, True, True, "SVE BF16"),
-        (SAPPHIRE_RAPIDS, False, False, "this torch build cannot use it"),
+        (SAPPHIRE_RAPIDS, False, False, "oneDNN, torch's CPU kernel library, cannot use it"),
     ],
     ids=["amx", "avx512-bf16", "avx2-only", "avx512-without-bf16", "arm-bf16", "build-without-onednn-bf16"],
 )

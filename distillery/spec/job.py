@@ -125,7 +125,11 @@ class TrainingSpec(StrictModel):
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
     max_grad_norm: float | None = Field(1.0, gt=0)
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seeds Python, NumPy and torch: 0 to 2^32 - 1.")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on a GPU.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="auto: bf16 autocast where the worker runs bf16 natively (a GPU with bf16, a CPU with "
+        "AMX or AVX-512 BF16), fp32 elsewhere. bf16 on a worker without native bf16 fails the job at start.",
+    )
     eval_every_steps: int | None = Field(None, ge=1, description="Default: once per epoch.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Evaluations without improvement.")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="Default: at each evaluation.")

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from engine_helpers import RecordingCallbacks
 
 
@@ -68,6 +69,17 @@ def test_outputs_are_the_report_the_curves_and_the_metrics(distilled):
     assert any(m.startswith("loaded teacher (") and "parameters)" in m for m in callbacks.messages)
     assert any(m.startswith("epoch 1/1 eval accuracy") for m in callbacks.messages)
     assert any(split == "eval" for split, _, _ in callbacks.metrics)
+
+
+def test_the_report_and_the_first_event_say_which_precision_and_why(distilled):
+    from worker.engine.precision import choose_precision
+
+    result, callbacks, _ = distilled
+    chosen = choose_precision("auto", torch.device("cpu"))  # the spec leaves the default, auto
+    training = result.report["training"]
+    assert training["precision"] == chosen.precision
+    assert training["precision_reason"] == chosen.reason and training["precision_reason"].startswith("auto: ")
+    assert callbacks.messages[0] == f"precision {chosen.precision} ({chosen.reason})"
 
 
 def test_the_student_keeps_every_other_teacher_layer(distilled):

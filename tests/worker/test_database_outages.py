@@ -229,7 +229,7 @@ def test_a_worker_cut_off_from_the_database_for_longer_than_the_lease_stops_and_
         stack.server.start()
 
     # The worker left the job to the reconciler, which queues it again for a second attempt.
-    wait_for(stack, job_id, lambda job: job["attempts"] == 2 or job["status"] == "queued", timeout=60)
+    wait_for(stack, job_id, lambda job: job["attempts"] == 2 or job["status"] == "queued", timeout=180)
     assert stack.client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
     done = finished(stack, job_id)
     assert done["status"] == "cancelled"
@@ -247,7 +247,7 @@ def test_a_database_outage_longer_than_the_retry_budget_requeues_the_job_and_it_
     try:
         # Training ends while the database is down; storing the artifacts gives up after the retry budget.
         line = f"job {job_id}: attempt 1 failed on a transient error"
-        wait_for_log_line(stack.worker_log, line, timeout=60)
+        wait_for_log_line(stack.worker_log, line, timeout=180)
     finally:
         stack.server.start()
 

@@ -1,9 +1,7 @@
-"""Optimiser, learning-rate schedule and mixed precision for the training loop."""
+"""Optimiser, learning-rate schedule and seeding for the training loop."""
 
 import math
 import random
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 
 import numpy as np
@@ -61,23 +59,3 @@ def build_scheduler(
         learning_rate_factor, warmup_steps=warmup_steps, total_steps=total_steps, kind=training.lr_scheduler
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor(step))
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """Whether bf16 autocast runs on this device."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu"
-
-
-def autocast_context(
-    precision: str, device: torch.device
-) -> tuple[Callable[[], AbstractContextManager[object]], str]:
-    """The autocast to wrap forwards in and the precision actually used.
-
-    auto: bf16 on a GPU that supports it, fp32 elsewhere; bf16: wherever the device supports it.
-    """
-    wanted = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if wanted and bf16_supported(device):
-        return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16), "bf16"
-    return nullcontext, "fp32"

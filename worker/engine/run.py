@@ -35,7 +35,8 @@ from worker.engine.models import (
     load_tokenizer,
     student_factory,
 )
-from worker.engine.optimization import autocast_context, seed_everything
+from worker.engine.optimization import seed_everything
+from worker.engine.precision import choose_precision, describe_choice
 from worker.engine.report import build_report
 from worker.engine.trainer import train
 
@@ -93,6 +94,8 @@ def _run(
     cache_dir: Path,
 ) -> RunResult:
     task, training = spec.task, spec.training
+    precision = choose_precision(training.precision, device)  # refuses an unsupported bf16 before any work
+    callbacks.on_message(describe_choice(precision))
     seed_everything(training.seed)
     method_class = get_method_class(spec.method.type)
     eager = method_class.needs_eager_attention
@@ -154,6 +157,7 @@ def _run(
         data,
         training=training,
         device=device,
+        precision=precision,
         checkpoint_dir=workdir / "checkpoints",
         metrics_log=metrics_log,
         callbacks=callbacks,
@@ -169,7 +173,7 @@ def _run(
     tokenizer.save_pretrained(student_dir)
     callbacks.on_message(f"saved the student ({_millions(exported)})")
 
-    autocast, _ = autocast_context(training.precision, device)
+    autocast = precision.autocast
     batch_size = training.eval_batch_size or training.batch_size
     splits = {"eval": data.eval} if data.test is None else {"eval": data.eval, "test": data.test}
 
@@ -201,7 +205,8 @@ def _run(
         training={
             "steps": result.state.step,
             "best_step": result.state.best_step,
-            "precision": result.precision,
+            "precision": precision.precision,
+            "precision_reason": precision.reason,
             "device": str(device),
             "seed": training.seed,
             "train_examples": len(data.train),

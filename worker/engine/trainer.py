@@ -33,7 +33,8 @@ from worker.engine.data import PreparedData
 from worker.engine.errors import UserError
 from worker.engine.evaluation import PRIMARY_METRIC, evaluate, is_improvement
 from worker.engine.methods.base import Method
-from worker.engine.optimization import autocast_context, build_optimizer, build_scheduler, seed_everything
+from worker.engine.optimization import build_optimizer, build_scheduler, seed_everything
+from worker.engine.precision import PrecisionChoice
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ class TrainResult:
     status: Literal["succeeded", "cancelled"]
     state: TrainState
     eval_metrics: dict[str, float] = field(default_factory=dict)
-    precision: str = "fp32"
 
 
 def train(
@@ -56,11 +56,12 @@ def train(
     *,
     training: TrainingSpec,
     device: torch.device,
+    precision: PrecisionChoice,
     checkpoint_dir: Path,
     metrics_log: MetricsLog,
     callbacks: Callbacks,
 ) -> TrainResult:
-    """Train `method` on `data` as `training` says; resume from `checkpoint_dir` if it holds a checkpoint."""
+    """Train `method` on `data` as `training` says, in `precision`; resume from a checkpoint if one exists."""
     task = method.task
     batches_per_epoch = math.ceil(len(data.train) / training.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / training.gradient_accumulation_steps)
@@ -70,7 +71,7 @@ def train(
     log_every = max(1, min(50, total_steps // 20))
     lengths = list(data.train["length"])
     eval_order = eval_batch_order(list(data.eval["length"]), training.eval_batch_size or training.batch_size)
-    autocast, precision = autocast_context(training.precision, device)
+    autocast = precision.autocast
 
     seed_everything(training.seed)
     optimizer = build_optimizer(method, training)
@@ -106,7 +107,7 @@ def train(
         while state.batch_index < len(order) and state.step < total_steps:
             if callbacks.should_stop():
                 callbacks.on_message(f"stopped at step {state.step} on request")
-                return TrainResult("cancelled", state, precision=precision)
+                return TrainResult("cancelled", state)
             group = list(islice(batches, training.gradient_accumulation_steps))
             terms = train_step(
                 method,
@@ -177,7 +178,7 @@ def train(
     if state.best_step is not None and state.best_step != state.step:
         load_method_weights(checkpoint_dir / f"step-{state.best_step}", method)
         callbacks.on_message(f"kept the best checkpoint, from step {state.best_step}")
-    return TrainResult("succeeded", state, eval_metrics=dict(state.best_metrics), precision=precision)
+    return TrainResult("succeeded", state, eval_metrics=dict(state.best_metrics))
 
 
 def train_step(

@@ -7,9 +7,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worker.engine.losses.distributions import kl_divergence
-from worker.engine.losses.masking import check_mask, compute_dtype, masked_mean
+from worker.engine.losses.masking import check_mask, compute_dtype, masked_mean, outside_autocast
 
 
+@outside_autocast
 def attention_map_loss(student_attn: Tensor, teacher_attn: Tensor, *, mask: Tensor | None = None) -> Tensor:
     """TinyBERT (Jiao et al. 2020) attention transfer: MSE between attention probability maps.
 
@@ -45,6 +46,7 @@ def attention_map_loss(student_attn: Tensor, teacher_attn: Tensor, *, mask: Tens
     return masked_mean(squared_error, pair_mask)
 
 
+@outside_autocast
 def self_attention_relation_loss(
     student_states: Tensor,
     teacher_states: Tensor,

@@ -6,12 +6,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worker.engine.losses.distributions import generalized_jsd, kl_divergence
-from worker.engine.losses.masking import check_mask, compute_dtype, masked_mean
+from worker.engine.losses.masking import check_mask, compute_dtype, masked_mean, outside_autocast
 
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
 DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd")
 
 
+@outside_autocast
 def soft_target_loss(
     student_logits: Tensor,
     teacher_logits: Tensor,
@@ -57,6 +58,7 @@ def soft_target_loss(
     return temperature**2 * masked_mean(per_position, mask)
 
 
+@outside_autocast
 def hard_target_loss(logits: Tensor, labels: Tensor, *, ignore_index: int = -100) -> Tensor:
     """Mean cross-entropy over positions whose label != ignore_index (0 if none).
 

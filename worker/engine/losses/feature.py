@@ -5,11 +5,12 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor
 
-from worker.engine.losses.masking import check_mask, compute_dtype, masked_mean
+from worker.engine.losses.masking import check_mask, compute_dtype, masked_mean, outside_autocast
 
 FeatureDistance = Literal["mse", "cosine"]
 
 
+@outside_autocast
 def hidden_state_loss(
     student: Tensor,
     teacher: Tensor,

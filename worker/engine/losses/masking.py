@@ -1,7 +1,13 @@
 """Reductions that average only over the positions a boolean mask counts."""
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec
+
 import torch
 from torch import Tensor
+
+P = ParamSpec("P")
 
 
 def check_mask(mask: Tensor | None, leading_shape: torch.Size, *, name: str = "mask") -> None:
@@ -31,3 +37,16 @@ def zero_loss(like: Tensor) -> Tensor:
 def compute_dtype(tensor: Tensor) -> torch.dtype:
     """At least float32: half-precision inputs are upcast, float64 inputs keep their precision."""
     return torch.promote_types(tensor.dtype, torch.float32)
+
+
+def outside_autocast(loss: Callable[P, Tensor]) -> Callable[P, Tensor]:
+    """Run a loss with autocast off, so its matmuls and softmaxes stay in the inputs' upcast precision."""
+
+    @functools.wraps(loss)
+    def run(*args: P.args, **kwargs: P.kwargs) -> Tensor:
+        tensors = [value for value in (*args, *kwargs.values()) if isinstance(value, Tensor)]
+        device_type = tensors[0].device.type if tensors else "cpu"
+        with torch.autocast(device_type=device_type, enabled=False):
+            return loss(*args, **kwargs)
+
+    return run

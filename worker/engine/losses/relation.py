@@ -4,9 +4,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from worker.engine.losses.masking import compute_dtype, zero_loss
+from worker.engine.losses.masking import compute_dtype, outside_autocast, zero_loss
 
 
+@outside_autocast
 def rkd_distance_loss(student: Tensor, teacher: Tensor) -> Tensor:
     """Park et al. 2019 ("Relational Knowledge Distillation"), distance-wise.
 
@@ -23,6 +24,7 @@ def rkd_distance_loss(student: Tensor, teacher: Tensor) -> Tensor:
     return F.smooth_l1_loss(student_distances, teacher_distances, beta=1.0)
 
 
+@outside_autocast
 def rkd_angle_loss(student: Tensor, teacher: Tensor) -> Tensor:
     """Park et al. 2019 ("Relational Knowledge Distillation"), angle-wise.
 

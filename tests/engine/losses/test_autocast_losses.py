@@ -1,0 +1,57 @@
+"""Under bf16 autocast every loss is computed, and returned, in fp32."""
+
+import pytest
+import torch
+
+from worker.engine import losses
+
+BATCH, LENGTH, HIDDEN, VOCAB, HEADS = 4, 12, 32, 50, 4
+
+
+def make_inputs(dtype: torch.dtype) -> dict[str, tuple[tuple, dict]]:
+    """Arguments of each registered loss, made in float64 then rounded to `dtype`."""
+    generator = torch.Generator().manual_seed(0)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator, dtype=torch.float64).to(dtype)
+
+    mask = torch.ones(BATCH, LENGTH, dtype=torch.bool)
+    mask[0, 8:] = False
+    labels = torch.randint(0, VOCAB, (BATCH, LENGTH), generator=generator)
+    attention = torch.softmax(rand(BATCH, HEADS, LENGTH, LENGTH).double(), dim=-1).to(dtype)
+    return {
+        "soft_target": (
+            (rand(BATCH, LENGTH, VOCAB), rand(BATCH, LENGTH, VOCAB)),
+            {"temperature": 2.0, "mask": mask},
+        ),
+        "hard_target": ((rand(BATCH, LENGTH, VOCAB), labels), {}),
+        "hidden_state": ((rand(BATCH, LENGTH, HIDDEN), rand(BATCH, LENGTH, HIDDEN)), {"mask": mask}),
+        "attention_map": ((attention, torch.softmax(attention.double() * 2, -1).to(dtype)), {"mask": mask}),
+        "self_attention_relation": (
+            (rand(BATCH, LENGTH, HIDDEN) * 4, rand(BATCH, LENGTH, HIDDEN) * 4),
+            {"num_heads": HEADS, "mask": mask},
+        ),
+        "rkd_distance": ((rand(8, HIDDEN), rand(8, HIDDEN)), {}),
+        "rkd_angle": ((rand(8, HIDDEN), rand(8, HIDDEN)), {}),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_a_loss_under_bf16_autocast_is_fp32_and_matches_fp32(name):
+    args, kwargs = make_inputs(torch.float32)[name]
+    expected = losses.LOSSES[name](*args, **kwargs)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        got = losses.LOSSES[name](*args, **kwargs)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_a_loss_of_bf16_activations_under_autocast_is_close_to_its_float64_value(name):
+    # What a model under autocast hands the loss: bf16 activations; the loss must not round them further.
+    args, kwargs = make_inputs(torch.bfloat16)[name]
+    exact = losses.LOSSES[name](*(a.double() if a.is_floating_point() else a for a in args), **kwargs)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        got = losses.LOSSES[name](*args, **kwargs)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(exact.item(), rel=1e-5)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_processes import start_worker
+from service_processes import start_worker, stop
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -23,12 +23,7 @@ def worker_process(
     env = {**os.environ, "DISTILLERY_HEARTBEAT_SECONDS": "1", "DISTILLERY_RECONCILE_SECONDS": "3600"}
     process = start_worker(env, queue_name=settings.queue_name, log_path=log_path)
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    if process.returncode not in (0, -15):
+    if stop(process) not in (0, -15):
         print(log_path.read_text()[-5000:])
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from service_processes import start_worker
+from service_processes import start_worker, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("avx2_worker")]
 
@@ -23,11 +23,7 @@ def avx2_worker(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "DISTILLERY_RECONCILE_SECONDS": "3600"}
     process = start_worker(env, queue_name=settings.queue_name, log_path=log_path)
     yield process
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    stop(process)
 
 
 def events_of(client: Any, job_id: str) -> list[dict[str, Any]]:

@@ -140,14 +140,5 @@ def test_parameter_counts_exclude_embeddings_and_count_tied_weights_once(engine_
 
 def test_a_config_student_past_the_size_limit_is_a_user_error_before_any_memory_is_used(engine_env):
     config = {"num_hidden_layers": 256, "hidden_size": 16_384, "num_attention_heads": 128}
-    spec = StudentSpec(init="config", config=config)
-    with pytest.raises(UserError) as caught:
-        build_student(
-            spec,
-            "sequence_classification",
-            base_dir=engine_env.model_root / "bert-sentiment",
-            label2id={"a": 0, "b": 1},
-            seed=0,
-            eager=False,
-        )
-    assert (caught.value.code, caught.value.param) == ("student_too_large", "student.config")
+    error = config_student_error(engine_env, StudentSpec(init="config", config=config))
+    assert (error.code, error.param) == ("student_too_large", "student.config")

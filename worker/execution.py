@@ -110,6 +110,7 @@ def _run(
 ) -> dict[str, Any] | None:
     """Run the engine; returns the result summary, or None when the run was cancelled."""
     from worker.engine.run import run_job  # torch is imported only inside the job's process
+    from worker.engine.teacher_cache import TeacherCacheConfig
 
     spec = JobSpec.model_validate(job.spec)
     workdir = store.path(f"jobs/{job.id}")
@@ -119,6 +120,7 @@ def _run(
         callbacks=reporter,
         resolve_model=lambda ref: _resolve_model(ref, spec=spec, tenant=job.tenant, settings=settings),
         resolve_file=lambda file_id: _resolve_file(file_id, spec=spec, tenant=job.tenant, store=store),
+        teacher_cache=TeacherCacheConfig(settings.teacher_cache, settings.teacher_cache_max_bytes),
     )
     if result.status == "cancelled" or result.student_dir is None:
         return None

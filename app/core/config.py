@@ -22,6 +22,12 @@ class Settings(BaseSettings):
         "", description="Celery broker URL; default: a SQLite-backed broker under data_dir."
     )
     artifact_dir: Path | None = Field(None, description="Artifact store, shared by API and workers.")
+    teacher_cache_dir: Path | None = Field(
+        None, description="Stored teacher outputs, shared by every worker; default: under the artifact store."
+    )
+    teacher_cache_max_bytes: int = Field(
+        20 * 1024**3, ge=0, description="Bound on the stored teacher outputs; least recently used go first."
+    )
     model_roots: list[Path] = Field(default_factory=list, description="Directories models may be read from.")
     queue_name: str = "distillery.jobs"
 
@@ -78,6 +84,11 @@ class Settings(BaseSettings):
             if self.database_url.startswith("sqlite") or self.broker_url.startswith("sqla+sqlite"):
                 raise ValueError("production needs DISTILLERY_DATABASE_URL and DISTILLERY_BROKER_URL set")
         return self
+
+    @property
+    def teacher_cache(self) -> Path:
+        """Where workers store teacher outputs."""
+        return (self.teacher_cache_dir or self.artifacts / "teacher-cache").resolve()
 
     @property
     def artifacts(self) -> Path:

@@ -134,6 +134,13 @@ class TrainingSpec(StrictModel):
     early_stopping_patience: int | None = Field(None, ge=1, description="Evaluations without improvement.")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="Default: at each evaluation.")
     group_by_length: bool = True
+    teacher_cache: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Teacher outputs computed once before training, stored, and shared with every job on "
+        "the same teacher and examples. auto: when training shows the teacher at least one epoch, or a "
+        "stored copy exists; on: always; off: the teacher runs on every step. Outputs that would exceed "
+        "the store's bound fall back to the live teacher, as the job's log and report say.",
+    )
 
 
 class JobSpec(StrictModel):
@@ -166,6 +173,12 @@ class JobSpec(StrictModel):
                 "a transfer set needs a teacher to label it: task sequence_classification with method "
                 "response, feature, attention or relation (got task '{task}', method '{kind}')",
                 {"task": self.task, "kind": kind},
+            )
+        if getattr(self.method, "top_k", None) is not None and self.task != "causal_lm":
+            raise PydanticCustomError(
+                "param:method.top_k",
+                "top_k applies to task causal_lm only (got task '{task}')",
+                {"task": self.task},
             )
         needs_base = self.student.init != "pretrained" and self.student.model is None
         if needs_base and self.teacher is None:

@@ -42,6 +42,15 @@ class SoftTargets(StrictModel):
     jsd_beta: float = Field(
         0.5, gt=0, lt=1, description="Mixture weight of the JSD (only with divergence=jsd)."
     )
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="Causal LM only: match the teacher's k most likely tokens per position plus one bucket "
+        "for the rest of the vocabulary (a lower bound on the full divergence, exact when the teacher has "
+        "no mass outside its top k), so its outputs store in k values per token. Default: the exact "
+        "full-vocabulary loss.",
+    )
 
 
 class SupervisedMethod(StrictModel):

@@ -45,6 +45,38 @@ def causal_lm_metrics(loss_sum: float, token_count: int) -> dict[str, float]:
     return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
 
 
+class MetricTotals:
+    """Running sums over evaluation batches, turned into the task's metrics at the end."""
+
+    def __init__(self, task: str) -> None:
+        self.task = task
+        self.loss_sum, self.token_count = 0.0, 0
+        self.predictions: list[int] = []
+        self.labels: list[int] = []
+
+    def add(self, logits: Tensor, targets: Tensor) -> None:
+        """One batch's logits (float32) and labels."""
+        if self.task == "sequence_classification":
+            self.loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+            self.predictions += logits.argmax(dim=-1).tolist()
+            self.labels += targets.tolist()
+            return
+        shifted_labels = targets[:, 1:]
+        self.loss_sum += F.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]),
+            shifted_labels.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        ).item()
+        self.token_count += int((shifted_labels != IGNORE_INDEX).sum())
+
+    def metrics(self) -> dict[str, float]:
+        """Accuracy and macro-F1, or loss and perplexity, over every batch added."""
+        if self.task == "sequence_classification":
+            return classification_metrics(self.predictions, self.labels, self.loss_sum)
+        return causal_lm_metrics(self.loss_sum, self.token_count)
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -57,28 +89,20 @@ def evaluate(
     """The task's metrics of `model` over the batches; the model's train/eval mode is restored after."""
     was_training = model.training
     model.eval()
-    loss_sum, token_count = 0.0, 0
-    predictions: list[int] = []
-    labels: list[int] = []
+    totals = MetricTotals(task)
     for batch in batches:
         batch = {key: value.to(device) for key, value in batch.items()}
         targets = batch.pop("labels")
         with autocast():
             logits = model(**batch).logits.float()
-        if task == "sequence_classification":
-            loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
-            predictions += logits.argmax(dim=-1).tolist()
-            labels += targets.tolist()
-        else:
-            shifted_labels = targets[:, 1:]
-            loss_sum += F.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]),
-                shifted_labels.reshape(-1),
-                ignore_index=IGNORE_INDEX,
-                reduction="sum",
-            ).item()
-            token_count += int((shifted_labels != IGNORE_INDEX).sum())
+        totals.add(logits, targets)
     model.train(was_training)
-    if task == "sequence_classification":
-        return classification_metrics(predictions, labels, loss_sum)
-    return causal_lm_metrics(loss_sum, token_count)
+    return totals.metrics()
+
+
+def evaluate_logits(batches: Iterable[tuple[Tensor, Tensor]], *, task: str) -> dict[str, float]:
+    """The task's metrics from (logits, labels) batches computed before, such as a teacher's stored ones."""
+    totals = MetricTotals(task)
+    for logits, targets in batches:
+        totals.add(logits.float(), targets)
+    return totals.metrics()

@@ -4,7 +4,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +14,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.spec import JobSpec, ModelRef
 from distillery.spec.methods import SequenceLevelKD
-from worker.engine.batching import eval_batch_order, iterate_batches, longest_batch
+from worker.engine.batching import EXAMPLE_INDEX, eval_batch_order, iterate_batches, longest_batch
 from worker.engine.callbacks import Callbacks
 from worker.engine.curves import MetricsLog, plot_curves
 from worker.engine.data import (
@@ -24,9 +24,10 @@ from worker.engine.data import (
     prepare_data,
 )
 from worker.engine.errors import UserError
-from worker.engine.evaluation import evaluate
+from worker.engine.evaluation import evaluate, evaluate_logits
 from worker.engine.methods import MethodContext, get_method_class
 from worker.engine.methods.response import generate_continuations
+from worker.engine.methods.teacher import TeacherMethod
 from worker.engine.models import (
     build_student,
     check_compatibility,
@@ -38,7 +39,8 @@ from worker.engine.models import (
 from worker.engine.optimization import seed_everything
 from worker.engine.precision import choose_precision, describe_choice
 from worker.engine.report import build_report
-from worker.engine.trainer import train
+from worker.engine.teacher_cache import StoredOutputs, TeacherCacheConfig, prepare_teacher_outputs
+from worker.engine.trainer import planned_examples, train
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +67,13 @@ def run_job(
     resolve_file: Callable[[str], Path],
     callbacks: Callbacks | None = None,
     device: str | None = None,
+    teacher_cache: TeacherCacheConfig | None = None,
 ) -> RunResult:
-    """Train the student `spec` describes; resume from `workdir/checkpoints/` if a checkpoint is there."""
+    """Train the student `spec` describes; resume from `workdir/checkpoints/` if a checkpoint is there.
+
+    Teacher outputs are stored under `teacher_cache.root` and shared across jobs; without one they are
+    kept for this run only.
+    """
     callbacks = callbacks or Callbacks()
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -80,6 +87,7 @@ def run_job(
             callbacks=callbacks,
             device=target,
             cache_dir=Path(cache_dir),
+            teacher_cache=teacher_cache or TeacherCacheConfig(),
         )
 
 
@@ -92,6 +100,7 @@ def _run(
     callbacks: Callbacks,
     device: torch.device,
     cache_dir: Path,
+    teacher_cache: TeacherCacheConfig,
 ) -> RunResult:
     task, training = spec.task, spec.training
     precision = choose_precision(training.precision, device)  # refuses an unsupported bf16 before any work
@@ -150,6 +159,26 @@ def _run(
         num_labels=len(data.label2id) if data.label2id is not None else None,
     )
     method = method_class(spec.method, context).to(device)
+    stored, cache_outcome = None, None
+    if isinstance(method, TeacherMethod) and teacher_dir is not None:
+        stored, cache_outcome = prepare_teacher_outputs(
+            mode=training.teacher_cache,
+            config=teacher_cache,
+            scratch_dir=cache_dir,
+            splits=_splits(data),
+            fields=method.teacher_fields(),
+            settings=method.teacher_settings(),
+            teacher_pass=method.teacher_pass,
+            teacher_dir=teacher_dir,
+            planned_visits=planned_examples(training, len(data.train)),
+            precision=precision.precision,
+            autocast=precision.autocast,
+            device=device,
+            pad_token_id=data.pad_token_id,
+            callbacks=callbacks,
+        )
+        callbacks.on_message(cache_outcome.message())
+        method.attach_stored_outputs(stored.lookup("train") if stored is not None else None)
 
     metrics_log = MetricsLog(workdir / "metrics.jsonl")
     result = train(
@@ -175,7 +204,7 @@ def _run(
 
     autocast = precision.autocast
     batch_size = training.eval_batch_size or training.batch_size
-    splits = {"eval": data.eval} if data.test is None else {"eval": data.eval, "test": data.test}
+    splits = {name: dataset for name, dataset in _splits(data).items() if name != "train"}
 
     def measure(model: torch.nn.Module) -> dict[str, dict[str, float]]:
         """The model's metrics on the eval set and, when there is one, the test set."""
@@ -186,10 +215,28 @@ def _run(
             metrics[split] = evaluate(model, batches, task=task, device=device, autocast=autocast)
         return metrics
 
+    def measure_stored(outputs: StoredOutputs) -> dict[str, dict[str, float]]:
+        """The teacher's metrics from its stored logits, without running it again."""
+        metrics = {}
+        for split, dataset in splits.items():
+            order = eval_batch_order(list(dataset["length"]), batch_size)
+            batches = iterate_batches(dataset, order, pad_token_id=data.pad_token_id, with_index=True)
+            lookup = outputs.lookup(split)
+            pairs = (
+                (lookup(b[EXAMPLE_INDEX], b["input_ids"].shape[1], device)["logits"], b["labels"].to(device))
+                for b in batches
+            )
+            metrics[split] = evaluate_logits(pairs, task=task)
+        return metrics
+
     student_metrics = measure(exported)
     if teacher is None and teacher_dir is not None:
         teacher = _teacher_for_comparison(teacher_dir, task, tokenizer, data, device, callbacks)
-    teacher_metrics = measure(teacher) if teacher is not None else None
+    teacher_metrics = None
+    if stored is not None and "logits" in stored.entry.fields:
+        teacher_metrics = measure_stored(stored)
+    elif teacher is not None:
+        teacher_metrics = measure(teacher)
     latency_batch = longest_batch(data.eval, batch_size, pad_token_id=data.pad_token_id)
     report = build_report(
         task=task,
@@ -212,6 +259,7 @@ def _run(
             "train_examples": len(data.train),
             "eval_examples": len(data.eval),
             "test_examples": len(data.test) if data.test is not None else None,
+            "teacher_cache": asdict(cache_outcome) if cache_outcome is not None else None,
         },
     )
     report_path = workdir / "report.json"
@@ -221,6 +269,14 @@ def _run(
     )
     _announce_result(report, callbacks)
     return RunResult("succeeded", student_dir, report, [report_path, curves_path, metrics_log.path])
+
+
+def _splits(data: PreparedData) -> dict[str, datasets.Dataset]:
+    """The train, eval and (when there is one) test sets by name."""
+    splits = {"train": data.train, "eval": data.eval}
+    if data.test is not None:
+        splits["test"] = data.test
+    return splits
 
 
 def _add_teacher_continuations(

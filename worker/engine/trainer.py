@@ -63,11 +63,7 @@ def train(
 ) -> TrainResult:
     """Train `method` on `data` as `training` says, in `precision`; resume from a checkpoint if one exists."""
     task = method.task
-    batches_per_epoch = math.ceil(len(data.train) / training.batch_size)
-    steps_per_epoch = math.ceil(batches_per_epoch / training.gradient_accumulation_steps)
-    total_steps = steps_per_epoch * training.epochs
-    if training.max_steps is not None:
-        total_steps = min(total_steps, training.max_steps)
+    total_steps = planned_steps(training, len(data.train))
     log_every = max(1, min(50, total_steps // 20))
     lengths = list(data.train["length"])
     eval_order = eval_batch_order(list(data.eval["length"]), training.eval_batch_size or training.batch_size)
@@ -179,6 +175,20 @@ def train(
         load_method_weights(checkpoint_dir / f"step-{state.best_step}", method)
         callbacks.on_message(f"kept the best checkpoint, from step {state.best_step}")
     return TrainResult("succeeded", state, eval_metrics=dict(state.best_metrics))
+
+
+def planned_steps(training: TrainingSpec, train_examples: int) -> int:
+    """Optimiser steps the run will take: its epochs, cut at max_steps."""
+    batches_per_epoch = math.ceil(train_examples / training.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / training.gradient_accumulation_steps)
+    total_steps = steps_per_epoch * training.epochs
+    return total_steps if training.max_steps is None else min(total_steps, training.max_steps)
+
+
+def planned_examples(training: TrainingSpec, train_examples: int) -> int:
+    """Train examples the run will show the model, counting repeats over epochs."""
+    per_step = training.batch_size * training.gradient_accumulation_steps
+    return min(planned_steps(training, train_examples) * per_step, training.epochs * train_examples)
 
 
 def train_step(

@@ -19,7 +19,17 @@ def make_inputs(dtype: torch.dtype) -> dict[str, tuple[tuple, dict]]:
     mask[0, 8:] = False
     labels = torch.randint(0, VOCAB, (BATCH, LENGTH), generator=generator)
     attention = torch.softmax(rand(BATCH, HEADS, LENGTH, LENGTH).double(), dim=-1).to(dtype)
+    top = losses.topk_teacher_targets(rand(BATCH, LENGTH, VOCAB), k=8, temperature=2.0)
     return {
+        "topk_soft_target": (
+            (
+                rand(BATCH, LENGTH, VOCAB),
+                top["topk_logprobs"].to(dtype),
+                top["topk_indices"],
+                top["tail_logprob"].to(dtype),
+            ),
+            {"temperature": 2.0, "mask": mask},
+        ),
         "soft_target": (
             (rand(BATCH, LENGTH, VOCAB), rand(BATCH, LENGTH, VOCAB)),
             {"temperature": 2.0, "mask": mask},

@@ -8,6 +8,7 @@ from worker.engine import losses
 def test_registry_names_every_public_loss():
     assert {
         "soft_target": losses.soft_target_loss,
+        "topk_soft_target": losses.topk_soft_target_loss,
         "hard_target": losses.hard_target_loss,
         "hidden_state": losses.hidden_state_loss,
         "attention_map": losses.attention_map_loss,

@@ -58,11 +58,12 @@ def test_padding_positions_do_not_change_the_feature_loss(make_bert, context, cl
     teacher_states = tuple(torch.randn(8, 10, 48) for _ in range(3))
     mask = cls_batch["attention_mask"]
     assert (mask == 0).any()
-    before = method.feature_loss(student_states, teacher_states, mask)
+    as_targets = lambda states: {f"hidden_{t}": states[t] for t, _ in method.layer_map}  # noqa: E731
+    before = method.feature_loss(student_states, as_targets(teacher_states), mask)
     padding = (mask == 0)[:, :, None]
     noisy_student = tuple(s + 100.0 * padding * torch.randn_like(s) for s in student_states)
     noisy_teacher = tuple(t - 100.0 * padding * torch.randn_like(t) for t in teacher_states)
-    after = method.feature_loss(noisy_student, noisy_teacher, mask)
+    after = method.feature_loss(noisy_student, as_targets(noisy_teacher), mask)
     torch.testing.assert_close(before, after)
 
 

@@ -11,10 +11,9 @@ from transformers import (
 )
 
 from distillery.spec import ResponseMethod
-from worker.engine.batching import EXAMPLE_INDEX
 from worker.engine.errors import UserError
 from worker.engine.methods.base import MethodContext
-from worker.engine.methods.response import ResponseDistillation, TeacherLogitCache, response_loss
+from worker.engine.methods.response import ResponseDistillation, response_loss
 
 
 def test_classifier_student_learns_from_the_teacher(run_spec, fast_training, tmp_path):
@@ -91,10 +90,10 @@ def test_masked_positions_do_not_change_the_token_level_loss():
     labels = torch.randint(0, 11, (2, 6))
     labels[0, 4:] = -100
     spec = ResponseMethod(divergence="jsd", alpha=0.4)
-    loss, _ = response_loss("causal_lm", spec, student, teacher, labels)
+    loss, _ = response_loss("causal_lm", spec, student, {"logits": teacher}, labels)
     # Logits at position 3 of row 0 predict label 4, which is masked: changing them changes nothing.
     student[0, 3:], teacher[0, 3:] = torch.randn(3, 11), torch.randn(3, 11)
-    changed, _ = response_loss("causal_lm", spec, student, teacher, labels)
+    changed, _ = response_loss("causal_lm", spec, student, {"logits": teacher}, labels)
     assert torch.allclose(loss, changed)
 
 
@@ -129,36 +128,3 @@ def test_a_transfer_set_adds_teacher_labelled_rows_to_training(run_spec, fast_tr
     # 96 rows less the 10% eval split, plus the 64 unlabeled rows.
     assert result.report["training"]["train_examples"] == 86 + 64
     assert loss_fell(train_losses(tmp_path))
-
-
-def test_the_teacher_runs_once_per_example_and_later_epochs_reuse_its_logits():
-    teacher, student = tiny_classifier(seed=0), tiny_classifier(seed=1)
-    calls = []
-    teacher.register_forward_hook(lambda module, args, output: calls.append(1))
-    method = ResponseDistillation(
-        ResponseMethod(), MethodContext("sequence_classification", student, teacher, lambda seed: student, 2)
-    )
-    batch = {
-        "input_ids": torch.tensor([[1, 5, 6, 2], [1, 7, 2, 0]]),
-        "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
-        "labels": torch.tensor([0, 1]),
-        EXAMPLE_INDEX: torch.tensor([4, 9]),
-    }
-    first, _ = method.training_loss(batch)
-    again, _ = method.training_loss(batch)
-    assert len(calls) == 1 and torch.allclose(first, again)
-    # The same rows in another order and batch come from the cache too.
-    swapped = {key: value.flip(0) for key, value in batch.items()}
-    method.training_loss(swapped)
-    assert len(calls) == 1
-    # A row the teacher has not seen makes it run.
-    method.training_loss({**batch, EXAMPLE_INDEX: torch.tensor([4, 10])})
-    assert len(calls) == 2 and len(method.teacher_cache) == 3
-
-
-def test_without_example_indices_the_teacher_runs_every_time():
-    teacher = tiny_classifier()
-    inputs = {"input_ids": torch.tensor([[1, 5, 2]]), "attention_mask": torch.tensor([[1, 1, 1]])}
-    cache = TeacherLogitCache()
-    assert torch.equal(cache.logits(teacher, inputs, None), cache.logits(teacher, inputs, None))
-    assert len(cache) == 0

@@ -5,12 +5,18 @@ from collections.abc import Callable
 from torch import Tensor
 
 from worker.engine.losses.attention import attention_map_loss, self_attention_relation_loss
-from worker.engine.losses.divergence import hard_target_loss, soft_target_loss
+from worker.engine.losses.divergence import (
+    hard_target_loss,
+    soft_target_loss,
+    topk_soft_target_loss,
+    topk_teacher_targets,
+)
 from worker.engine.losses.feature import hidden_state_loss
 from worker.engine.losses.relation import rkd_angle_loss, rkd_distance_loss
 
 LOSSES: dict[str, Callable[..., Tensor]] = {
     "soft_target": soft_target_loss,
+    "topk_soft_target": topk_soft_target_loss,
     "hard_target": hard_target_loss,
     "hidden_state": hidden_state_loss,
     "attention_map": attention_map_loss,
@@ -28,4 +34,6 @@ __all__ = [
     "rkd_distance_loss",
     "self_attention_relation_loss",
     "soft_target_loss",
+    "topk_soft_target_loss",
+    "topk_teacher_targets",
 ]

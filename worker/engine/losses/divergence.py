@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -56,6 +57,78 @@ def soft_target_loss(
     else:
         per_position = generalized_jsd(log_p_teacher, log_p_student, beta=jsd_beta)
     return temperature**2 * masked_mean(per_position, mask)
+
+
+# A teacher's tail log-mass is floored here, so a reverse KL against a near-certain teacher stays finite.
+TAIL_LOGPROB_FLOOR = -30.0
+
+
+@outside_autocast
+def topk_soft_target_loss(
+    student_logits: Tensor,
+    teacher_topk_logprobs: Tensor,
+    teacher_topk_indices: Tensor,
+    teacher_tail_logprob: Tensor,
+    *,
+    temperature: float,
+    divergence: Divergence = "forward_kl",
+    jsd_beta: float = 0.5,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """T^2 * D(p_teacher^T, p_student^T) over the teacher's top k tokens plus one bucket for all others.
+
+    Both tempered distributions are coarsened to k + 1 outcomes: the teacher's k most likely tokens
+    (log-probabilities [..., k] at indices [..., k], taken from log_softmax(teacher / T)) and "any other
+    token", whose teacher log-mass is `teacher_tail_logprob` [...] and whose student mass is the sum of
+    p_student^T outside those k tokens. A divergence between coarsened distributions never exceeds the one
+    between the full distributions (data processing) and equals it when the teacher has no mass outside
+    its top k; with k covering the whole vocabulary there is no tail bucket and this is soft_target_loss.
+    """
+    if teacher_topk_logprobs.shape != teacher_topk_indices.shape:
+        raise ValueError("teacher top-k log-probabilities and indices differ in shape")
+    if teacher_topk_logprobs.shape[:-1] != student_logits.shape[:-1]:
+        raise ValueError(
+            f"teacher top-k {tuple(teacher_topk_logprobs.shape)} does not match student logits "
+            f"{tuple(student_logits.shape)}"
+        )
+    check_mask(mask, student_logits.shape[:-1])
+    dtype = compute_dtype(student_logits)
+    log_q = F.log_softmax(student_logits.to(dtype) / temperature, dim=-1)
+    indices = teacher_topk_indices.long()
+    log_q_top = log_q.gather(-1, indices)
+    log_p_top = teacher_topk_logprobs.detach().to(dtype)
+    if indices.shape[-1] < student_logits.shape[-1]:
+        log_q_tail = torch.logsumexp(log_q.scatter(-1, indices, float("-inf")), dim=-1, keepdim=True)
+        log_p_tail = teacher_tail_logprob.detach().to(dtype).clamp(min=TAIL_LOGPROB_FLOOR).unsqueeze(-1)
+        log_q_top = torch.cat([log_q_top, log_q_tail], dim=-1)
+        log_p_top = torch.cat([log_p_top, log_p_tail], dim=-1)
+    if divergence == "forward_kl":
+        per_position = kl_divergence(log_p_top, log_q_top)
+    elif divergence == "reverse_kl":
+        per_position = kl_divergence(log_q_top, log_p_top)
+    else:
+        per_position = generalized_jsd(log_p_top, log_q_top, beta=jsd_beta)
+    return temperature**2 * masked_mean(per_position, mask)
+
+
+def topk_teacher_targets(teacher_logits: Tensor, *, k: int, temperature: float) -> dict[str, Tensor]:
+    """The teacher's top-k log-probabilities at temperature T, their token indices and the tail's log-mass.
+
+    k is cut to the vocabulary; the tail is floored at TAIL_LOGPROB_FLOOR, and is that floor when k
+    covers the whole vocabulary.
+    """
+    log_p = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    k = min(k, log_p.shape[-1])
+    values, indices = log_p.topk(k, dim=-1)
+    if k < log_p.shape[-1]:
+        tail = torch.logsumexp(log_p.scatter(-1, indices, float("-inf")), dim=-1)
+    else:
+        tail = torch.full(log_p.shape[:-1], TAIL_LOGPROB_FLOOR, dtype=log_p.dtype, device=log_p.device)
+    return {
+        "topk_logprobs": values,
+        "topk_indices": indices.int(),
+        "tail_logprob": tail.clamp(min=TAIL_LOGPROB_FLOOR),
+    }
 
 
 @outside_autocast

@@ -13,9 +13,11 @@ from transformers import PreTrainedModel
 from distillery.spec.methods import AttentionMethod
 from worker.engine.errors import UserError
 from worker.engine.losses import attention_map_loss, self_attention_relation_loss
-from worker.engine.methods.base import Method, MethodContext, model_inputs
+from worker.engine.methods.base import MethodContext, model_inputs
 from worker.engine.methods.feature import check_layer_map, default_layer_map, num_layers
 from worker.engine.methods.response import response_loss
+from worker.engine.methods.teacher import TeacherMethod, response_fields
+from worker.engine.teacher_fields import TeacherField, TeacherFields
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ def default_attention_layer_map(teacher_layers: int, student_layers: int) -> lis
     return [(max(t - 1, 0), s - 1) for t, s in default_layer_map(teacher_layers, student_layers)[1:]]
 
 
-class AttentionDistillation(Method):
+class AttentionDistillation(TeacherMethod):
     """Response term + attention_weight * (TinyBERT map loss or MiniLMv2 Q/K/V relation loss)."""
 
     needs_eager_attention = True
@@ -68,9 +70,7 @@ class AttentionDistillation(Method):
     def __init__(self, spec: AttentionMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)
         self.spec: AttentionMethod = spec
-        teacher = self.teacher
-        if teacher is None:
-            raise ValueError("attention distillation needs a teacher")
+        teacher = self.frozen_teacher
         if spec.style == "tinybert":
             self._check_tinybert(teacher)
         else:
@@ -131,62 +131,83 @@ class AttentionDistillation(Method):
                     )
         logger.info("minilm relation transfer on the last layer with %d relation heads", self.relation_heads)
 
+    def teacher_fields(self) -> TeacherFields:
+        """Logits and the mapped layers' attention maps (tinybert) or last-layer Q/K/V states (minilm)."""
+        teacher = self.frozen_teacher
+        fields = response_fields(self.task, self.spec, teacher, self.student)
+        if self.spec.style == "tinybert":
+            heads = int(teacher.config.num_attention_heads)
+            maps = {
+                f"attention_{t}": TeacherField((heads, "L", "L"))
+                for t in sorted({t for t, _ in self.layer_map})
+            }
+            return {**fields, **maps}
+        projections = last_layer_projections(teacher)
+        assert projections is not None
+        for relation, projection in projections.items():
+            width = getattr(projection, "out_features", None) or int(teacher.config.hidden_size)
+            fields[relation] = TeacherField(("L", int(width)))
+        return fields
+
+    def teacher_pass(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The logits and attention fields of one batch."""
+        teacher = self.frozen_teacher
+        if self.spec.style == "tinybert":
+            out = teacher(**inputs, output_attentions=True)
+            check_attentions(out.attentions)
+            return {"logits": out.logits, **{f"attention_{t}": out.attentions[t] for t, _ in self.layer_map}}
+        projections = last_layer_projections(teacher)
+        assert projections is not None
+        with captured_outputs(projections) as states:
+            logits = teacher(**inputs).logits
+        return {"logits": logits, **{relation: states[relation] for relation in RELATIONS}}
+
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Response term plus the weighted attention term of the chosen style."""
-        if self.spec.style == "tinybert":
-            student_logits, teacher_logits, attention, parts = self._tinybert_terms(batch)
-        else:
-            student_logits, teacher_logits, attention, parts = self._minilm_terms(batch)
-        response, terms = response_loss(self.task, self.spec, student_logits, teacher_logits, batch["labels"])
-        loss = response + self.spec.attention_weight * attention
-        terms = {
-            **terms,
-            "loss": loss.item(),
-            "attention": attention.item(),
-            **parts,
-        }
-        return loss, terms
-
-    def _tinybert_terms(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
-        """Logits of both models and the mean attention-map MSE over the mapped layers."""
-        teacher = self.teacher
-        assert teacher is not None
-        inputs = model_inputs(batch)
-        with torch.no_grad():
-            teacher_out = teacher(**inputs, output_attentions=True)
-        student_out = self.student(**inputs, output_attentions=True)
-        if not student_out.attentions or not teacher_out.attentions:
-            raise RuntimeError(
-                "the models returned no attention maps; load them with attn_implementation='eager'"
-            )
+        targets = self.teacher_targets(batch)
         mask = batch["attention_mask"].bool()
+        if self.spec.style == "tinybert":
+            student_logits, attention, parts = self._tinybert_terms(batch, targets, mask)
+        else:
+            student_logits, attention, parts = self._minilm_terms(batch, targets, mask)
+        response, terms = response_loss(self.task, self.spec, student_logits, targets, batch["labels"])
+        loss = response + self.spec.attention_weight * attention
+        return loss, {**terms, "loss": loss.item(), "attention": attention.item(), **parts}
+
+    def _tinybert_terms(
+        self, batch: dict[str, Tensor], targets: dict[str, Tensor], mask: Tensor
+    ) -> tuple[Tensor, Tensor, dict[str, float]]:
+        """The student's logits and the mean attention-map MSE over the mapped layers."""
+        student_out = self.student(**model_inputs(batch), output_attentions=True)
+        check_attentions(student_out.attentions)
         losses = [
-            attention_map_loss(student_out.attentions[s], teacher_out.attentions[t], mask=mask)
+            attention_map_loss(student_out.attentions[s], targets[f"attention_{t}"], mask=mask)
             for t, s in self.layer_map
         ]
-        return student_out.logits, teacher_out.logits, torch.stack(losses).mean(), {}
+        return student_out.logits, torch.stack(losses).mean(), {}
 
-    def _minilm_terms(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, dict[str, float]]:
-        """Logits of both models and the sum of the Q-Q, K-K and V-V relation losses (MiniLMv2)."""
-        teacher = self.teacher
-        assert teacher is not None
-        inputs = model_inputs(batch)
-        teacher_projections = last_layer_projections(teacher)
+    def _minilm_terms(
+        self, batch: dict[str, Tensor], targets: dict[str, Tensor], mask: Tensor
+    ) -> tuple[Tensor, Tensor, dict[str, float]]:
+        """The student's logits and the sum of the Q-Q, K-K and V-V relation losses (MiniLMv2)."""
         student_projections = last_layer_projections(self.student)
-        assert teacher_projections is not None and student_projections is not None
-        with torch.no_grad(), captured_outputs(teacher_projections) as teacher_states:
-            teacher_logits = teacher(**inputs).logits
+        assert student_projections is not None
         with captured_outputs(student_projections) as student_states:
-            student_logits = self.student(**inputs).logits
-        mask = batch["attention_mask"].bool()
+            student_logits = self.student(**model_inputs(batch)).logits
         relations = {
             relation: self_attention_relation_loss(
-                student_states[relation], teacher_states[relation], num_heads=self.relation_heads, mask=mask
+                student_states[relation], targets[relation], num_heads=self.relation_heads, mask=mask
             )
             for relation in RELATIONS
         }
         parts = {f"relation_{relation}": value.item() for relation, value in relations.items()}
-        return student_logits, teacher_logits, torch.stack(list(relations.values())).sum(), parts
+        return student_logits, torch.stack(list(relations.values())).sum(), parts
+
+
+def check_attentions(attentions: Any) -> None:
+    """Raise unless a model returned its attention maps (it must be loaded with eager attention)."""
+    if not attentions:
+        raise RuntimeError("the model returned no attention maps; load it with attn_implementation='eager'")
 
 
 def default_relation_heads(widths: list[int], head_counts: list[int]) -> int:

@@ -1,6 +1,7 @@
 """Feature distillation (FitNets, Romero et al. 2015): hidden-state hints added to the response term."""
 
 import logging
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -9,8 +10,16 @@ from transformers import PreTrainedModel
 from distillery.spec.methods import FeatureMethod
 from worker.engine.errors import UserError
 from worker.engine.losses import hidden_state_loss
-from worker.engine.methods.base import Method, MethodContext, model_inputs
+from worker.engine.methods.base import MethodContext, model_inputs
 from worker.engine.methods.response import response_loss
+from worker.engine.methods.teacher import (
+    TeacherMethod,
+    response_fields,
+    response_settings,
+    response_targets,
+    vocabulary_width,
+)
+from worker.engine.teacher_fields import TeacherField, TeacherFields
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +57,14 @@ def check_layer_map(
             )
 
 
-class FeatureDistillation(Method):
+class FeatureDistillation(TeacherMethod):
     """Response term + feature_weight * hidden-state loss over mapped teacher -> student layers."""
 
     def __init__(self, spec: FeatureMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)
         self.spec: FeatureMethod = spec
-        teacher = self.teacher
-        if teacher is None:
-            raise ValueError("feature distillation needs a teacher")
+        teacher = self.frozen_teacher
+        self.width = vocabulary_width(teacher, self.student) if ctx.task == "causal_lm" else None
         teacher_layers, student_layers = num_layers(teacher), num_layers(self.student)
         if spec.layer_map is None:
             self.layer_map = default_layer_map(teacher_layers, student_layers)
@@ -84,25 +92,33 @@ class FeatureDistillation(Method):
             "none" if self.projectors is None else f"{student_width} -> {teacher_width}",
         )
 
+    def teacher_fields(self) -> TeacherFields:
+        """The response fields and the hidden states of the mapped teacher layers."""
+        width = hidden_width(self.frozen_teacher)
+        states = {f"hidden_{t}": TeacherField(("L", width)) for t in sorted({t for t, _ in self.layer_map})}
+        return {**response_fields(self.task, self.spec, self.frozen_teacher, self.student), **states}
+
+    def teacher_settings(self) -> dict[str, Any]:
+        """The temperature, when top-k log-probabilities are stored."""
+        return response_settings(self.task, self.spec)
+
+    def teacher_pass(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The response fields and mapped hidden states of one batch."""
+        out = self.frozen_teacher(**inputs, output_hidden_states=True)
+        states = {f"hidden_{t}": out.hidden_states[t] for t, _ in self.layer_map}
+        return {**response_targets(self.task, self.spec, out.logits, self.width), **states}
+
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Response term plus the mean hidden-state loss over the mapped layers."""
-        teacher = self.teacher
-        assert teacher is not None
-        inputs = model_inputs(batch)
-        with torch.no_grad():
-            teacher_out = teacher(**inputs, output_hidden_states=True)
-        student_out = self.student(**inputs, output_hidden_states=True)
-        response, terms = response_loss(
-            self.task, self.spec, student_out.logits, teacher_out.logits, batch["labels"]
-        )
-        feature = self.feature_loss(
-            student_out.hidden_states, teacher_out.hidden_states, batch["attention_mask"]
-        )
+        targets = self.teacher_targets(batch)
+        student_out = self.student(**model_inputs(batch), output_hidden_states=True)
+        response, terms = response_loss(self.task, self.spec, student_out.logits, targets, batch["labels"])
+        feature = self.feature_loss(student_out.hidden_states, targets, batch["attention_mask"])
         loss = response + self.spec.feature_weight * feature
         return loss, {**terms, "loss": loss.item(), "feature": feature.item()}
 
     def feature_loss(
-        self, student_states: tuple[Tensor, ...], teacher_states: tuple[Tensor, ...], attention_mask: Tensor
+        self, student_states: tuple[Tensor, ...], targets: dict[str, Tensor], attention_mask: Tensor
     ) -> Tensor:
         """Mean over mapped pairs of the hidden-state loss, padding positions left out."""
         mask = attention_mask.bool()
@@ -114,7 +130,7 @@ class FeatureDistillation(Method):
             losses.append(
                 hidden_state_loss(
                     student_state,
-                    teacher_states[teacher_index],
+                    targets[f"hidden_{teacher_index}"],
                     kind=self.spec.loss,
                     normalize=self.spec.normalize,
                     mask=mask,

@@ -3,15 +3,16 @@
 import logging
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
 from distillery.spec.methods import RelationMethod
 from worker.engine.losses import rkd_angle_loss, rkd_distance_loss
 from worker.engine.methods.attention import captured_outputs
-from worker.engine.methods.base import Method, MethodContext, model_inputs
+from worker.engine.methods.base import MethodContext, model_inputs
 from worker.engine.methods.response import response_loss
+from worker.engine.methods.teacher import TeacherMethod, response_fields
+from worker.engine.teacher_fields import TeacherField, TeacherFields
 
 logger = logging.getLogger(__name__)
 
@@ -34,29 +35,34 @@ def forward_with_representation(model: PreTrainedModel, inputs: dict[str, Tensor
     return outputs.logits, outputs.hidden_states[-1][:, 0]
 
 
-class RelationDistillation(Method):
+class RelationDistillation(TeacherMethod):
     """Response term + distance_weight * RKD-D + angle_weight * RKD-A on pooled representations."""
 
     def __init__(self, spec: RelationMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)
         self.spec: RelationMethod = spec
-        if self.teacher is None:
-            raise ValueError("relation distillation needs a teacher")
-        for side, model in (("teacher", self.teacher), ("student", self.student)):
+        for side, model in (("teacher", self.frozen_teacher), ("student", self.student)):
             source = "pooler output" if pooler_of(model) is not None else "first token's final hidden state"
             logger.info("relation distillation: %s represented by its %s", side, source)
 
+    def teacher_fields(self) -> TeacherFields:
+        """The logits and the pooled representation of each example."""
+        teacher = self.frozen_teacher
+        pooled = TeacherField((int(teacher.config.hidden_size),))
+        return {**response_fields(self.task, self.spec, teacher, self.student), "pooled": pooled}
+
+    def teacher_pass(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The logits and pooled representations of one batch."""
+        logits, pooled = forward_with_representation(self.frozen_teacher, inputs)
+        return {"logits": logits, "pooled": pooled}
+
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Response term plus the weighted RKD distance and angle losses over the batch."""
-        teacher = self.teacher
-        assert teacher is not None
-        inputs = model_inputs(batch)
-        with torch.no_grad():
-            teacher_logits, teacher_pooled = forward_with_representation(teacher, inputs)
-        student_logits, student_pooled = forward_with_representation(self.student, inputs)
-        response, terms = response_loss(self.task, self.spec, student_logits, teacher_logits, batch["labels"])
-        distance = rkd_distance_loss(student_pooled, teacher_pooled)
-        angle = rkd_angle_loss(student_pooled, teacher_pooled)
+        targets = self.teacher_targets(batch)
+        student_logits, student_pooled = forward_with_representation(self.student, model_inputs(batch))
+        response, terms = response_loss(self.task, self.spec, student_logits, targets, batch["labels"])
+        distance = rkd_distance_loss(student_pooled, targets["pooled"])
+        angle = rkd_angle_loss(student_pooled, targets["pooled"])
         loss = response + self.spec.distance_weight * distance + self.spec.angle_weight * angle
         terms = {
             **terms,

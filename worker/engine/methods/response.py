@@ -1,6 +1,7 @@
 """Response-based KD: soft targets on classifier logits or, for a causal LM, on every target token."""
 
 import logging
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -8,94 +9,89 @@ from transformers import PreTrainedModel
 
 from distillery.spec import ResponseMethod
 from distillery.spec.methods import SequenceLevelKD, SoftTargets
-from worker.engine.batching import EXAMPLE_INDEX, IGNORE_INDEX
+from worker.engine.batching import IGNORE_INDEX
 from worker.engine.errors import UserError
-from worker.engine.losses import hard_target_loss, soft_target_loss
-from worker.engine.methods.base import Method, MethodContext, Task, model_inputs, next_token_view
+from worker.engine.losses import hard_target_loss, soft_target_loss, topk_soft_target_loss
+from worker.engine.methods.base import MethodContext, Task, model_inputs, next_token_view
+from worker.engine.methods.teacher import (
+    TeacherMethod,
+    response_fields,
+    response_settings,
+    response_targets,
+    vocabulary_width,
+)
+from worker.engine.teacher_fields import TeacherFields
 
 logger = logging.getLogger(__name__)
 
 
-def teacher_logits(teacher: PreTrainedModel, inputs: dict[str, Tensor]) -> Tensor:
-    """The frozen teacher's logits for the batch, outside the autograd graph."""
-    with torch.no_grad():
-        return teacher(**inputs).logits
-
-
-class TeacherLogitCache:
-    """The frozen teacher's classifier logits per training example, kept after its first forward pass.
-
-    The teacher runs in eval mode, so an example's logits are the same every epoch: later epochs look
-    them up instead of running the teacher again. Only for classification, whose logits are small.
-    """
-
-    def __init__(self) -> None:
-        self._logits: dict[int, Tensor] = {}
-
-    def __len__(self) -> int:
-        return len(self._logits)
-
-    def logits(self, teacher: PreTrainedModel, inputs: dict[str, Tensor], indices: Tensor | None) -> Tensor:
-        """The batch's teacher logits: looked up if every example was seen before, else computed and kept."""
-        if indices is None:
-            return teacher_logits(teacher, inputs)
-        keys = indices.tolist()
-        if all(key in self._logits for key in keys):
-            return torch.stack([self._logits[key] for key in keys])
-        logits = teacher_logits(teacher, inputs)
-        self._logits.update(zip(keys, logits.unbind(0), strict=True))
-        return logits
-
-
 def response_loss(
-    task: Task, soft: SoftTargets, student_logits: Tensor, teacher_logits: Tensor, labels: Tensor
+    task: Task, soft: SoftTargets, student_logits: Tensor, targets: dict[str, Tensor], labels: Tensor
 ) -> tuple[Tensor, dict[str, float]]:
     """alpha * soft_target_loss + (1 - alpha) * cross-entropy, and both terms for logging.
 
+    `targets` holds the teacher's "logits", or for a causal LM with top_k its top-k log-probabilities.
     Causal LM: token-level over the shifted positions whose label is not -100 (padding and prompt),
     with the spec's divergence; the logits are cut to the shared vocabulary if one model pads it.
     """
     mask = None
     if task == "causal_lm":
         student_logits, labels = next_token_view(student_logits, labels)
-        teacher_logits = teacher_logits[:, :-1]
+        targets = {name: value[:, :-1] for name, value in targets.items()}
         mask = labels != IGNORE_INDEX
+    if "logits" in targets:
+        teacher_logits = targets["logits"]
         width = min(student_logits.shape[-1], teacher_logits.shape[-1])
-        student_logits, teacher_logits = student_logits[..., :width], teacher_logits[..., :width]
-    kd = soft_target_loss(
-        student_logits,
-        teacher_logits,
-        temperature=soft.temperature,
-        divergence=soft.divergence,
-        jsd_beta=soft.jsd_beta,
-        mask=mask,
-    )
+        kd = soft_target_loss(
+            student_logits[..., :width],
+            teacher_logits[..., :width],
+            temperature=soft.temperature,
+            divergence=soft.divergence,
+            jsd_beta=soft.jsd_beta,
+            mask=mask,
+        )
+    else:
+        kd = topk_soft_target_loss(
+            student_logits,
+            targets["topk_logprobs"],
+            targets["topk_indices"],
+            targets["tail_logprob"],
+            temperature=soft.temperature,
+            divergence=soft.divergence,
+            jsd_beta=soft.jsd_beta,
+            mask=mask,
+        )
     ce = hard_target_loss(student_logits, labels)
     loss = soft.alpha * kd + (1 - soft.alpha) * ce
     return loss, {"loss": loss.item(), "kd": kd.item(), "ce": ce.item()}
 
 
-class ResponseDistillation(Method):
+class ResponseDistillation(TeacherMethod):
     """Soft targets (Hinton et al. 2015): the student matches the teacher's tempered distribution."""
 
     def __init__(self, spec: ResponseMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)
-        if ctx.teacher is None:
-            raise UserError("response distillation needs a teacher", param="teacher")
         if spec.sequence_level is not None and ctx.task != "causal_lm":
             raise UserError("sequence-level KD applies to causal LMs only", param="method.sequence_level")
         self.soft: ResponseMethod = spec
-        self.teacher_cache = TeacherLogitCache() if ctx.task == "sequence_classification" else None
+        self.width = vocabulary_width(self.frozen_teacher, self.student) if ctx.task == "causal_lm" else None
+
+    def teacher_fields(self) -> TeacherFields:
+        """The logits, or a causal LM's top-k log-probabilities."""
+        return response_fields(self.task, self.soft, self.frozen_teacher, self.student)
+
+    def teacher_settings(self) -> dict[str, Any]:
+        """The temperature, when top-k log-probabilities are stored."""
+        return response_settings(self.task, self.soft)
+
+    def teacher_pass(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The response fields of one batch."""
+        return response_targets(self.task, self.soft, self.frozen_teacher(**inputs).logits, self.width)
 
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Soft-target and hard-label terms of the batch."""
-        assert self.teacher is not None
-        inputs = model_inputs(batch)
-        student_logits = self.student(**inputs).logits
-        if self.teacher_cache is None:
-            targets = teacher_logits(self.teacher, inputs)
-        else:
-            targets = self.teacher_cache.logits(self.teacher, inputs, batch.get(EXAMPLE_INDEX))
+        targets = self.teacher_targets(batch)
+        student_logits = self.student(**model_inputs(batch)).logits
         return response_loss(self.task, self.soft, student_logits, targets, batch["labels"])
 
 

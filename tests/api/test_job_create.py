@@ -193,6 +193,11 @@ def test_a_transfer_file_without_a_teacher_method_is_422_on_it(client: Any, job_
     assert (status, error["param"]) == (422, "data.transfer_file")
 
 
+def test_top_k_on_a_classification_job_is_422_on_it(client: Any, job_spec: dict[str, Any]) -> None:
+    status, error = post_error(client, with_changes(job_spec, method={"top_k": 8}))
+    assert (status, error["param"]) == (422, "method.top_k")
+
+
 @pytest.mark.parametrize(
     ("data", "param"),
     [({"text_column": "sentence"}, "data.text_column"), ({"label_column": "stars"}, "data.label_column")],

@@ -41,6 +41,8 @@ KEY_VERSION = 1
 TEACHER_FILES = ("config.json", "*.safetensors")
 PASS_BATCH_TOKENS = 16384
 MAX_PASS_BATCH = 512
+INDEX_BYTES_PER_ROW = 20
+ENTRY_OVERHEAD_BYTES = 2048
 
 CacheMode = Literal["auto", "on", "off"]
 Status = Literal["hit", "miss", "live", "off"]
@@ -153,8 +155,11 @@ class PassPlan:
         return cls(splits, hashes, unique, lengths, fields)
 
     def nbytes(self) -> int:
-        """Bytes the stored fields take for every unique example."""
-        return sum(field.nbytes(length) for length in self.lengths.values() for field in self.fields.values())
+        """Bytes an entry for every unique example takes: the values, the index and the file headers."""
+        values = sum(
+            field.nbytes(length) for length in self.lengths.values() for field in self.fields.values()
+        )
+        return values + INDEX_BYTES_PER_ROW * len(self.unique) + ENTRY_OVERHEAD_BYTES
 
     def examples_digest(self) -> str:
         """sha256 of the sorted unique example hashes: the same set gives the same digest in any order."""
@@ -184,13 +189,6 @@ def prepare_teacher_outputs(
     plan = PassPlan.of(splits, fields)
     needed = plan.nbytes()
     root = config.root or scratch_dir / "teacher-cache"
-    if needed > config.max_bytes:
-        return None, CacheOutcome(
-            "live",
-            f"its outputs would take {needed / 1e6:.0f} MB, over the cache bound of "
-            f"{config.max_bytes / 1e6:.0f} MB",
-            examples=len(plan.unique),
-        )
     material = {
         "version": KEY_VERSION,
         "teacher": teacher_digest(teacher_dir),
@@ -203,6 +201,13 @@ def prepare_teacher_outputs(
     entry = _open_existing(root / key, fields, callbacks)
     if entry is not None:
         return _stored(entry, plan), CacheOutcome("hit", "found", key, entry.nbytes, len(plan.unique))
+    if needed > config.max_bytes:
+        return None, CacheOutcome(
+            "live",
+            f"its outputs would take {needed / 1e6:.0f} MB, over the cache bound of "
+            f"{config.max_bytes / 1e6:.0f} MB",
+            examples=len(plan.unique),
+        )
     if mode == "auto" and planned_visits < len(splits["train"]):
         return None, CacheOutcome(
             "live",
@@ -225,6 +230,7 @@ def prepare_teacher_outputs(
         )
     if written is None:
         return None, CacheOutcome("live", "stopped on request during the pass", examples=len(plan.unique))
+    make_room(root, incoming=0, max_bytes=config.max_bytes, keep=written.name)  # with the real size
     entry = StoreEntry(written, fields)
     seconds = time.perf_counter() - started
     outcome = CacheOutcome("miss", "computed", key, entry.nbytes, len(plan.unique), seconds, forwards)

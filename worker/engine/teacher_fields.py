@@ -14,7 +14,8 @@ from torch import Tensor
 
 LENGTH = "L"
 Dim = int | Literal["L"]
-STORAGE_DTYPES = {"float16": torch.float16, "int32": torch.int32}
+# float16 for what grows with the tokens; per-example vectors are small enough to keep in float32.
+STORAGE_DTYPES = {"float16": torch.float16, "float32": torch.float32, "int32": torch.int32}
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class TeacherField:
     """The shape of one per-example teacher output and the dtype it is stored in."""
 
     shape: tuple[Dim, ...]
-    dtype: Literal["float16", "int32"] = "float16"
+    dtype: Literal["float16", "float32", "int32"] = "float16"
 
     def example_shape(self, length: int) -> tuple[int, ...]:
         """The shape of one example of `length` tokens."""

@@ -163,7 +163,7 @@ class StoreEntry:
             raise CorruptEntry("the index does not match the manifest's row count")
         self.rows = {bytes(row): number for number, row in enumerate(hashes)}
         self._locate()
-        self.nbytes = int(self.manifest["bytes"])
+        self.nbytes = directory_bytes(path)
         (path / USED).touch()
 
     def _check_manifest(self) -> None:
@@ -214,7 +214,7 @@ class StoreEntry:
         examples = [self.example(row) for row in rows]
         batched = {}
         for name, field in self.fields.items():
-            dtype = torch.float32 if field.dtype == "float16" else torch.int64
+            dtype = torch.int64 if field.dtype == "int32" else torch.float32
             batched[name] = field.pad(
                 [example[name] for example in examples], width, dtype=dtype, device=device
             )
@@ -239,8 +239,8 @@ def remove_entry(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def make_room(root: Path, *, incoming: int, max_bytes: int) -> list[str]:
-    """Evict least recently used entries until `incoming` more bytes fit under `max_bytes`; their keys."""
+def make_room(root: Path, *, incoming: int, max_bytes: int, keep: str | None = None) -> list[str]:
+    """Evict least recently used entries, never `keep`, until `incoming` more bytes fit; their keys."""
     now = time.time()
     for path in root.glob(f"{TEMPORARY_PREFIX}*") if root.is_dir() else []:
         if now - path.stat().st_mtime > STALE_TEMPORARY_SECONDS:  # left by a writer that died
@@ -256,6 +256,8 @@ def make_room(root: Path, *, incoming: int, max_bytes: int) -> list[str]:
     for _, size, path in sorted(entries, key=lambda entry: entry[0]):
         if total + incoming <= max_bytes:
             break
+        if path.name == keep:
+            continue
         remove_entry(path)
         total -= size
         evicted.append(path.name)

@@ -128,3 +128,23 @@ def test_a_transfer_set_adds_teacher_labelled_rows_to_training(run_spec, fast_tr
     # 96 rows less the 10% eval split, plus the 64 unlabeled rows.
     assert result.report["training"]["train_examples"] == 86 + 64
     assert loss_fell(train_losses(tmp_path))
+
+
+def test_causal_lm_kd_on_the_teachers_stored_top_k_lowers_the_loss(run_spec, fast_training, tmp_path):
+    spec = {
+        "task": "causal_lm",
+        "teacher": {"path": "gpt2-counting"},
+        "student": {"init": "config", "config": {"num_hidden_layers": 2}},
+        "data": {"train_file": "file-counting", "max_length": 32},
+        "method": {"type": "response", "temperature": 1.5, "alpha": 0.7, "top_k": 4},
+        "training": {**fast_training, "epochs": 3},
+    }
+    result = run_spec(spec, tmp_path)
+
+    assert result.status == "succeeded"
+    assert loss_fell(train_losses(tmp_path))
+    cache = result.report["training"]["teacher_cache"]
+    assert cache["status"] == "miss"
+    # At most 32 tokens an example, each with 4 log-probabilities (float16), 4 indices (int32) and the
+    # tail (float16): far less than the teacher's full logits.
+    assert cache["bytes"] < cache["examples"] * 32 * (4 * 6 + 2) + 8192

@@ -48,7 +48,7 @@ class RelationDistillation(TeacherMethod):
     def teacher_fields(self) -> TeacherFields:
         """The logits and the pooled representation of each example."""
         teacher = self.frozen_teacher
-        pooled = TeacherField((int(teacher.config.hidden_size),))
+        pooled = TeacherField((int(teacher.config.hidden_size),), dtype="float32")
         return {**response_fields(self.task, self.spec, teacher, self.student), "pooled": pooled}
 
     def teacher_pass(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:

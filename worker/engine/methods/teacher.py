@@ -73,7 +73,7 @@ def response_fields(
 ) -> TeacherFields:
     """The teacher outputs the response term reads: logits, or a causal LM's top-k log-probabilities."""
     if task == "sequence_classification":
-        return {"logits": TeacherField((int(teacher.config.num_labels),))}
+        return {"logits": TeacherField((int(teacher.config.num_labels),), dtype="float32")}
     width = vocabulary_width(teacher, student)
     if soft.top_k is None:
         return {"logits": TeacherField(("L", width))}

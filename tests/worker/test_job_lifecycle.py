@@ -25,6 +25,10 @@ def test_posted_job_runs_to_a_student_that_loads_with_transformers(
     events = client.get(f"/v1/jobs/{job['id']}/events", params={"limit": 100}).json()["data"]
     types = {event["type"] for event in events}
     assert {"status", "metrics"} <= types
+    # The teacher ran once before training, into the store the workers share; the log and report say so.
+    cache = done["result"]["training"]["teacher_cache"]
+    assert cache["status"] in ("miss", "hit") and cache["bytes"] > 0
+    assert any(event.get("message", "").startswith("teacher outputs: cache") for event in events)
     assert [event["id"] for event in events] == sorted(event["id"] for event in events)
     names = {artifact["name"] for artifact in client.get(f"/v1/jobs/{job['id']}/artifacts").json()["data"]}
     assert {"student.tar.gz", "report.json"} <= names

@@ -41,6 +41,9 @@ KEY_VERSION = 1
 TEACHER_FILES = ("config.json", "*.safetensors")
 PASS_BATCH_TOKENS = 16384
 MAX_PASS_BATCH = 512
+# The outputs of one pass batch, in float32 and counted twice (models return every layer's attention
+# maps or hidden states, not only the mapped ones), stay under this many bytes.
+PASS_BATCH_OUTPUT_BYTES = 1024**3
 INDEX_BYTES_PER_ROW = 20
 ENTRY_OVERHEAD_BYTES = 2048
 
@@ -284,7 +287,7 @@ def _compute(
             if callbacks.should_stop():
                 writer.abort()
                 return None, forwards
-            size = max(1, min(MAX_PASS_BATCH, PASS_BATCH_TOKENS // plan.lengths[order[start]]))
+            size = pass_batch_size(plan.fields, plan.lengths[order[start]])
             chunk = order[start : start + size]
             start += len(chunk)
             outputs = _forward(plan, chunk, teacher_pass, autocast, device, pad_token_id)
@@ -302,6 +305,12 @@ def _compute(
     except BaseException:
         writer.abort()
         raise
+
+
+def pass_batch_size(fields: TeacherFields, length: int) -> int:
+    """Examples of `length` tokens in one pass batch: many, within a token and an output-memory budget."""
+    output_bytes = 2 * 4 * sum(field.numel(length) for field in fields.values())
+    return max(1, min(MAX_PASS_BATCH, PASS_BATCH_TOKENS // length, PASS_BATCH_OUTPUT_BYTES // output_bytes))
 
 
 def _forward(

@@ -1,52 +1,7 @@
-"""The Celery app, built from the same settings as the API; importing it never imports torch."""
+"""The worker's Celery app: the service's configuration plus the job task; it never imports torch."""
 
-from celery import Celery
-from kombu import Queue
+from app.core.celery import RUN_JOB_TASK, make_celery
 
-from app.core.config import Settings, get_settings
+celery_app = make_celery(include=["worker.tasks"])
 
-RUN_JOB_TASK = "distillery.run_job"
-
-
-def make_celery(settings: Settings | None = None) -> Celery:
-    """A Celery app configured for long GPU jobs: one job at a time per pool process, acked when done."""
-    settings = settings or get_settings()
-    if settings.broker_url.startswith("sqla+sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = Celery("distillery", broker=settings.broker_url, include=["worker.tasks"])
-    app.conf.update(
-        task_default_queue=settings.queue_name,
-        task_queues=[Queue(settings.queue_name)],
-        task_routes={RUN_JOB_TASK: {"queue": settings.queue_name}},
-        # The database holds job state and results; the queue only carries job ids.
-        task_ignore_result=True,
-        result_backend=None,
-        task_serializer="json",
-        accept_content=["json"],
-        # A job is acknowledged after it ends, and redelivered if its worker dies mid-run.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        worker_concurrency=1,
-        # Pool processes are kept: each real job runs in a fresh process of its own (worker.delivery),
-        # so a stale or duplicate delivery costs one database update, not a process restart.
-        worker_hijack_root_logger=False,
-        broker_connection_retry_on_startup=True,
-        broker_transport_options=transport_options(settings.broker_url, settings.visibility_timeout_seconds),
-        task_publish_retry=True,
-    )
-    return app
-
-
-def transport_options(broker_url: str, visibility_timeout: int) -> dict[str, int]:
-    """Redis redelivers unacked jobs only after the visibility timeout, so it must outlast any job.
-
-    The SQLAlchemy transport passes its options to `create_engine`, which accepts neither key; a job it
-    loses with its worker is recovered by the reconciler instead.
-    """
-    if broker_url.startswith("sqla+"):
-        return {}
-    return {"visibility_timeout": visibility_timeout, "polling_interval": 1}
-
-
-celery_app = make_celery()
+__all__ = ["RUN_JOB_TASK", "celery_app"]

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, text
 
 from app.api.errors import error_response, error_responses
-from worker.celery_app import celery_app
+from app.core.celery import celery_app
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])

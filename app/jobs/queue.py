@@ -7,10 +7,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from app.core.base import utcnow
+from app.core.celery import RUN_JOB_TASK, celery_app
 from app.core.config import get_settings
 from app.core.db import session_scope
 from app.jobs.models import Job
-from worker.celery_app import RUN_JOB_TASK, celery_app
 
 logger = logging.getLogger(__name__)
 

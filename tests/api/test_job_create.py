@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from worker.celery_app import RUN_JOB_TASK
+from app.core.celery import RUN_JOB_TASK
 
 
 def queued_job_ids(redis_client: Any, queue: str) -> list[str]:

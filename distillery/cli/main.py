@@ -1,18 +1,43 @@
 """The `distillery` command: global options, the command list, and readable errors."""
 
+import importlib
+import importlib.util
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from distillery.cli import events, files, jobs, keys, server
+from distillery.cli import events, files, jobs
 from distillery.cli.console import print_error
 from distillery.cli.state import CliError, CliState
 from distillery.client import DistilleryError
 
+SERVICE_COMMANDS = ("api", "worker", "up", "migrate", "keys")
+
+
+def service_installed() -> bool:
+    """Whether the service's package is installed beside the client (found without importing it)."""
+    return importlib.util.find_spec("app") is not None
+
 
 class ReadableErrorsGroup(TyperGroup):
-    """Turns the client's and the CLI's own errors into one red line and exit code 1, no traceback."""
+    """Turns the client's and the CLI's own errors into one red line and exit code 1, no traceback.
+
+    The service's commands are loaded from `app.cli` only when one of them is asked for (or listed),
+    so the client's commands start without importing the service.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return names + [name for name in SERVICE_COMMANDS if service_installed() and name not in names]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in SERVICE_COMMANDS and cmd_name not in self.commands and service_installed():
+            service = typer.Typer()
+            importlib.import_module("app.cli").register(service)
+            for name, command in typer.main.get_group(service).commands.items():
+                self.add_command(command, name)
+        return super().get_command(ctx, cmd_name)
 
     # Any, because typer's own click Context is private to it.
     def invoke(self, ctx: Any) -> Any:
@@ -56,11 +81,6 @@ app.command()(events.events)
 app.command()(jobs.cancel)
 app.command()(jobs.download)
 app.add_typer(files.app, name="files")
-app.command()(server.api)
-app.command()(server.worker)
-app.command()(server.up)
-app.command()(server.migrate)
-app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

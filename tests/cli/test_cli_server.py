@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from distillery.cli.server import find_alembic_ini, print_banner, stop_process
+from app.cli.server import find_alembic_ini, print_banner, stop_process
 
 HEAVY_MODULES = [
     "torch",

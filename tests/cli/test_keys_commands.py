@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.auth.models import ApiKey
-from distillery.cli.keys import expiry_from
+from app.cli.keys import expiry_from
 from distillery.cli.main import app
 from distillery.cli.state import CliError
 

@@ -1,4 +1,4 @@
-"""Commands that run the service: api, worker, up, migrate. Each imports the service only when run."""
+"""Commands that run the service: api, worker, up, migrate; each imports what it runs only when run."""
 
 import logging
 import os

@@ -10,8 +10,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.jobs.transitions import IllegalTransition
-
 logger = logging.getLogger(__name__)
 
 ErrorType = Literal["user", "system"]
@@ -207,12 +205,6 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code=code, message=str(exc.detail), headers=exc.headers)
 
 
-async def _on_illegal_transition(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, IllegalTransition)
-    message = f"job {exc.job_id} is {exc.current or 'gone'} and cannot become {exc.target}"
-    return error_response(409, code="illegal_transition", message=message)
-
-
 async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, code="internal_error", message="an unexpected error occurred; it was logged")
@@ -223,5 +215,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(IllegalTransition, _on_illegal_transition)
     app.add_exception_handler(Exception, _on_unexpected_error)

@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from app.api.errors import Conflict
 from app.core.base import utcnow
 from app.jobs.models import Job, JobStatus
 
@@ -20,12 +21,14 @@ ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
 }
 
 
-class IllegalTransition(Exception):
-    """The job was not in a state from which the transition is allowed."""
+class IllegalTransition(Conflict):
+    """The job was not in a state from which the transition is allowed: a 409 when a request caused it."""
 
     def __init__(self, job_id: str, target: JobStatus, current: str | None) -> None:
         self.job_id, self.target, self.current = job_id, target, current
-        super().__init__(f"job {job_id} cannot go from {current or 'missing'} to {target}")
+        super().__init__(
+            f"job {job_id} is {current or 'gone'} and cannot become {target}", code="illegal_transition"
+        )
 
 
 def sources_of(target: JobStatus) -> list[JobStatus]:

@@ -1,6 +1,7 @@
 """Cursor pagination shared by the list endpoints: newest first, `after` an id from the previous page."""
 
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -22,6 +23,19 @@ class ListObject(BaseModel):
 
     object: Literal["list"] = "list"
     has_more: bool
+
+
+ListType = TypeVar("ListType", bound=ListObject)
+
+
+def list_page(list_type: type[ListType], items: Sequence[Any], *, has_more: bool = False) -> ListType:
+    """A page of public items, with the ids of its first and last item for the next request's cursor."""
+    return list_type(
+        data=list(items),
+        has_more=has_more,
+        first_id=items[0].id if items else None,
+        last_id=items[-1].id if items else None,
+    )
 
 
 def page_newest_first(

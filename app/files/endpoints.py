@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, Form, Path, UploadFile
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.errors import error_responses
-from app.api.pagination import After, Limit
+from app.api.pagination import After, Limit, list_page
 from app.files import service
 from app.files.schemas import FileDeleted, FileList, FilePublic
 from distillery.spec.text import ResourceId, Text
@@ -48,12 +48,7 @@ def upload_file(
 def list_files(session: SessionDep, tenant: TenantDep, limit: Limit = 20, after: After = None) -> FileList:
     """List the uploaded files, newest first."""
     files, has_more = service.list_files(session=session, tenant=tenant, limit=limit, after=after)
-    return FileList(
-        data=[FilePublic.from_row(file) for file in files],
-        has_more=has_more,
-        first_id=files[0].id if files else None,
-        last_id=files[-1].id if files else None,
-    )
+    return list_page(FileList, [FilePublic.from_row(file) for file in files], has_more=has_more)
 
 
 @router.get("/{file_id}", summary="Get a file", responses=error_responses(401, 404, 422))

@@ -10,7 +10,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.errors import ApiError, error_responses
-from app.api.pagination import After, Limit
+from app.api.pagination import After, Limit, list_page
 from app.core.db import is_database_unreachable
 from app.jobs import service
 from app.jobs.models import JobStatus
@@ -94,12 +94,7 @@ def list_jobs(
     jobs, has_more = service.list_jobs(
         session=session, tenant=tenant, limit=limit, after=after, status=status
     )
-    return JobList(
-        data=[JobPublic.from_row(job) for job in jobs],
-        has_more=has_more,
-        first_id=jobs[0].id if jobs else None,
-        last_id=jobs[-1].id if jobs else None,
-    )
+    return list_page(JobList, [JobPublic.from_row(job) for job in jobs], has_more=has_more)
 
 
 @router.get("/{job_id}", summary="Get a job", responses=error_responses(401, 404, 422))
@@ -137,12 +132,7 @@ def list_events(
     events, has_more = service.list_events(
         session=session, tenant=tenant, job_id=job_id, after=after, limit=limit
     )
-    return JobEventList(
-        data=[JobEventPublic.from_row(event) for event in events],
-        has_more=has_more,
-        first_id=events[0].seq if events else None,
-        last_id=events[-1].seq if events else None,
-    )
+    return list_page(JobEventList, [JobEventPublic.from_row(event) for event in events], has_more=has_more)
 
 
 @router.get(
@@ -151,24 +141,14 @@ def list_events(
 def list_checkpoints(job_id: JobId, session: SessionDep, tenant: TenantDep) -> CheckpointList:
     """List the training states a job has saved, by step."""
     checkpoints = service.list_checkpoints(session=session, tenant=tenant, job_id=job_id)
-    return CheckpointList(
-        data=[CheckpointPublic.from_row(checkpoint) for checkpoint in checkpoints],
-        has_more=False,
-        first_id=checkpoints[0].id if checkpoints else None,
-        last_id=checkpoints[-1].id if checkpoints else None,
-    )
+    return list_page(CheckpointList, [CheckpointPublic.from_row(checkpoint) for checkpoint in checkpoints])
 
 
 @router.get("/{job_id}/artifacts", summary="List a job's artifacts", responses=error_responses(401, 404, 422))
 def list_artifacts(job_id: JobId, session: SessionDep, tenant: TenantDep) -> ArtifactList:
     """List the files a job produced: the student archive, its report, its curves."""
     artifacts = service.list_artifacts(session=session, tenant=tenant, job_id=job_id)
-    return ArtifactList(
-        data=[ArtifactPublic.from_row(artifact) for artifact in artifacts],
-        has_more=False,
-        first_id=artifacts[0].id if artifacts else None,
-        last_id=artifacts[-1].id if artifacts else None,
-    )
+    return list_page(ArtifactList, [ArtifactPublic.from_row(artifact) for artifact in artifacts])
 
 
 @router.get(

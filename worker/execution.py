@@ -16,6 +16,7 @@ from app.files.models import File
 from app.jobs.events import append_event
 from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import Artifact, Job, JobStatus
+from app.jobs.schemas import JobError
 from app.jobs.transitions import IllegalTransition, transition
 from distillery.spec import DATA_FILE_FIELDS, JobSpec, ModelRef
 from worker.engine.errors import UserError
@@ -77,7 +78,7 @@ def execute_job(job_id: str, *, worker_id: str) -> None:
     except UserError as error:
         outcome.record(
             JobStatus.FAILED,
-            error={"code": error.code, "message": error.message, "param": error.param, "type": "user"},
+            error=JobError(code=error.code, message=error.message, param=error.param, type="user"),
         )
         return
     except Exception as error:
@@ -87,13 +88,7 @@ def execute_job(job_id: str, *, worker_id: str) -> None:
         logger.exception("job %s failed", job_id)
         outcome.record(
             JobStatus.FAILED,
-            error={
-                "code": "internal_error",
-                "message": f"{type(error).__name__}: {error}",
-                "param": None,
-                "type": "system",
-                "retryable": False,
-            },
+            error=JobError(code="internal_error", message=f"{type(error).__name__}: {error}", type="system"),
             detail=traceback.format_exc(limit=5),
         )
         return

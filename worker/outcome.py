@@ -11,6 +11,7 @@ from app.core.db import is_database_unreachable, session_scope
 from app.jobs.events import append_event
 from app.jobs.models import JobStatus
 from app.jobs.queue import publish_job
+from app.jobs.schemas import JobError
 from app.jobs.transitions import IllegalTransition, transition
 from worker.reporter import JobReporter
 from worker.transient import retry_database, transient_error
@@ -36,7 +37,7 @@ class Outcome:
         target: JobStatus,
         *,
         result: dict[str, Any] | None = None,
-        error: dict[str, Any] | None = None,
+        error: JobError | None = None,
         detail: str | None = None,
     ) -> None:
         """End the job in `target`; a job cancelled too late still ends succeeded."""
@@ -50,14 +51,18 @@ class Outcome:
                         job_id=self.job_id,
                         target=target,
                         worker_id=self.worker_id,
-                        values={"finished_at": utcnow(), "result": result, "error": error},
+                        values={
+                            "finished_at": utcnow(),
+                            "result": result,
+                            "error": error.model_dump() if error is not None else None,
+                        },
                     )
                 except IllegalTransition as refused:
                     logger.warning(
                         "could not record %s for %s: it is %s", target, self.job_id, refused.current
                     )
                     return
-                message = f"job {target}" + (f": {error['message']}" if error else "")
+                message = f"job {target}" + (f": {error.message}" if error else "")
                 append_event(
                     session,
                     job_id=self.job_id,
@@ -82,7 +87,7 @@ class Outcome:
             "job %s: attempt %d failed on a transient error (%s); requeueing it",
             self.job_id,
             attempt,
-            stored["message"],
+            stored.message,
         )
         refused: list[str | None] = []
 
@@ -108,10 +113,10 @@ class Outcome:
                     type="status",
                     level="warning",
                     message=(
-                        f"attempt {attempt} hit a transient error ({stored['message']}); "
+                        f"attempt {attempt} hit a transient error ({stored.message}); "
                         f"queued again for attempt {attempt + 1} of {self.settings.max_attempts}"
                     ),
-                    data={"error": stored},
+                    data={"error": stored.model_dump()},
                 )
 
         if not self._retrying(write):

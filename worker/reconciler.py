@@ -17,6 +17,7 @@ from app.core.outage import OutageLog
 from app.jobs.events import append_event
 from app.jobs.models import Job, JobStatus
 from app.jobs.queue import publish_job, record_publish, send_job
+from app.jobs.schemas import JobError
 from app.jobs.transitions import IllegalTransition, transition
 from worker.broker_contents import HeldMessages, held_messages
 from worker.celery_app import celery_app
@@ -103,14 +104,8 @@ def recover_orphans(session: Session, *, settings: Settings) -> list[str]:
             elif job.attempts < settings.max_attempts:
                 target, values = JobStatus.QUEUED, {"queued_at": utcnow(), "worker_id": None}
             else:
-                error = {
-                    "code": "worker_lost",
-                    "message": lost,
-                    "param": None,
-                    "type": "system",
-                    "retryable": True,
-                }
-                target, values = JobStatus.FAILED, {"finished_at": utcnow(), "error": error}
+                error = JobError(code="worker_lost", message=lost, type="system", retryable=True)
+                target, values = JobStatus.FAILED, {"finished_at": utcnow(), "error": error.model_dump()}
             transition(
                 session,
                 job_id=job.id,

@@ -7,12 +7,13 @@ job for another attempt instead of failing it. Anything else (a user error, a bu
 import errno
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from app.core.db import is_database_unreachable
+from app.jobs.schemas import JobError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,16 +45,15 @@ def transient_code(error: BaseException) -> str | None:
     return None
 
 
-def transient_error(error: BaseException) -> dict[str, Any]:
+def transient_error(error: BaseException) -> JobError:
     """A job's stored error for a transient failure: a system error another attempt may not meet."""
     lines = str(getattr(error, "orig", None) or error).strip().splitlines()
-    return {
-        "code": transient_code(error) or "internal_error",
-        "message": f"{type(error).__name__}: {lines[0] if lines else ''}",
-        "param": None,
-        "type": "system",
-        "retryable": True,
-    }
+    return JobError(
+        code=transient_code(error) or "internal_error",
+        message=f"{type(error).__name__}: {lines[0] if lines else ''}",
+        type="system",
+        retryable=True,
+    )
 
 
 def retry_database(action: Callable[[], T], *, budget_seconds: float, what: str) -> T:

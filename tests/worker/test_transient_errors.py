@@ -40,7 +40,7 @@ def test_infrastructure_outages_are_transient_with_a_code_naming_the_dependency(
     assert transient_code(unreachable_broker_error()) == "broker_unavailable"
     assert transient_code(OSError(errno.ESTALE, "Stale file handle")) == "storage_unavailable"
     stored = transient_error(unreachable_database_error())
-    assert stored["type"] == "system" and stored["retryable"] is True and stored["param"] is None
+    assert stored.type == "system" and stored.retryable is True and stored.param is None
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,16 @@
 """Response-based losses on output logits: soft targets (Hinton et al. 2015) and hard labels."""
 
-from typing import Literal
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from distillery.spec.methods import Divergence
 from worker.engine.losses.distributions import generalized_jsd, kl_divergence
 from worker.engine.losses.masking import check_mask, compute_dtype, masked_mean, outside_autocast
 
-Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
-DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd")
+DIVERGENCES: tuple[str, ...] = get_args(Divergence)
 
 
 @outside_autocast

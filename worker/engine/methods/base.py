@@ -2,15 +2,14 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
+from distillery.spec.job import Task
 from worker.engine.batching import EXAMPLE_INDEX
 from worker.engine.losses import hard_target_loss
-
-Task = Literal["sequence_classification", "causal_lm"]
 
 
 @dataclass

@@ -190,6 +190,6 @@ class JobSpec(StrictModel):
         return self
 
     def model_refs(self) -> list[ModelRef]:
-        """Every model the job reads, so the API can check each one exists before queueing."""
+        """Every model the job reads: its teacher and the student's starting model, where given."""
         refs = [self.teacher, self.student.model]
         return [ref for ref in refs if ref is not None]

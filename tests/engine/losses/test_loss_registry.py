@@ -1,4 +1,4 @@
-"""The registry that methods use to look losses up by name."""
+"""The registry that names every public loss, which the tests that go over all losses use."""
 
 import torch
 

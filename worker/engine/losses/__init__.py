@@ -14,6 +14,7 @@ from worker.engine.losses.divergence import (
 from worker.engine.losses.feature import hidden_state_loss
 from worker.engine.losses.relation import rkd_angle_loss, rkd_distance_loss
 
+# Every public loss by name: what the tests that check all losses alike go over.
 LOSSES: dict[str, Callable[..., Tensor]] = {
     "soft_target": soft_target_loss,
     "topk_soft_target": topk_soft_target_loss,

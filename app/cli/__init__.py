@@ -6,9 +6,8 @@ from app.cli import keys, server
 
 
 def register(cli: typer.Typer) -> None:
-    """Add `api`, `worker`, `up`, `migrate` and `keys` to the `distillery` command."""
+    """Add `api`, `up`, `migrate` and `keys` to the `distillery` command."""
     cli.command()(server.api)
-    cli.command()(server.worker)
     cli.command()(server.up)
     cli.command()(server.migrate)
     cli.add_typer(keys.app, name="keys")

@@ -1,4 +1,4 @@
-"""Commands that run the service: api, worker, up, migrate; each imports what it runs only when run."""
+"""Commands that run the service: api, up, migrate; each imports what it runs only when run."""
 
 import logging
 import os
@@ -29,30 +29,6 @@ def api(
     import uvicorn
 
     uvicorn.run(APP_PATH, host=host, port=port)
-
-
-def worker(
-    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once (one process each).")] = 1,
-    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
-) -> None:
-    """Run a Celery worker that executes distillation jobs."""
-    from app.core.config import get_settings
-    from worker.celery_app import celery_app
-
-    queue = get_settings().queue_name
-    celery_app.worker_main(
-        [
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            str(concurrency),
-            "--queues",
-            queue,
-            "--loglevel",
-            loglevel,
-        ]
-    )
 
 
 def migrate() -> None:

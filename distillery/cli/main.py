@@ -12,12 +12,19 @@ from distillery.cli.console import print_error
 from distillery.cli.state import CliError, CliState
 from distillery.client import DistilleryError
 
-SERVICE_COMMANDS = ("api", "worker", "up", "migrate", "keys")
+# The commands that run the service, and the module of each (only where the service is installed).
+SERVICE_COMMANDS = {
+    "api": "app.cli",
+    "up": "app.cli",
+    "migrate": "app.cli",
+    "keys": "app.cli",
+    "worker": "worker.cli",
+}
 
 
-def service_installed() -> bool:
-    """Whether the service's package is installed beside the client (found without importing it)."""
-    return importlib.util.find_spec("app") is not None
+def installed(module: str) -> bool:
+    """Whether a module's top-level package is installed beside the client (found without importing it)."""
+    return importlib.util.find_spec(module.split(".")[0]) is not None
 
 
 class ReadableErrorsGroup(TyperGroup):
@@ -29,12 +36,15 @@ class ReadableErrorsGroup(TyperGroup):
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
-        return names + [name for name in SERVICE_COMMANDS if service_installed() and name not in names]
+        return names + [
+            name for name, module in SERVICE_COMMANDS.items() if installed(module) and name not in names
+        ]
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        if cmd_name in SERVICE_COMMANDS and cmd_name not in self.commands and service_installed():
+        module = SERVICE_COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands and installed(module):
             service = typer.Typer()
-            importlib.import_module("app.cli").register(service)
+            importlib.import_module(module).register(service)
             for name, command in typer.main.get_group(service).commands.items():
                 self.add_command(command, name)
         return super().get_command(ctx, cmd_name)

@@ -23,7 +23,7 @@ from app.core.db import make_engine
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 UPLOAD_PATH = "/v1/files"
 DESCRIPTION = """\
 Distillery turns a large model into a small one by knowledge distillation. Upload a dataset, post a

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +16,6 @@ from distillery.cli.state import CliError
 logger = logging.getLogger(__name__)
 
 APP_PATH = "app.main:app"
-ALEMBIC_INI = "alembic.ini"
 WORKER_STOP_SECONDS = 15.0
 
 
@@ -33,10 +31,10 @@ def api(
 
 def migrate() -> None:
     """Upgrade the database schema to the latest revision."""
-    ini = find_alembic_ini()
-    if ini is None:
-        raise CliError(f"{ALEMBIC_INI} not found; run this from the Distillery source directory")
-    run_migrations(ini)
+    from app.core.config import get_settings
+    from app.main import upgrade_database
+
+    upgrade_database(get_settings())
     stdout().print("Database is up to date.")
 
 
@@ -48,11 +46,10 @@ def up(
     import uvicorn
 
     from app.core.config import get_settings
+    from app.main import upgrade_database
 
     settings = get_settings()
-    ini = find_alembic_ini()
-    if ini is not None:
-        run_migrations(ini)
+    upgrade_database(settings)
     # uvicorn re-raises SIGTERM once it has shut down; with the default handler that would end this
     # process before it stops the worker, leaving the worker orphaned and still taking jobs.
     signal.signal(signal.SIGTERM, exit_on_signal)
@@ -125,25 +122,3 @@ def send_signal(process: subprocess.Popen[bytes], signum: int, *, group: bool) -
             process.send_signal(signum)
     except ProcessLookupError:
         pass
-
-
-def find_alembic_ini() -> Path | None:
-    """alembic.ini in the current directory, else at the root of the source tree this package is in."""
-    for candidate in (Path.cwd() / ALEMBIC_INI, Path(__file__).resolve().parents[2] / ALEMBIC_INI):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def run_migrations(ini: Path) -> None:
-    """`alembic upgrade head` through Alembic's Python API."""
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(ini))
-    location = config.get_main_option("script_location")
-    # A relative script location is relative to the ini file, not to wherever the command runs.
-    if location and ":" not in location and not Path(location).is_absolute():
-        config.set_main_option("script_location", str(ini.parent / location))
-    logger.info("upgrading the database with %s", ini)
-    command.upgrade(config, "head")

@@ -1,12 +1,14 @@
-"""The server commands' light parts: start-up cost, the banner, stopping the worker, finding alembic.ini."""
+"""The server commands' light parts: start-up cost, the banner, stopping the worker, migrating."""
 
+import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from app.cli.server import find_alembic_ini, print_banner, stop_process
+from app.cli.server import print_banner, stop_process
 
 HEAVY_MODULES = [
     "torch",
@@ -59,11 +61,16 @@ def test_stop_process_ends_a_running_child() -> None:
     assert child.returncode is not None
 
 
-def test_alembic_ini_is_found_from_any_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
+def test_migrate_from_any_directory_creates_the_schema(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DISTILLERY_")}
+    env["DISTILLERY_DATA_DIR"] = str(tmp_path / "state")
+    distillery = Path(sys.executable).parent / "distillery"
 
-    ini = find_alembic_ini()
+    result = subprocess.run(
+        [str(distillery), "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
 
-    assert ini is not None
-    assert ini.name == "alembic.ini"
-    assert (ini.parent / "migrations").is_dir()
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "state" / "distillery.db") as database:
+        tables = {row[0] for row in database.execute("select name from sqlite_master where type = 'table'")}
+    assert {"jobs", "files", "api_keys", "alembic_version"} <= tables

@@ -6,7 +6,6 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY worker ./worker
 COPY distillery ./distillery
-COPY examples ./examples
 RUN useradd --create-home --uid 10001 distillery && mkdir -p /data && chown distillery /data
 ENV DISTILLERY_DATA_DIR=/data
 

@@ -42,7 +42,7 @@ from bench.queue_hygiene_services import SOURCE_ROOT, ServiceProcess, service_en
 from bench.wrk_load import LoadResult, run_wrk
 
 RESULTS = Path(__file__).resolve().parent / "results"
-EXAMPLE_SPEC = SOURCE_ROOT / "examples" / "response.yaml"
+EXAMPLE_SPEC = SOURCE_ROOT / "distillery" / "examples" / "response.yaml"
 TENANT = "bench"
 # The uvicorn command line of both servers; the same as `distillery api` (uvicorn's defaults).
 UVICORN_OPTIONS = ["--host", "127.0.0.1"]

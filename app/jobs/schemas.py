@@ -1,6 +1,7 @@
 """HTTP shapes of jobs, their events, checkpoints and artifacts, and the request examples."""
 
 import logging
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from urllib.parse import quote
@@ -18,7 +19,7 @@ from distillery.spec.text import PRINTABLE, PRINTABLE_PATTERN, Text, text_limits
 
 logger = logging.getLogger(__name__)
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES_DIR = Path(str(files("distillery") / "examples"))
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
@@ -267,7 +268,7 @@ BUILT_IN_EXAMPLE: dict[str, Any] = {
 
 
 def load_job_examples(folder: Path = EXAMPLES_DIR) -> dict[str, dict[str, Any]]:
-    """OpenAPI examples of a job request: one per YAML file in `examples/`, named by the file's stem."""
+    """OpenAPI examples of a job request: one per YAML file of `distillery/examples/`, by file stem."""
     examples: dict[str, dict[str, Any]] = {}
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
         try:

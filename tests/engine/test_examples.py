@@ -1,4 +1,4 @@
-"""Every example under examples/ is a valid job spec, and every method has one."""
+"""Every example under distillery/examples/ is a valid job spec, and every method has one."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import yaml
 
 from distillery.spec import JobSpec
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "distillery" / "examples"
 SPECS = sorted(EXAMPLES.glob("*.yaml"))
 
 

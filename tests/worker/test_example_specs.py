@@ -1,4 +1,4 @@
-"""Every spec under examples/ is accepted by the API, runs on a real worker and yields a student that loads.
+"""Each spec in distillery/examples/ is accepted by the API, runs on a real worker, gives a loadable student.
 
 Each example keeps its method, layer choices and model references; tiny models built from configs stand in
 at the referenced paths, and the training block shrinks to a few steps.
@@ -16,7 +16,7 @@ from tiny_assets import counting_rows, jsonl_bytes, save_tiny_bert_classifier, s
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("worker_process")]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "distillery" / "examples"
 SPECS = sorted(EXAMPLES.glob("*.yaml"))
 # The examples' layer lists need 12 encoder layers (MiniLM-L12 style) and 24 decoder layers (GPT-2 medium).
 BERT_PATHS = ["teachers/minilm-sentiment", "teachers/bert-base-sentiment", "base/minilm-l12-h384"]

@@ -1,6 +1,7 @@
 """The built wheel works outside the source tree: it migrates a new database and serves the API."""
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -10,6 +11,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BUILD_LEFTOVERS = (
+    ".git",
+    ".venv",
+    "var",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    "results",
+)
 PROBE = """
 import app, app.main
 from app.jobs.endpoints import JOB_EXAMPLES
@@ -28,6 +40,10 @@ def run(command: list[str], **options: object) -> subprocess.CompletedProcess[st
 
 
 def test_the_wheel_migrates_a_new_database_and_builds_the_api_outside_the_repository(tmp_path: Path) -> None:
+    # Built from a copy, so the build leaves nothing in the source tree.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*BUILD_LEFTOVERS))
+    dist = tmp_path / "dist"
     run(
         [
             sys.executable,
@@ -38,8 +54,8 @@ def test_the_wheel_migrates_a_new_database_and_builds_the_api_outside_the_reposi
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path / "dist"),
-            str(ROOT),
+            str(dist),
+            str(source),
         ]
     )
     (wheel,) = (tmp_path / "dist").glob("distillery-*.whl")

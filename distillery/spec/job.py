@@ -12,13 +12,13 @@ from distillery.spec.methods import (
     MethodSpec,
     StrictModel,
     SupervisedMethod,
+    Task,
 )
 from distillery.spec.student_config import check_student_config, known_fields_schema
 from distillery.spec.text import ColumnName, ModelPath, ResourceId
 
 # Errors raised by a model validator carry the offending field in their type, "param:<field>",
 # because pydantic locates them at the model itself; the API appends it to the location.
-Task = Literal["sequence_classification", "causal_lm"]
 LayerIndex = Annotated[int, Field(ge=0, lt=MAX_DEPTH)]
 # The seeds Python, NumPy and torch all accept.
 MAX_SEED = 2**32 - 1
@@ -147,7 +147,7 @@ class JobSpec(StrictModel):
     """Everything the worker needs to run one distillation."""
 
     task: Task = "sequence_classification"
-    teacher: ModelRef | None = Field(None, description="Required by response, feature, attention, relation.")
+    teacher: ModelRef | None = Field(None, description=f"Required by {', '.join(sorted(TEACHER_METHODS))}.")
     student: StudentSpec = Field(default_factory=StudentSpec)
     data: DataSpec
     method: MethodSpec = Field(default_factory=SupervisedMethod)
@@ -171,8 +171,14 @@ class JobSpec(StrictModel):
             raise PydanticCustomError(
                 "param:data.transfer_file",
                 "a transfer set needs a teacher to label it: task sequence_classification with method "
-                "response, feature, attention or relation (got task '{task}', method '{kind}')",
-                {"task": self.task, "kind": kind},
+                "{teachers} (got task '{task}', method '{kind}')",
+                {"task": self.task, "kind": kind, "teachers": " or ".join(sorted(TEACHER_METHODS))},
+            )
+        if getattr(self.method, "sequence_level", None) is not None and self.task != "causal_lm":
+            raise PydanticCustomError(
+                "param:method.sequence_level",
+                "sequence-level KD applies to task causal_lm only (got task '{task}')",
+                {"task": self.task},
             )
         if getattr(self.method, "top_k", None) is not None and self.task != "causal_lm":
             raise PydanticCustomError(

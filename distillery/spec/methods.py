@@ -1,11 +1,14 @@
 """Distillation methods: each one a `type` and its own validated parameters."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 DISCRIMINATOR = "type"
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
+Task = Literal["sequence_classification", "causal_lm"]
+CLASSIFICATION: frozenset[Task] = frozenset({"sequence_classification"})
+EVERY_TASK: frozenset[Task] = frozenset(get_args(Task))
 # Depths and layer indices: no supported model comes near this many layers.
 MAX_DEPTH = 256
 Depth = Annotated[int, Field(ge=0, le=MAX_DEPTH)]
@@ -24,11 +27,25 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_tag_required)
 
 
-class SoftTargets(StrictModel):
+class MethodBase(StrictModel):
+    """A method's schema, and what the service checks before queueing it: its tasks and its teacher."""
+
+    tasks: ClassVar[frozenset[Task]] = EVERY_TASK
+    needs_teacher: ClassVar[bool] = False
+
+    @classmethod
+    def type_name(cls) -> str:
+        """The `type` that selects this method in a job spec."""
+        return str(cls.model_fields[DISCRIMINATOR].default)
+
+
+class SoftTargets(MethodBase):
     """The response term shared by every teacher-based method.
 
     loss = alpha * T^2 * D(teacher_T, student_T) + (1 - alpha) * CE(student, labels)
     """
+
+    needs_teacher: ClassVar[bool] = True
 
     temperature: float = Field(2.0, gt=0, le=100, description="Softmax temperature T (> 0).")
     alpha: float = Field(
@@ -53,7 +70,7 @@ class SoftTargets(StrictModel):
     )
 
 
-class SupervisedMethod(StrictModel):
+class SupervisedMethod(MethodBase):
     """Plain training on the labels, no teacher: trains teachers and is the control for a distillation."""
 
     type: Literal["supervised"] = "supervised"
@@ -97,6 +114,7 @@ class FeatureMethod(SoftTargets):
 class AttentionMethod(SoftTargets):
     """Attention transfer: TinyBERT (Jiao et al. 2020) maps or MiniLM (Wang et al. 2020) relations."""
 
+    tasks: ClassVar[frozenset[Task]] = CLASSIFICATION
     type: Literal["attention"] = "attention"
     style: Literal["tinybert", "minilm"] = Field(
         "minilm",
@@ -123,14 +141,16 @@ class AttentionMethod(SoftTargets):
 class RelationMethod(SoftTargets):
     """Relational KD (Park et al. 2019): distance-wise and angle-wise losses on pooled representations."""
 
+    tasks: ClassVar[frozenset[Task]] = CLASSIFICATION
     type: Literal["relation"] = "relation"
     distance_weight: float = Field(25.0, ge=0)
     angle_weight: float = Field(50.0, ge=0)
 
 
-class SelfMethod(StrictModel):
+class SelfMethod(MethodBase):
     """Self-distillation (Zhang et al. 2019): classifiers at intermediate depths learn from the deepest."""
 
+    tasks: ClassVar[frozenset[Task]] = CLASSIFICATION
     type: Literal["self"] = "self"
     exits: list[Annotated[int, Field(ge=1, le=MAX_DEPTH)]] | None = Field(
         None,
@@ -148,7 +168,7 @@ class SelfMethod(StrictModel):
     )
 
 
-class MutualMethod(StrictModel):
+class MutualMethod(MethodBase):
     """Deep mutual learning (Zhang et al. 2018): peers trained together, each taught by the others."""
 
     type: Literal["mutual"] = "mutual"
@@ -168,10 +188,9 @@ MethodSpec = Annotated[
     Field(discriminator=DISCRIMINATOR),
 ]
 
-TEACHER_METHODS = frozenset({"response", "feature", "attention", "relation"})
-TASK_METHODS = {
-    "sequence_classification": frozenset(
-        {"supervised", "response", "feature", "attention", "relation", "self", "mutual"}
-    ),
-    "causal_lm": frozenset({"supervised", "response", "feature", "mutual"}),
+# Derived from the method classes' own declarations: a new method adds itself by its class alone.
+METHOD_CLASSES: tuple[type[MethodBase], ...] = get_args(get_args(MethodSpec)[0])
+TEACHER_METHODS = frozenset(cls.type_name() for cls in METHOD_CLASSES if cls.needs_teacher)
+TASK_METHODS: dict[str, frozenset[str]] = {
+    task: frozenset(cls.type_name() for cls in METHOD_CLASSES if task in cls.tasks) for task in get_args(Task)
 }

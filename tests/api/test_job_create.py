@@ -193,9 +193,15 @@ def test_a_transfer_file_without_a_teacher_method_is_422_on_it(client: Any, job_
     assert (status, error["param"]) == (422, "data.transfer_file")
 
 
-def test_top_k_on_a_classification_job_is_422_on_it(client: Any, job_spec: dict[str, Any]) -> None:
-    status, error = post_error(client, with_changes(job_spec, method={"top_k": 8}))
-    assert (status, error["param"]) == (422, "method.top_k")
+@pytest.mark.parametrize(
+    ("method", "param"),
+    [({"top_k": 8}, "method.top_k"), ({"sequence_level": {"max_new_tokens": 8}}, "method.sequence_level")],
+)
+def test_a_causal_lm_option_on_a_classification_job_is_422_on_it(
+    client: Any, job_spec: dict[str, Any], method: dict[str, Any], param: str
+) -> None:
+    status, error = post_error(client, with_changes(job_spec, method=method))
+    assert (status, error["param"]) == (422, param)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
-from distillery.spec.job import Task
+from distillery.spec.methods import Task
 from worker.engine.batching import EXAMPLE_INDEX
 from worker.engine.losses import hard_target_loss
 

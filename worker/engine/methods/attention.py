@@ -15,6 +15,7 @@ from worker.engine.errors import UserError
 from worker.engine.losses import attention_map_loss, self_attention_relation_loss
 from worker.engine.methods.base import MethodContext, model_inputs
 from worker.engine.methods.feature import check_layer_map, default_layer_map, num_layers
+from worker.engine.methods.registry import implements
 from worker.engine.methods.response import response_loss
 from worker.engine.methods.teacher import TeacherMethod, response_fields
 from worker.engine.teacher_fields import TeacherField, TeacherFields
@@ -62,6 +63,7 @@ def default_attention_layer_map(teacher_layers: int, student_layers: int) -> lis
     return [(max(t - 1, 0), s - 1) for t, s in default_layer_map(teacher_layers, student_layers)[1:]]
 
 
+@implements(AttentionMethod)
 class AttentionDistillation(TeacherMethod):
     """Response term + attention_weight * (TinyBERT map loss or MiniLMv2 Q/K/V relation loss)."""
 

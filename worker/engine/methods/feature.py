@@ -11,6 +11,7 @@ from distillery.spec.methods import FeatureMethod
 from worker.engine.errors import UserError
 from worker.engine.losses import hidden_state_loss
 from worker.engine.methods.base import MethodContext, model_inputs
+from worker.engine.methods.registry import implements
 from worker.engine.methods.response import response_loss
 from worker.engine.methods.teacher import (
     TeacherMethod,
@@ -57,6 +58,7 @@ def check_layer_map(
             )
 
 
+@implements(FeatureMethod)
 class FeatureDistillation(TeacherMethod):
     """Response term + feature_weight * hidden-state loss over mapped teacher -> student layers."""
 

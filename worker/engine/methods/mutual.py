@@ -10,6 +10,7 @@ from distillery.spec.methods import MutualMethod
 from worker.engine.batching import IGNORE_INDEX
 from worker.engine.losses import hard_target_loss, soft_target_loss
 from worker.engine.methods.base import Method, MethodContext, model_inputs, next_token_view
+from worker.engine.methods.registry import implements
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +43,9 @@ def reinitialize_head(model: PreTrainedModel, seed: int) -> bool:
     return True
 
 
+@implements(MutualMethod)
 class MutualDistillation(Method):
     """Each peer: CE + kl_weight * mean over the other peers of T^2 KL(other || peer), others detached."""
-
-    needs_teacher = False
 
     def __init__(self, spec: MutualMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)

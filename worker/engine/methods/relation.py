@@ -10,6 +10,7 @@ from distillery.spec.methods import RelationMethod
 from worker.engine.losses import rkd_angle_loss, rkd_distance_loss
 from worker.engine.methods.attention import captured_outputs
 from worker.engine.methods.base import MethodContext, model_inputs
+from worker.engine.methods.registry import implements
 from worker.engine.methods.response import response_loss
 from worker.engine.methods.teacher import TeacherMethod, response_fields
 from worker.engine.teacher_fields import TeacherField, TeacherFields
@@ -35,6 +36,7 @@ def forward_with_representation(model: PreTrainedModel, inputs: dict[str, Tensor
     return outputs.logits, outputs.hidden_states[-1][:, 0]
 
 
+@implements(RelationMethod)
 class RelationDistillation(TeacherMethod):
     """Response term + distance_weight * RKD-D + angle_weight * RKD-A on pooled representations."""
 

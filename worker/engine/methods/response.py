@@ -13,6 +13,7 @@ from worker.engine.batching import IGNORE_INDEX
 from worker.engine.errors import UserError
 from worker.engine.losses import hard_target_loss, soft_target_loss, topk_soft_target_loss
 from worker.engine.methods.base import MethodContext, Task, model_inputs, next_token_view
+from worker.engine.methods.registry import implements
 from worker.engine.methods.teacher import (
     TeacherMethod,
     response_fields,
@@ -66,6 +67,7 @@ def response_loss(
     return loss, {"loss": loss.item(), "kd": kd.item(), "ce": ce.item()}
 
 
+@implements(ResponseMethod)
 class ResponseDistillation(TeacherMethod):
     """Soft targets (Hinton et al. 2015): the student matches the teacher's tempered distribution."""
 

@@ -12,6 +12,7 @@ from worker.engine.errors import UserError
 from worker.engine.losses import hard_target_loss, hidden_state_loss, soft_target_loss
 from worker.engine.methods.base import Method, MethodContext, model_inputs
 from worker.engine.methods.feature import num_layers
+from worker.engine.methods.registry import implements
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +58,9 @@ def default_exits(depth: int) -> list[int]:
     return sorted(range(depth - 2, 0, -2)) or [1]
 
 
+@implements(SelfMethod)
 class SelfDistillation(Method):
     """The deepest head learns from labels; each exit from labels and the deepest's soft targets."""
-
-    needs_teacher = False
 
     def __init__(self, spec: SelfMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)

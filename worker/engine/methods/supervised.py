@@ -1,17 +1,15 @@
 """Plain supervised training, no teacher: trains teachers and is the control for a distillation."""
 
-from typing import ClassVar
-
 from torch import Tensor
 
 from distillery.spec import SupervisedMethod
 from worker.engine.methods.base import Method, MethodContext, cross_entropy, model_inputs
+from worker.engine.methods.registry import implements
 
 
+@implements(SupervisedMethod)
 class SupervisedTraining(Method):
     """Cross-entropy on the labels (next-token cross-entropy for a causal LM)."""
-
-    needs_teacher: ClassVar[bool] = False
 
     def __init__(self, spec: SupervisedMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)

@@ -1,0 +1,38 @@
+"""One source of truth per method: every schema has an engine class, an example file and a Swagger example."""
+
+from pathlib import Path
+
+import yaml
+
+from app.jobs.endpoints import JOB_EXAMPLES
+from distillery.spec.methods import METHOD_CLASSES, TASK_METHODS, TEACHER_METHODS
+from worker.engine.methods import IMPLEMENTATIONS, get_method_class
+from worker.engine.methods.teacher import TeacherMethod
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "distillery" / "examples"
+
+
+def example_types() -> set[str]:
+    return {yaml.safe_load(path.read_text())["method"]["type"] for path in EXAMPLES.glob("*.yaml")}
+
+
+def test_every_method_schema_has_an_engine_class_that_takes_its_teacher_rule() -> None:
+    assert set(IMPLEMENTATIONS) == set(METHOD_CLASSES)
+    for spec_class, method_class in IMPLEMENTATIONS.items():
+        assert get_method_class(spec_class.type_name()) is method_class
+        assert method_class.needs_teacher == spec_class.needs_teacher
+        assert issubclass(method_class, TeacherMethod) == spec_class.needs_teacher
+
+
+def test_every_method_has_an_example_file_and_a_swagger_example() -> None:
+    names = {spec_class.type_name() for spec_class in METHOD_CLASSES}
+    swagger_types = {example["value"]["method"]["type"] for example in JOB_EXAMPLES.values()}
+
+    assert names <= example_types()
+    assert names <= swagger_types
+
+
+def test_the_task_and_teacher_sets_come_from_the_schemas() -> None:
+    assert {"response", "feature", "attention", "relation"} == TEACHER_METHODS
+    assert TASK_METHODS["causal_lm"] == {"supervised", "response", "feature", "mutual"}
+    assert TASK_METHODS["sequence_classification"] == {spec.type_name() for spec in METHOD_CLASSES}

@@ -14,7 +14,7 @@ from engine_helpers import RecordingCallbacks, train_losses
 from distillery.spec import JobSpec
 from worker.engine.callbacks import Callbacks
 from worker.engine.run import RunResult, run_job
-from worker.engine.teacher_cache import TeacherCacheConfig, prepare_teacher_outputs
+from worker.engine.teacher_cache import TeacherCacheConfig, TeacherPass, prepare_teacher_outputs
 from worker.engine.teacher_fields import TeacherField
 from worker.engine.teacher_store import entry_paths
 
@@ -153,20 +153,23 @@ def prepare(
     teacher_dir = tmp_path / f"teacher-{teacher}"
     teacher_dir.mkdir(exist_ok=True)
     (teacher_dir / "model.safetensors").write_text(f"weights {teacher}")
-    return prepare_teacher_outputs(
-        mode="on",
-        config=TeacherCacheConfig(tmp_path / "cache", max_bytes),
-        scratch_dir=tmp_path,
-        splits={"train": examples(rows), "eval": examples(eval_rows or rows[:1])},
+    teacher_pass = TeacherPass(
         fields=fields,
         settings={},
-        teacher_pass=fake_pass(2.0),
+        run=fake_pass(2.0),
         teacher_dir=teacher_dir,
-        planned_visits=0,
         precision="fp32",
         autocast=nullcontext,
         device=torch.device("cpu"),
         pad_token_id=0,
+    )
+    return prepare_teacher_outputs(
+        teacher_pass,
+        {"train": examples(rows), "eval": examples(eval_rows or rows[:1])},
+        mode="on",
+        config=TeacherCacheConfig(tmp_path / "cache", max_bytes),
+        scratch_dir=tmp_path,
+        planned_visits=0,
         callbacks=Callbacks(),
     )
 

@@ -39,7 +39,12 @@ from worker.engine.models import (
 from worker.engine.optimization import seed_everything
 from worker.engine.precision import choose_precision, describe_choice
 from worker.engine.report import build_report
-from worker.engine.teacher_cache import StoredOutputs, TeacherCacheConfig, prepare_teacher_outputs
+from worker.engine.teacher_cache import (
+    StoredOutputs,
+    TeacherCacheConfig,
+    TeacherPass,
+    prepare_teacher_outputs,
+)
 from worker.engine.trainer import planned_examples, train
 
 logger = logging.getLogger(__name__)
@@ -161,20 +166,23 @@ def _run(
     method = method_class(spec.method, context).to(device)
     stored, cache_outcome = None, None
     if isinstance(method, TeacherMethod) and teacher_dir is not None:
-        stored, cache_outcome = prepare_teacher_outputs(
-            mode=training.teacher_cache,
-            config=teacher_cache,
-            scratch_dir=cache_dir,
-            splits=_splits(data),
+        teacher_pass = TeacherPass(
             fields=method.teacher_fields(),
             settings=method.teacher_settings(),
-            teacher_pass=method.teacher_pass,
+            run=method.teacher_pass,
             teacher_dir=teacher_dir,
-            planned_visits=planned_examples(training, len(data.train)),
             precision=precision.precision,
             autocast=precision.autocast,
             device=device,
             pad_token_id=data.pad_token_id,
+        )
+        stored, cache_outcome = prepare_teacher_outputs(
+            teacher_pass,
+            _splits(data),
+            mode=training.teacher_cache,
+            config=teacher_cache,
+            scratch_dir=cache_dir,
+            planned_visits=planned_examples(training, len(data.train)),
             callbacks=callbacks,
         )
         callbacks.on_message(cache_outcome.message())

@@ -49,7 +49,7 @@ ENTRY_OVERHEAD_BYTES = 2048
 
 CacheMode = Literal["auto", "on", "off"]
 Status = Literal["hit", "miss", "live", "off"]
-TeacherPass = Callable[[dict[str, Tensor]], dict[str, Tensor]]
+TeacherPassFunction = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 
 
 @dataclass(frozen=True)
@@ -169,72 +169,88 @@ class PassPlan:
         return hashlib.sha256(b"".join(sorted(self.unique))).hexdigest()
 
 
+@dataclass(frozen=True)
+class TeacherPass:
+    """What the pass runs and stores: the method's fields and function, the teacher, precision and device."""
+
+    fields: TeacherFields
+    settings: dict[str, Any]
+    run: TeacherPassFunction
+    teacher_dir: Path
+    precision: str
+    autocast: Callable[[], AbstractContextManager[object]]
+    device: torch.device
+    pad_token_id: int
+
+    def key_material(self, plan: "PassPlan") -> dict[str, Any]:
+        """Everything the stored values depend on."""
+        return {
+            "version": KEY_VERSION,
+            "teacher": teacher_digest(self.teacher_dir),
+            "examples": plan.examples_digest(),
+            "fields": {name: describe_field(field) for name, field in sorted(self.fields.items())},
+            "settings": self.settings,
+            "precision": self.precision,
+        }
+
+
 def prepare_teacher_outputs(
+    teacher_pass: TeacherPass,
+    splits: dict[str, datasets.Dataset],
     *,
     mode: CacheMode,
     config: TeacherCacheConfig,
     scratch_dir: Path,
-    splits: dict[str, datasets.Dataset],
-    fields: TeacherFields,
-    settings: dict[str, Any],
-    teacher_pass: TeacherPass,
-    teacher_dir: Path,
     planned_visits: int,
-    precision: str,
-    autocast: Callable[[], AbstractContextManager[object]],
-    device: torch.device,
-    pad_token_id: int,
     callbacks: Callbacks,
 ) -> tuple[StoredOutputs | None, CacheOutcome]:
     """The teacher's stored outputs for every example of `splits`, found or computed; None to run it live."""
     if mode == "off":
         return None, CacheOutcome("off", "training.teacher_cache is off")
-    plan = PassPlan.of(splits, fields)
-    needed = plan.nbytes()
+    plan = PassPlan.of(splits, teacher_pass.fields)
     root = config.root or scratch_dir / "teacher-cache"
-    material = {
-        "version": KEY_VERSION,
-        "teacher": teacher_digest(teacher_dir),
-        "examples": plan.examples_digest(),
-        "fields": {name: describe_field(field) for name, field in sorted(fields.items())},
-        "settings": settings,
-        "precision": precision,
-    }
+    material = teacher_pass.key_material(plan)
     key = cache_key(material)
-    entry = _open_existing(root / key, fields, callbacks)
+    entry = _open_existing(root / key, teacher_pass.fields, callbacks)
     if entry is not None:
         return _stored(entry, plan), CacheOutcome("hit", "found", key, entry.nbytes, len(plan.unique))
+    needed, train_examples = plan.nbytes(), len(splits["train"])
     if needed > config.max_bytes:
-        return None, CacheOutcome(
-            "live",
-            f"its outputs would take {needed / 1e6:.0f} MB, over the cache bound of "
-            f"{config.max_bytes / 1e6:.0f} MB",
-            examples=len(plan.unique),
-        )
-    if mode == "auto" and planned_visits < len(splits["train"]):
-        return None, CacheOutcome(
-            "live",
+        bound = f"{needed / 1e6:.0f} MB, over the cache bound of {config.max_bytes / 1e6:.0f} MB"
+        return None, CacheOutcome("live", f"its outputs would take {bound}", examples=len(plan.unique))
+    if mode == "auto" and planned_visits < train_examples:
+        reason = (
             f"training shows the teacher {planned_visits} examples, fewer than one pass over the "
-            f"{len(splits['train'])} train examples",
-            examples=len(plan.unique),
+            f"{train_examples} train examples"
         )
-    make_room(root, incoming=needed, max_bytes=config.max_bytes)
+        return None, CacheOutcome("live", reason, examples=len(plan.unique))
+    return _compute_entry(teacher_pass, plan, root, key, material, config, callbacks)
+
+
+def _compute_entry(
+    teacher_pass: TeacherPass,
+    plan: "PassPlan",
+    root: Path,
+    key: str,
+    material: dict[str, Any],
+    config: TeacherCacheConfig,
+    callbacks: Callbacks,
+) -> tuple[StoredOutputs | None, CacheOutcome]:
+    """Make room, run the pass and store it; any trouble storing it means a live teacher, not a failure."""
+    make_room(root, incoming=plan.nbytes(), max_bytes=config.max_bytes)
     started = time.perf_counter()
     try:
-        written, forwards = _compute(
-            plan, root, key, material, teacher_pass, autocast, device, pad_token_id, callbacks
-        )
+        written, forwards = _compute(plan, root, key, material, teacher_pass, callbacks)
     except _Overflow as error:
         return None, CacheOutcome("live", str(error), examples=len(plan.unique))
     except OSError as error:  # a full or failing disk costs speed, never the job
         logger.warning("teacher cache: could not store the outputs: %s", error)
-        return None, CacheOutcome(
-            "live", f"the outputs could not be stored ({error})", examples=len(plan.unique)
-        )
+        reason = f"the outputs could not be stored ({error})"
+        return None, CacheOutcome("live", reason, examples=len(plan.unique))
     if written is None:
         return None, CacheOutcome("live", "stopped on request during the pass", examples=len(plan.unique))
     make_room(root, incoming=0, max_bytes=config.max_bytes, keep=written.name)  # with the real size
-    entry = StoreEntry(written, fields)
+    entry = StoreEntry(written, plan.fields)
     seconds = time.perf_counter() - started
     outcome = CacheOutcome("miss", "computed", key, entry.nbytes, len(plan.unique), seconds, forwards)
     return _stored(entry, plan), outcome
@@ -266,14 +282,11 @@ class _Overflow(Exception):
 
 
 def _compute(
-    plan: PassPlan,
+    plan: "PassPlan",
     root: Path,
     key: str,
     material: dict[str, Any],
     teacher_pass: TeacherPass,
-    autocast: Callable[[], AbstractContextManager[object]],
-    device: torch.device,
-    pad_token_id: int,
     callbacks: Callbacks,
 ) -> tuple[Path | None, int]:
     """Run the teacher over every unique example, longest first, and write the entry; None if stopped."""
@@ -290,7 +303,7 @@ def _compute(
             size = pass_batch_size(plan.fields, plan.lengths[order[start]])
             chunk = order[start : start + size]
             start += len(chunk)
-            outputs = _forward(plan, chunk, teacher_pass, autocast, device, pad_token_id)
+            outputs = _forward(plan, chunk, teacher_pass)
             forwards += 1
             for row, example_hash in enumerate(chunk):
                 length = plan.lengths[example_hash]
@@ -313,14 +326,7 @@ def pass_batch_size(fields: TeacherFields, length: int) -> int:
     return max(1, min(MAX_PASS_BATCH, PASS_BATCH_TOKENS // length, PASS_BATCH_OUTPUT_BYTES // output_bytes))
 
 
-def _forward(
-    plan: PassPlan,
-    chunk: list[bytes],
-    teacher_pass: TeacherPass,
-    autocast: Callable[[], AbstractContextManager[object]],
-    device: torch.device,
-    pad_token_id: int,
-) -> dict[str, Tensor]:
+def _forward(plan: "PassPlan", chunk: list[bytes], teacher_pass: TeacherPass) -> dict[str, Tensor]:
     """The teacher's outputs for one batch of examples, in inference mode."""
     columns = ["input_ids", "attention_mask"]
     rows: dict[str, list[Any]] = {"input_ids": [], "attention_mask": []}
@@ -332,10 +338,10 @@ def _forward(
         example = plan.splits[split][index]
         for column in columns:
             rows[column].append(example[column])
-    batch = collate({**rows, "labels": [0] * len(chunk)}, pad_token_id=pad_token_id)
-    inputs = {name: value.to(device) for name, value in batch.items() if name != "labels"}
-    with torch.inference_mode(), autocast():
-        return teacher_pass(inputs)
+    batch = collate({**rows, "labels": [0] * len(chunk)}, pad_token_id=teacher_pass.pad_token_id)
+    inputs = {name: value.to(teacher_pass.device) for name, value in batch.items() if name != "labels"}
+    with torch.inference_mode(), teacher_pass.autocast():
+        return teacher_pass.run(inputs)
 
 
 def outcome_report(outcome: CacheOutcome) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from worker.engine.methods.feature import FeatureDistillation
 from worker.engine.methods.relation import RelationDistillation
 from worker.engine.methods.response import ResponseDistillation
 from worker.engine.methods.teacher import TeacherMethod
-from worker.engine.teacher_cache import TeacherCacheConfig, prepare_teacher_outputs
+from worker.engine.teacher_cache import TeacherCacheConfig, TeacherPass, prepare_teacher_outputs
 
 CASES = {
     "response": (ResponseDistillation, ResponseMethod(), "sequence_classification"),
@@ -49,20 +49,23 @@ def store_and_attach(method: TeacherMethod, batch: dict[str, torch.Tensor], tmp_
     teacher_dir = tmp_path / "teacher"
     method.frozen_teacher.save_pretrained(teacher_dir)
     dataset = as_dataset(batch)
-    stored, outcome = prepare_teacher_outputs(
-        mode="on",
-        config=TeacherCacheConfig(tmp_path / "cache"),
-        scratch_dir=tmp_path,
-        splits={"train": dataset, "eval": dataset},
+    teacher_pass = TeacherPass(
         fields=method.teacher_fields(),
         settings=method.teacher_settings(),
-        teacher_pass=method.teacher_pass,
+        run=method.teacher_pass,
         teacher_dir=teacher_dir,
-        planned_visits=0,
         precision="fp32",
         autocast=nullcontext,
         device=torch.device("cpu"),
         pad_token_id=0,
+    )
+    stored, outcome = prepare_teacher_outputs(
+        teacher_pass,
+        {"train": dataset, "eval": dataset},
+        mode="on",
+        config=TeacherCacheConfig(tmp_path / "cache"),
+        scratch_dir=tmp_path,
+        planned_visits=0,
         callbacks=Callbacks(),
     )
     assert stored is not None

@@ -1,8 +1,9 @@
 """The training loop shared by every method: a method supplies the loss, the loop does the rest.
 
 Read top to bottom: plan the steps, build the optimiser and schedule, resume if a checkpoint exists,
-then for each optimiser step accumulate gradients over a few batches, clip, step, log, and now and
-then evaluate, keep the best checkpoint and stop early. At the end the best weights are put back.
+then for each optimiser step accumulate gradients over a few batches, clip, step, log, and, when the
+checkpoint policy says so, evaluate, keep a checkpoint or stop early. At the end the best weights are
+put back.
 """
 
 import logging
@@ -21,6 +22,7 @@ from torch import Tensor
 from distillery.spec import TrainingSpec
 from worker.engine.batching import epoch_batch_order, eval_batch_order, iterate_batches
 from worker.engine.callbacks import Callbacks
+from worker.engine.checkpoint_policy import CheckpointPolicy, describe_evaluation, record_evaluation
 from worker.engine.checkpointing import (
     TrainState,
     latest_checkpoint,
@@ -31,7 +33,7 @@ from worker.engine.checkpointing import (
 from worker.engine.curves import MetricsLog
 from worker.engine.data import PreparedData
 from worker.engine.errors import UserError
-from worker.engine.evaluation import PRIMARY_METRIC, evaluate, is_improvement
+from worker.engine.evaluation import evaluate
 from worker.engine.methods.base import Method
 from worker.engine.optimization import build_optimizer, build_scheduler, seed_everything
 from worker.engine.precision import PrecisionChoice
@@ -62,13 +64,7 @@ def train(
     callbacks: Callbacks,
 ) -> TrainResult:
     """Train `method` on `data` as `training` says, in `precision`; resume from a checkpoint if one exists."""
-    task = method.task
     total_steps = planned_steps(training, len(data.train))
-    log_every = max(1, min(50, total_steps // 20))
-    lengths = list(data.train["length"])
-    eval_order = eval_batch_order(list(data.eval["length"]), training.eval_batch_size or training.batch_size)
-    autocast = precision.autocast
-
     seed_everything(training.seed)
     optimizer = build_optimizer(method, training)
     scheduler = build_scheduler(optimizer, training, total_steps)
@@ -79,18 +75,56 @@ def train(
         callbacks.on_message(f"resumed from the checkpoint at step {state.step}")
     metrics_log.truncate_after(state.step)
     method.train()
+    loop = TrainingLoop(
+        method=method,
+        data=data,
+        training=training,
+        device=device,
+        autocast=precision.autocast,
+        checkpoint_dir=checkpoint_dir,
+        metrics_log=metrics_log,
+        callbacks=callbacks,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        state=state,
+        policy=CheckpointPolicy(training, total_steps),
+        last_eval_step=state.step if latest is not None else -1,
+    )
+    while state.step < total_steps and state.epoch < training.epochs:
+        ending = loop.run_epoch()
+        if ending == "cancelled":
+            return TrainResult("cancelled", state)
+        if ending == "stopped early":
+            break
+    loop.finish()
+    return TrainResult("succeeded", state, eval_metrics=dict(state.best_metrics))
 
-    def run_evaluation() -> dict[str, float]:
-        batches = iterate_batches(data.eval, eval_order, pad_token_id=data.pad_token_id)
-        return evaluate(method.student, batches, task=task, device=device, autocast=autocast)
 
-    window: dict[str, list[float]] = defaultdict(list)
-    last_eval_step = state.step if latest is not None else -1
-    stop_early = False
-    while state.step < total_steps and state.epoch < training.epochs and not stop_early:
+@dataclass
+class TrainingLoop:
+    """The state one `train` call works on, and its steps: an epoch, an optimiser step, an evaluation."""
+
+    method: Method
+    data: PreparedData
+    training: TrainingSpec
+    device: torch.device
+    autocast: Autocast
+    checkpoint_dir: Path
+    metrics_log: MetricsLog
+    callbacks: Callbacks
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    state: TrainState
+    policy: CheckpointPolicy
+    last_eval_step: int
+    window: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def run_epoch(self) -> Literal["epoch done", "cancelled", "stopped early", "last step"]:
+        """Train from where the state points to the end of its epoch (or the last step, or a stop)."""
+        state, training = self.state, self.training
         if state.batch_order is None:
             state.batch_order = epoch_batch_order(
-                lengths,
+                list(self.data.train["length"]),
                 training.batch_size,
                 seed=training.seed,
                 epoch=state.epoch,
@@ -98,83 +132,114 @@ def train(
             )
         order = state.batch_order
         batches = iterate_batches(
-            data.train, order, pad_token_id=data.pad_token_id, start=state.batch_index, with_index=True
+            self.data.train,
+            order,
+            pad_token_id=self.data.pad_token_id,
+            start=state.batch_index,
+            with_index=True,
         )
-        while state.batch_index < len(order) and state.step < total_steps:
-            if callbacks.should_stop():
-                callbacks.on_message(f"stopped at step {state.step} on request")
-                return TrainResult("cancelled", state)
-            group = list(islice(batches, training.gradient_accumulation_steps))
-            terms = train_step(
-                method,
-                group,
-                optimizer,
-                scheduler,
-                training=training,
-                device=device,
-                autocast=autocast,
-                step=state.step,
+        while state.batch_index < len(order) and state.step < self.policy.total_steps:
+            if self.callbacks.should_stop():
+                self.callbacks.on_message(f"stopped at step {state.step} on request")
+                return "cancelled"
+            epoch_done, epoch = self.optimizer_step(
+                list(islice(batches, training.gradient_accumulation_steps))
             )
-            state.step += 1
-            state.batch_index += len(group)
-            epoch_done = state.batch_index >= len(order)
-            epoch = state.epoch + state.batch_index / len(order)
-            callbacks.on_progress(step=state.step, total_steps=total_steps, epoch=epoch)
-            metrics_log.append(step=state.step, epoch=epoch, split="train", metrics=terms)
-            for name, value in terms.items():
-                window[name].append(value)
-            if state.step % log_every == 0 or state.step == total_steps:
-                averaged = {name: sum(values) / len(values) for name, values in window.items()}
-                callbacks.on_metrics(step=state.step, epoch=epoch, split="train", metrics=averaged)
-                window.clear()
+            if self.after_step(epoch_done=epoch_done, epoch=epoch):
+                return "stopped early"
+            if epoch_done:
+                return "epoch done"
+        return "last step"
 
-            if epoch_done:  # the checkpoint's data position points at the next epoch
-                state.epoch, state.batch_index, state.batch_order = state.epoch + 1, 0, None
-            evaluate_now = (
-                state.step % training.eval_every_steps == 0 if training.eval_every_steps else epoch_done
-            ) or state.step == total_steps
-            improved = False
-            if evaluate_now:
-                metrics = run_evaluation()
-                last_eval_step = state.step
-                metrics_log.append(step=state.step, epoch=epoch, split="eval", metrics=metrics)
-                callbacks.on_metrics(step=state.step, epoch=epoch, split="eval", metrics=metrics)
-                callbacks.on_message(describe_evaluation(task, metrics, state, training, epoch_done))
-                improved = record_evaluation(state, task, metrics)
-                patience = training.early_stopping_patience
-                if patience is not None and state.evals_without_improvement >= patience:
-                    callbacks.on_message(f"early stopping: no improvement in {patience} evaluations")
-                    stop_early = True
-            checkpoint_now = (
-                improved
-                or stop_early
-                or state.step == total_steps
-                or (
-                    state.step % training.checkpoint_every_steps == 0
-                    if training.checkpoint_every_steps
-                    else evaluate_now
-                )
-            )
-            if checkpoint_now:
-                path = save_checkpoint(
-                    checkpoint_dir, method=method, optimizer=optimizer, scheduler=scheduler, state=state
-                )
-                callbacks.on_checkpoint(
-                    step=state.step,
-                    epoch=epoch,
-                    path=path,
-                    metrics=state.best_metrics,
-                    is_best=state.best_step == state.step,
-                )
-            if stop_early or epoch_done:
-                break
+    def optimizer_step(self, group: list[dict[str, Tensor]]) -> tuple[bool, float]:
+        """One optimiser step over a group of batches, logged; whether it ended the epoch, and the epoch."""
+        state = self.state
+        terms = train_step(
+            self.method,
+            group,
+            self.optimizer,
+            self.scheduler,
+            training=self.training,
+            device=self.device,
+            autocast=self.autocast,
+            step=state.step,
+        )
+        assert state.batch_order is not None
+        batches = len(state.batch_order)
+        state.step += 1
+        state.batch_index += len(group)
+        epoch_done = state.batch_index >= batches
+        epoch = state.epoch + state.batch_index / batches
+        self.callbacks.on_progress(step=state.step, total_steps=self.policy.total_steps, epoch=epoch)
+        self.metrics_log.append(step=state.step, epoch=epoch, split="train", metrics=terms)
+        self.log_averages(terms, epoch)
+        if epoch_done:  # the checkpoint's data position points at the next epoch
+            state.epoch, state.batch_index, state.batch_order = state.epoch + 1, 0, None
+        return epoch_done, epoch
 
-    if last_eval_step != state.step:  # resumed at the very end, or the last step was not evaluated
-        record_evaluation(state, task, run_evaluation())
-    if state.best_step is not None and state.best_step != state.step:
-        load_method_weights(checkpoint_dir / f"step-{state.best_step}", method)
-        callbacks.on_message(f"kept the best checkpoint, from step {state.best_step}")
-    return TrainResult("succeeded", state, eval_metrics=dict(state.best_metrics))
+    def log_averages(self, terms: dict[str, float], epoch: float) -> None:
+        """Report the loss terms averaged over the steps since the last report, every few steps."""
+        for name, value in terms.items():
+            self.window[name].append(value)
+        step, total = self.state.step, self.policy.total_steps
+        if step % max(1, min(50, total // 20)) == 0 or step == total:
+            averaged = {name: sum(values) / len(values) for name, values in self.window.items()}
+            self.callbacks.on_metrics(step=step, epoch=epoch, split="train", metrics=averaged)
+            self.window.clear()
+
+    def after_step(self, *, epoch_done: bool, epoch: float) -> bool:
+        """Evaluate and checkpoint as the policy says; True when training should stop early."""
+        state, evaluated, improved, stopping = self.state, False, False, False
+        if self.policy.evaluate_now(state.step, epoch_done=epoch_done):
+            metrics = self.evaluate()
+            evaluated, self.last_eval_step = True, state.step
+            self.metrics_log.append(step=state.step, epoch=epoch, split="eval", metrics=metrics)
+            self.callbacks.on_metrics(step=state.step, epoch=epoch, split="eval", metrics=metrics)
+            task = self.method.task
+            self.callbacks.on_message(describe_evaluation(task, metrics, state, self.training, epoch_done))
+            improved = record_evaluation(state, task, metrics)
+            stopping = self.policy.stop_early(state)
+            if stopping:
+                patience = self.training.early_stopping_patience
+                self.callbacks.on_message(f"early stopping: no improvement in {patience} evaluations")
+        if self.policy.checkpoint_now(state.step, evaluated=evaluated, improved=improved, stopping=stopping):
+            self.save_checkpoint(epoch)
+        return stopping
+
+    def evaluate(self) -> dict[str, float]:
+        """The student's metrics on the eval set."""
+        size = self.training.eval_batch_size or self.training.batch_size
+        order = eval_batch_order(list(self.data.eval["length"]), size)
+        batches = iterate_batches(self.data.eval, order, pad_token_id=self.data.pad_token_id)
+        task, device = self.method.task, self.device
+        return evaluate(self.method.student, batches, task=task, device=device, autocast=self.autocast)
+
+    def save_checkpoint(self, epoch: float) -> None:
+        """Write a resumable checkpoint and report it."""
+        state = self.state
+        path = save_checkpoint(
+            self.checkpoint_dir,
+            method=self.method,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            state=state,
+        )
+        self.callbacks.on_checkpoint(
+            step=state.step,
+            epoch=epoch,
+            path=path,
+            metrics=state.best_metrics,
+            is_best=state.best_step == state.step,
+        )
+
+    def finish(self) -> None:
+        """Evaluate the last step if it was not, and put the best checkpoint's weights back."""
+        state = self.state
+        if self.last_eval_step != state.step:  # resumed at the very end, or the last step was not evaluated
+            record_evaluation(state, self.method.task, self.evaluate())
+        if state.best_step is not None and state.best_step != state.step:
+            load_method_weights(self.checkpoint_dir / f"step-{state.best_step}", self.method)
+            self.callbacks.on_message(f"kept the best checkpoint, from step {state.best_step}")
 
 
 def planned_steps(training: TrainingSpec, train_examples: int) -> int:
@@ -229,25 +294,3 @@ def train_step(
 def _on_device(group: list[dict[str, Tensor]], device: torch.device) -> Iterator[dict[str, Tensor]]:
     for batch in group:
         yield {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-
-
-def record_evaluation(state: TrainState, task: str, metrics: dict[str, float]) -> bool:
-    """Update the best-metric state with one evaluation; True if it is the new best."""
-    name = PRIMARY_METRIC[task][0]
-    if is_improvement(task, metrics[name], state.best_metric):
-        state.best_metric, state.best_step, state.best_metrics = metrics[name], state.step, dict(metrics)
-        state.evals_without_improvement = 0
-        return True
-    state.evals_without_improvement += 1
-    return False
-
-
-def describe_evaluation(
-    task: str, metrics: dict[str, float], state: TrainState, training: TrainingSpec, epoch_done: bool
-) -> str:
-    """A log line such as `epoch 1/3 eval accuracy 0.81` or `step 200 eval loss 2.31`."""
-    name = PRIMARY_METRIC[task][0]
-    where = f"epoch {state.epoch}/{training.epochs}" if epoch_done else f"step {state.step}"
-    extra = f" macro-F1 {metrics['macro_f1']:.3f}" if "macro_f1" in metrics else ""
-    extra += f" perplexity {metrics['perplexity']:.2f}" if "perplexity" in metrics else ""
-    return f"{where} eval {name} {metrics[name]:.4f}{extra}"

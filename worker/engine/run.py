@@ -13,20 +13,17 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.spec import JobSpec, ModelRef
-from distillery.spec.methods import SequenceLevelKD
-from worker.engine.batching import EXAMPLE_INDEX, eval_batch_order, iterate_batches, longest_batch
 from worker.engine.callbacks import Callbacks
+from worker.engine.checkpointing import TrainState
 from worker.engine.curves import MetricsLog, plot_curves
 from worker.engine.data import (
     PreparedData,
-    add_generated_examples,
-    causal_lm_prompts,
     prepare_data,
 )
 from worker.engine.errors import UserError
-from worker.engine.evaluation import evaluate, evaluate_logits
+from worker.engine.final_evaluation import FinalEvaluation, announce_result, teacher_for_comparison
 from worker.engine.methods import MethodContext, get_method_class
-from worker.engine.methods.response import generate_continuations
+from worker.engine.methods.base import Method
 from worker.engine.methods.teacher import TeacherMethod
 from worker.engine.models import (
     build_student,
@@ -37,9 +34,9 @@ from worker.engine.models import (
     student_factory,
 )
 from worker.engine.optimization import seed_everything
-from worker.engine.precision import choose_precision, describe_choice
-from worker.engine.report import build_report
+from worker.engine.precision import PrecisionChoice, choose_precision, describe_choice
 from worker.engine.teacher_cache import (
+    CacheOutcome,
     StoredOutputs,
     TeacherCacheConfig,
     TeacherPass,
@@ -83,200 +80,242 @@ def run_job(
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     workdir.mkdir(parents=True, exist_ok=True)
     datasets.disable_progress_bars()
-    with tempfile.TemporaryDirectory(prefix="distillery-data-") as cache_dir:
-        return _run(
+    with tempfile.TemporaryDirectory(prefix="distillery-data-") as scratch_dir:
+        job = JobRun(
             spec,
             workdir=workdir,
             resolve_model=resolve_model,
             resolve_file=resolve_file,
             callbacks=callbacks,
             device=target,
-            cache_dir=Path(cache_dir),
+            scratch_dir=Path(scratch_dir),
             teacher_cache=teacher_cache or TeacherCacheConfig(),
         )
+        return job.run()
 
 
-def _run(
-    spec: JobSpec,
-    *,
-    workdir: Path,
-    resolve_model: Callable[[ModelRef], Path],
-    resolve_file: Callable[[str], Path],
-    callbacks: Callbacks,
-    device: torch.device,
-    cache_dir: Path,
-    teacher_cache: TeacherCacheConfig,
-) -> RunResult:
-    task, training = spec.task, spec.training
-    precision = choose_precision(training.precision, device)  # refuses an unsupported bf16 before any work
-    callbacks.on_message(describe_choice(precision))
-    seed_everything(training.seed)
-    method_class = get_method_class(spec.method.type)
-    eager = method_class.needs_eager_attention
-    teacher_dir = resolve_model(spec.teacher) if spec.teacher is not None else None
-    base_dir = resolve_model(spec.student.model) if spec.student.model is not None else teacher_dir
-    if base_dir is None:
-        raise UserError("the student needs 'student.model' or a teacher to start from", param="student.model")
-    tokenizer = load_tokenizer(base_dir)
+@dataclass
+class LoadedModels:
+    """The tokenizer, the teacher when the method trains with one, and where each model came from."""
 
-    teacher = None
-    if method_class.needs_teacher:
-        if teacher_dir is None:
-            raise UserError(f"method {spec.method.type!r} needs a teacher", param="teacher")
-        teacher = load_teacher(teacher_dir, task, eager=eager, device=device)
-        callbacks.on_message(f"loaded teacher ({_millions(teacher)})")
-    data = prepare_data(
-        spec.data,
-        task,
-        tokenizer,
-        seed=training.seed,
-        resolve_file=resolve_file,
-        cache_dir=cache_dir,
-        teacher_id2label=teacher.config.id2label if teacher is not None and task != "causal_lm" else None,
-    )
-    test_note = f" and {len(data.test)} test" if data.test is not None else ""
-    callbacks.on_message(f"loaded data: {len(data.train)} train, {len(data.eval)} eval{test_note} examples")
-    if teacher is not None and teacher_dir is not None:
-        teacher_tokenizer = tokenizer if teacher_dir == base_dir else load_tokenizer(teacher_dir)
-        check_compatibility(
-            task=task,
-            teacher=teacher,
-            teacher_tokenizer=teacher_tokenizer,
-            student_tokenizer=tokenizer,
-            label2id=data.label2id,
+    tokenizer: PreTrainedTokenizerBase
+    teacher: PreTrainedModel | None
+    teacher_dir: Path | None
+    base_dir: Path
+
+
+@dataclass
+class JobRun:
+    """One run of a job spec, in named phases: models, data, method, teacher outputs, training, report."""
+
+    spec: JobSpec
+    workdir: Path
+    resolve_model: Callable[[ModelRef], Path]
+    resolve_file: Callable[[str], Path]
+    callbacks: Callbacks
+    device: torch.device
+    scratch_dir: Path
+    teacher_cache: TeacherCacheConfig
+
+    def run(self) -> RunResult:
+        """Every phase in order; a cancelled run stops after training."""
+        spec, callbacks = self.spec, self.callbacks
+        precision = choose_precision(spec.training.precision, self.device)  # refuses bf16 before any work
+        callbacks.on_message(describe_choice(precision))
+        seed_everything(spec.training.seed)
+        method_class = get_method_class(spec.method.type)
+        models = self.load_models(method_class)
+        data = self.prepare_data(models)
+        data = method_class.extend_train_data(spec, data, models.teacher, models.tokenizer, callbacks)
+        method = self.build_method(method_class, models, data)
+        stored, cache_outcome = self.teacher_outputs(method, models, data, precision)
+        metrics_log = MetricsLog(self.workdir / "metrics.jsonl")
+        result = train(
+            method,
+            data,
+            training=spec.training,
+            device=self.device,
+            precision=precision,
+            checkpoint_dir=self.workdir / "checkpoints",
+            metrics_log=metrics_log,
+            callbacks=callbacks,
         )
-        sequence_level = getattr(spec.method, "sequence_level", None)
-        if sequence_level is not None and task == "causal_lm":
-            data = _add_teacher_continuations(spec, sequence_level, data, teacher, tokenizer, callbacks)
+        if result.status == "cancelled":
+            report = {"status": "cancelled", "steps": result.state.step}
+            return RunResult("cancelled", None, report, [metrics_log.path])
+        student_dir = self.save_student(method, models)
+        evaluation = FinalEvaluation(spec, data, self.device, precision)
+        training = self.training_summary(result.state, data, precision, cache_outcome)
+        report = self.report(evaluation, method, models, stored, student_dir, training)
+        return self.publish(report, metrics_log, student_dir)
 
-    student = build_student(
-        spec.student, task, base_dir=base_dir, label2id=data.label2id, seed=training.seed, eager=eager
-    ).to(device)
-    callbacks.on_message(f"built student ({_millions(student)}, init {spec.student.init})")
-    new_student = student_factory(
-        spec.student, task, base_dir=base_dir, label2id=data.label2id, eager=eager, device=device
-    )
-    context = MethodContext(
-        task=task,
-        student=student,
-        teacher=teacher,
-        new_student=new_student,
-        num_labels=len(data.label2id) if data.label2id is not None else None,
-    )
-    method = method_class(spec.method, context).to(device)
-    stored, cache_outcome = None, None
-    if isinstance(method, TeacherMethod) and teacher_dir is not None:
+    def load_models(self, method_class: type[Method]) -> LoadedModels:
+        """The student's tokenizer and, for a method that trains with one, the frozen teacher."""
+        spec = self.spec
+        teacher_dir = self.resolve_model(spec.teacher) if spec.teacher is not None else None
+        base_dir = self.resolve_model(spec.student.model) if spec.student.model is not None else teacher_dir
+        if base_dir is None:
+            raise UserError(
+                "the student needs 'student.model' or a teacher to start from", param="student.model"
+            )
+        teacher = None
+        if method_class.needs_teacher:
+            if teacher_dir is None:
+                raise UserError(f"method {spec.method.type!r} needs a teacher", param="teacher")
+            eager = method_class.needs_eager_attention
+            teacher = load_teacher(teacher_dir, spec.task, eager=eager, device=self.device)
+            self.callbacks.on_message(f"loaded teacher ({_millions(teacher)})")
+        return LoadedModels(load_tokenizer(base_dir), teacher, teacher_dir, base_dir)
+
+    def prepare_data(self, models: LoadedModels) -> PreparedData:
+        """The tokenized splits, labels in the teacher's order; a teacher that cannot read them is refused."""
+        spec, teacher = self.spec, models.teacher
+        data = prepare_data(
+            spec.data,
+            spec.task,
+            models.tokenizer,
+            seed=spec.training.seed,
+            resolve_file=self.resolve_file,
+            cache_dir=self.scratch_dir,
+            teacher_id2label=teacher.config.id2label
+            if teacher is not None and spec.task != "causal_lm"
+            else None,
+        )
+        test_note = f" and {len(data.test)} test" if data.test is not None else ""
+        self.callbacks.on_message(
+            f"loaded data: {len(data.train)} train, {len(data.eval)} eval{test_note} examples"
+        )
+        if teacher is not None and models.teacher_dir is not None:
+            same = models.teacher_dir == models.base_dir
+            check_compatibility(
+                task=spec.task,
+                teacher=teacher,
+                teacher_tokenizer=models.tokenizer if same else load_tokenizer(models.teacher_dir),
+                student_tokenizer=models.tokenizer,
+                label2id=data.label2id,
+            )
+        return data
+
+    def build_method(self, method_class: type[Method], models: LoadedModels, data: PreparedData) -> Method:
+        """The student, built as the spec says, inside the method that trains it."""
+        spec, device, eager = self.spec, self.device, method_class.needs_eager_attention
+        student = build_student(
+            spec.student,
+            spec.task,
+            base_dir=models.base_dir,
+            label2id=data.label2id,
+            seed=spec.training.seed,
+            eager=eager,
+        ).to(device)
+        self.callbacks.on_message(f"built student ({_millions(student)}, init {spec.student.init})")
+        context = MethodContext(
+            task=spec.task,
+            student=student,
+            teacher=models.teacher,
+            new_student=student_factory(
+                spec.student,
+                spec.task,
+                base_dir=models.base_dir,
+                label2id=data.label2id,
+                eager=eager,
+                device=device,
+            ),
+            num_labels=len(data.label2id) if data.label2id is not None else None,
+        )
+        return method_class(spec.method, context).to(device)
+
+    def teacher_outputs(
+        self, method: Method, models: LoadedModels, data: PreparedData, precision: PrecisionChoice
+    ) -> tuple[StoredOutputs | None, CacheOutcome | None]:
+        """The teacher's outputs computed once (or found stored) and handed to the method."""
+        if not isinstance(method, TeacherMethod) or models.teacher_dir is None:
+            return None, None
         teacher_pass = TeacherPass(
             fields=method.teacher_fields(),
             settings=method.teacher_settings(),
             run=method.teacher_pass,
-            teacher_dir=teacher_dir,
+            teacher_dir=models.teacher_dir,
             precision=precision.precision,
             autocast=precision.autocast,
-            device=device,
+            device=self.device,
             pad_token_id=data.pad_token_id,
         )
-        stored, cache_outcome = prepare_teacher_outputs(
+        stored, outcome = prepare_teacher_outputs(
             teacher_pass,
             _splits(data),
-            mode=training.teacher_cache,
-            config=teacher_cache,
-            scratch_dir=cache_dir,
-            planned_visits=planned_examples(training, len(data.train)),
-            callbacks=callbacks,
+            mode=self.spec.training.teacher_cache,
+            config=self.teacher_cache,
+            scratch_dir=self.scratch_dir,
+            planned_visits=planned_examples(self.spec.training, len(data.train)),
+            callbacks=self.callbacks,
         )
-        callbacks.on_message(cache_outcome.message())
+        self.callbacks.on_message(outcome.message())
         method.attach_stored_outputs(stored.lookup("train") if stored is not None else None)
+        return stored, outcome
 
-    metrics_log = MetricsLog(workdir / "metrics.jsonl")
-    result = train(
-        method,
-        data,
-        training=training,
-        device=device,
-        precision=precision,
-        checkpoint_dir=workdir / "checkpoints",
-        metrics_log=metrics_log,
-        callbacks=callbacks,
-    )
-    if result.status == "cancelled":
-        return RunResult(
-            "cancelled", None, {"status": "cancelled", "steps": result.state.step}, [metrics_log.path]
-        )
+    def save_student(self, method: Method, models: LoadedModels) -> Path:
+        """The trained student and its tokenizer in `save_pretrained` form."""
+        exported = method.export_model()
+        student_dir = self.workdir / "student"
+        exported.save_pretrained(student_dir)
+        models.tokenizer.save_pretrained(student_dir)
+        self.callbacks.on_message(f"saved the student ({_millions(exported)})")
+        return student_dir
 
-    exported = method.export_model()
-    student_dir = workdir / "student"
-    exported.save_pretrained(student_dir)
-    tokenizer.save_pretrained(student_dir)
-    callbacks.on_message(f"saved the student ({_millions(exported)})")
-
-    autocast = precision.autocast
-    batch_size = training.eval_batch_size or training.batch_size
-    splits = {name: dataset for name, dataset in _splits(data).items() if name != "train"}
-
-    def measure(model: torch.nn.Module) -> dict[str, dict[str, float]]:
-        """The model's metrics on the eval set and, when there is one, the test set."""
-        metrics = {}
-        for split, dataset in splits.items():
-            order = eval_batch_order(list(dataset["length"]), batch_size)
-            batches = iterate_batches(dataset, order, pad_token_id=data.pad_token_id)
-            metrics[split] = evaluate(model, batches, task=task, device=device, autocast=autocast)
-        return metrics
-
-    def measure_stored(outputs: StoredOutputs) -> dict[str, dict[str, float]]:
-        """The teacher's metrics from its stored logits, without running it again."""
-        metrics = {}
-        for split, dataset in splits.items():
-            order = eval_batch_order(list(dataset["length"]), batch_size)
-            batches = iterate_batches(dataset, order, pad_token_id=data.pad_token_id, with_index=True)
-            lookup = outputs.lookup(split)
-            pairs = (
-                (lookup(b[EXAMPLE_INDEX], b["input_ids"].shape[1], device)["logits"], b["labels"].to(device))
-                for b in batches
-            )
-            metrics[split] = evaluate_logits(pairs, task=task)
-        return metrics
-
-    student_metrics = measure(exported)
-    if teacher is None and teacher_dir is not None:
-        teacher = _teacher_for_comparison(teacher_dir, task, tokenizer, data, device, callbacks)
-    teacher_metrics = None
-    if stored is not None and "logits" in stored.entry.fields:
-        teacher_metrics = measure_stored(stored)
-    elif teacher is not None:
-        teacher_metrics = measure(teacher)
-    latency_batch = longest_batch(data.eval, batch_size, pad_token_id=data.pad_token_id)
-    report = build_report(
-        task=task,
-        method=spec.method.type,
-        student=exported,
-        student_dir=student_dir,
-        student_metrics=student_metrics,
-        teacher=teacher,
-        teacher_dir=teacher_dir if teacher is not None else None,
-        teacher_metrics=teacher_metrics,
-        latency_batch=latency_batch,
-        autocast=autocast,
-        training={
-            "steps": result.state.step,
-            "best_step": result.state.best_step,
+    def training_summary(
+        self, state: TrainState, data: PreparedData, precision: PrecisionChoice, cache: CacheOutcome | None
+    ) -> dict[str, Any]:
+        """How training ran, for the report."""
+        return {
+            "steps": state.step,
+            "best_step": state.best_step,
             "precision": precision.precision,
             "precision_reason": precision.reason,
-            "device": str(device),
-            "seed": training.seed,
+            "device": str(self.device),
+            "seed": self.spec.training.seed,
             "train_examples": len(data.train),
             "eval_examples": len(data.eval),
             "test_examples": len(data.test) if data.test is not None else None,
-            "teacher_cache": asdict(cache_outcome) if cache_outcome is not None else None,
-        },
-    )
-    report_path = workdir / "report.json"
-    report_path.write_text(json.dumps(report, indent=2))
-    curves_path = plot_curves(
-        metrics_log.read(), workdir / "curves.png", title=f"{spec.method.type} ({task})"
-    )
-    _announce_result(report, callbacks)
-    return RunResult("succeeded", student_dir, report, [report_path, curves_path, metrics_log.path])
+            "teacher_cache": asdict(cache) if cache is not None else None,
+        }
+
+    def report(
+        self,
+        evaluation: FinalEvaluation,
+        method: Method,
+        models: LoadedModels,
+        stored: StoredOutputs | None,
+        student_dir: Path,
+        training: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The report, with a teacher named by a method that trains without one loaded for it."""
+        teacher = models.teacher
+        if teacher is None and models.teacher_dir is not None:
+            teacher = teacher_for_comparison(
+                models.teacher_dir,
+                self.spec.task,
+                models.tokenizer,
+                evaluation.data,
+                self.device,
+                self.callbacks,
+            )
+        return evaluation.report(
+            student=method.export_model(),
+            student_dir=student_dir,
+            teacher=teacher,
+            teacher_dir=models.teacher_dir,
+            stored=stored,
+            training=training,
+        )
+
+    def publish(self, report: dict[str, Any], metrics_log: MetricsLog, student_dir: Path) -> RunResult:
+        """Write the report and the curves, announce the result."""
+        report_path = self.workdir / "report.json"
+        report_path.write_text(json.dumps(report, indent=2))
+        title = f"{self.spec.method.type} ({self.spec.task})"
+        curves_path = plot_curves(metrics_log.read(), self.workdir / "curves.png", title=title)
+        announce_result(report, self.callbacks)
+        return RunResult("succeeded", student_dir, report, [report_path, curves_path, metrics_log.path])
 
 
 def _splits(data: PreparedData) -> dict[str, datasets.Dataset]:
@@ -285,67 +324,3 @@ def _splits(data: PreparedData) -> dict[str, datasets.Dataset]:
     if data.test is not None:
         splits["test"] = data.test
     return splits
-
-
-def _add_teacher_continuations(
-    spec: JobSpec,
-    settings: SequenceLevelKD,
-    data: PreparedData,
-    teacher: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    callbacks: Callbacks,
-) -> PreparedData:
-    """Sequence-level KD: the teacher continues every train prompt and the results join the train set."""
-    prompts = causal_lm_prompts(data.train, settings.prompt_tokens, tokenizer.eos_token_id)
-    continuations = generate_continuations(
-        teacher,
-        prompts,
-        settings,
-        pad_token_id=data.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        batch_size=spec.training.eval_batch_size or spec.training.batch_size,
-        seed=spec.training.seed,
-    )
-    room = [max(0, spec.data.max_length - len(prompt)) for prompt in prompts]
-    continuations = [tokens[:limit] for tokens, limit in zip(continuations, room, strict=True)]
-    before = len(data.train)
-    data.train = add_generated_examples(data.train, prompts, continuations)
-    callbacks.on_message(f"sequence-level KD: added {len(data.train) - before} teacher-generated examples")
-    return data
-
-
-def _teacher_for_comparison(
-    teacher_dir: Path,
-    task: str,
-    tokenizer: PreTrainedTokenizerBase,
-    data: PreparedData,
-    device: torch.device,
-    callbacks: Callbacks,
-) -> PreTrainedModel | None:
-    """A teacher named by a method that trains without one, loaded after training for the report only."""
-    try:
-        teacher = load_teacher(teacher_dir, task, eager=False, device=device)
-        check_compatibility(
-            task=task,
-            teacher=teacher,
-            teacher_tokenizer=load_tokenizer(teacher_dir),
-            student_tokenizer=tokenizer,
-            label2id=data.label2id,
-        )
-    except UserError as error:
-        callbacks.on_message(f"the teacher is not compared in the report: {error.message}", "warning")
-        return None
-    return teacher
-
-
-def _announce_result(report: dict[str, Any], callbacks: Callbacks) -> None:
-    student = report["student"]
-    line = "; ".join(
-        f"student {split} " + ", ".join(f"{name} {value:.4f}" for name, value in student[split].items())
-        for split in ("eval", "test")
-        if student[split]
-    )
-    speedup = report["latency"]["speedup"]
-    if speedup is not None:
-        line += f"; {speedup:.1f}x faster than the teacher"
-    callbacks.on_message(line)

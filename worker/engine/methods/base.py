@@ -5,10 +5,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from torch import Tensor, nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.spec.methods import Task
 from worker.engine.batching import EXAMPLE_INDEX
+from worker.engine.callbacks import Callbacks
+from worker.engine.data import PreparedData
 from worker.engine.losses import hard_target_loss
 
 
@@ -45,6 +47,18 @@ class Method(nn.Module):
     def teacher(self) -> PreTrainedModel | None:
         """The frozen teacher, or None for methods that train without one."""
         return self._teacher[0]
+
+    @classmethod
+    def extend_train_data(
+        cls,
+        spec: Any,
+        data: PreparedData,
+        teacher: PreTrainedModel | None,
+        tokenizer: PreTrainedTokenizerBase,
+        callbacks: Callbacks,
+    ) -> PreparedData:
+        """A method's own data step before training, such as sequence-level KD's; none by default."""
+        return data
 
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Total loss of one batch and its named terms for logging, e.g. {"loss": .., "kd": .., "ce": ..}."""

@@ -5,11 +5,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from distillery.spec import ResponseMethod
+from distillery.spec import JobSpec, ResponseMethod
 from distillery.spec.methods import SequenceLevelKD, SoftTargets
 from worker.engine.batching import IGNORE_INDEX
+from worker.engine.callbacks import Callbacks
+from worker.engine.data import PreparedData, add_generated_examples, causal_lm_prompts
 from worker.engine.errors import UserError
 from worker.engine.losses import hard_target_loss, soft_target_loss, topk_soft_target_loss
 from worker.engine.methods.base import MethodContext, Task, model_inputs, next_token_view
@@ -77,6 +79,37 @@ class ResponseDistillation(TeacherMethod):
             raise UserError("sequence-level KD applies to causal LMs only", param="method.sequence_level")
         self.soft: ResponseMethod = spec
         self.width = vocabulary_width(self.frozen_teacher, self.student) if ctx.task == "causal_lm" else None
+
+    @classmethod
+    def extend_train_data(
+        cls,
+        spec: JobSpec,
+        data: PreparedData,
+        teacher: PreTrainedModel | None,
+        tokenizer: PreTrainedTokenizerBase,
+        callbacks: Callbacks,
+    ) -> PreparedData:
+        """Sequence-level KD (Kim & Rush 2016): the teacher's continuations of the prompts join training."""
+        settings = getattr(spec.method, "sequence_level", None)
+        if settings is None or spec.task != "causal_lm" or teacher is None:
+            return data
+        prompts = causal_lm_prompts(data.train, settings.prompt_tokens, tokenizer.eos_token_id)
+        continuations = generate_continuations(
+            teacher,
+            prompts,
+            settings,
+            pad_token_id=data.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            batch_size=spec.training.eval_batch_size or spec.training.batch_size,
+            seed=spec.training.seed,
+        )
+        room = [max(0, spec.data.max_length - len(prompt)) for prompt in prompts]
+        continuations = [tokens[:limit] for tokens, limit in zip(continuations, room, strict=True)]
+        before = len(data.train)
+        data.train = add_generated_examples(data.train, prompts, continuations)
+        added = len(data.train) - before
+        callbacks.on_message(f"sequence-level KD: added {added} teacher-generated examples")
+        return data
 
     def teacher_fields(self) -> TeacherFields:
         """The logits, or a causal LM's top-k log-probabilities."""

@@ -36,8 +36,8 @@ from torch import Tensor, nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from bench.tweets import load_tweets
-from worker.engine.losses import hard_target_loss
-from worker.engine.precision import probe_bf16
+from engine.losses import hard_target_loss
+from engine.precision import probe_bf16
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STUDENT_LAYERS = [0, 2, 4]

@@ -31,9 +31,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bench.mfu import cpu_description, load_average
 from bench.tweets import write_splits
-from distillery.spec import JobSpec
-from worker.engine.run import run_job
-from worker.engine.teacher_cache import TeacherCacheConfig
+from distillery.jobspec import JobSpec
+from engine.run import run_job
+from engine.teacher_cache import TeacherCacheConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 1.2

@@ -1,7 +1,6 @@
-"""Distillery's worker: the Celery app, its tasks, and the distillation engine they run.
+"""Distillery's worker: the Celery app and its task, which runs the engine on one job at a time.
 
-`celery -A worker worker` finds the app as `worker.app`. It is built on first access, so importing the
-engine (`worker.engine`) never imports Celery or reads the service settings.
+`celery -A worker worker` finds the app as `worker.app`, built on first access.
 """
 
 from typing import Any

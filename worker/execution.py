@@ -18,8 +18,8 @@ from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import Artifact, Job, JobStatus
 from app.jobs.schemas import JobError
 from app.jobs.transitions import IllegalTransition, transition
-from distillery.spec import DATA_FILE_FIELDS, JobSpec, ModelRef
-from worker.engine.errors import UserError
+from distillery.jobspec import DATA_FILE_FIELDS, JobSpec, ModelRef
+from engine.errors import UserError
 from worker.outcome import Outcome
 from worker.reporter import JobReporter
 from worker.transient import retry_database, transient_code
@@ -104,8 +104,8 @@ def _run(
     job: Job, *, settings: Settings, store: ArtifactStore, reporter: JobReporter
 ) -> dict[str, Any] | None:
     """Run the engine; returns the result summary, or None when the run was cancelled."""
-    from worker.engine.run import run_job  # torch is imported only inside the job's process
-    from worker.engine.teacher_cache import TeacherCacheConfig
+    from engine.run import run_job  # torch is imported only inside the job's process
+    from engine.teacher_cache import TeacherCacheConfig
 
     spec = JobSpec.model_validate(job.spec)
     workdir = store.path(f"jobs/{job.id}")

@@ -25,7 +25,7 @@ from app.core.outage import OutageLog
 from app.core.storage import ArtifactStore
 from app.jobs.events import append_event
 from app.jobs.models import Checkpoint, Job, JobStatus
-from worker.engine.callbacks import Callbacks
+from engine.callbacks import Callbacks
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 2.0

@@ -9,7 +9,7 @@ from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.api.errors import ApiError
-from distillery.spec.text import ResourceId
+from distillery.jobspec.text import ResourceId
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page, 1 to 100.")]
 After = Annotated[

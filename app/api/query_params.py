@@ -4,7 +4,7 @@ from fastapi import Request
 from fastapi.dependencies.models import Dependant
 
 from app.api.errors import InvalidField
-from distillery.spec.text import FORBIDDEN_CHARACTERS, MAX_ID_CHARS
+from distillery.jobspec.text import FORBIDDEN_CHARACTERS, MAX_ID_CHARS
 
 
 def declared_query_names(dependant: Dependant) -> set[str]:

@@ -9,7 +9,7 @@ from app.api.errors import error_responses
 from app.api.pagination import After, Limit, list_page
 from app.files import service
 from app.files.schemas import FileDeleted, FileList, FilePublic
-from distillery.spec.text import ResourceId, Text
+from distillery.jobspec.text import ResourceId, Text
 
 router = APIRouter(prefix="/files", tags=["files"])
 

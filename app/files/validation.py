@@ -10,7 +10,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distillery.spec.text import FORBIDDEN_CHARACTERS, MAX_COLUMN_CHARS
+from distillery.jobspec.text import FORBIDDEN_CHARACTERS, MAX_COLUMN_CHARS
 
 DatasetFormat = Literal["jsonl", "csv", "parquet"]
 FORMAT_BY_EXTENSION: dict[str, DatasetFormat] = {

@@ -28,7 +28,7 @@ from app.jobs.schemas import (
     JobPublic,
     load_job_examples,
 )
-from distillery.spec.text import ResourceId, Text
+from distillery.jobspec.text import ResourceId, Text
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"])

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.jobs.models import Job, JobStatus
-from distillery.spec import ModelRef
+from distillery.jobspec import ModelRef
 
 MODEL_CONFIG = "config.json"
 

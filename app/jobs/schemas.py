@@ -14,8 +14,8 @@ from app.api.errors import ErrorDetail
 from app.api.pagination import ListObject
 from app.api.timestamps import optional_unix_seconds, unix_seconds
 from app.jobs.models import Artifact, Checkpoint, Job, JobEvent, JobStatus
-from distillery.spec import JobSpec
-from distillery.spec.text import PRINTABLE, PRINTABLE_PATTERN, Text, text_limits
+from distillery.jobspec import JobSpec
+from distillery.jobspec.text import PRINTABLE, PRINTABLE_PATTERN, Text, text_limits
 
 logger = logging.getLogger(__name__)
 

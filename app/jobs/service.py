@@ -21,7 +21,7 @@ from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import TERMINAL_STATUSES, Artifact, Checkpoint, Job, JobEvent, JobStatus
 from app.jobs.schemas import JobCreate
 from app.jobs.transitions import IllegalTransition, transition
-from distillery.spec import DATA_FILE_FIELDS, JobSpec
+from distillery.jobspec import DATA_FILE_FIELDS, JobSpec
 
 ACTIVE_STATUSES = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING]
 CANCEL_RACE_RETRIES = 3

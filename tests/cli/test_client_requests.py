@@ -7,7 +7,7 @@ import pytest
 from cli_fake_api import API_KEY, BASE_URL, FakeApi, error_response, json_body, make_job, page
 
 from distillery.client import DistilleryClient, JobWaitTimeoutError
-from distillery.spec import DataSpec, JobSpec, ModelRef
+from distillery.jobspec import DataSpec, JobSpec, ModelRef
 
 
 def test_every_request_carries_the_bearer_key(api: FakeApi) -> None:

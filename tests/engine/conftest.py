@@ -36,9 +36,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from distillery.spec import JobSpec, ModelRef
-from worker.engine.callbacks import Callbacks
-from worker.engine.run import RunResult, run_job
+from distillery.jobspec import JobSpec, ModelRef
+from engine.callbacks import Callbacks
+from engine.run import RunResult, run_job
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<eos>"]
 FILLER = "the a movie film plot story actor scene music ending was is very quite really rather so".split()  # noqa: SIM905

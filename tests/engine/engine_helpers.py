@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from worker.engine.callbacks import Callbacks
+from engine.callbacks import Callbacks
 
 
 class RecordingCallbacks(Callbacks):

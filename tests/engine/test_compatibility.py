@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.engine.errors import UserError
+from engine.errors import UserError
 
 
 def classification_spec(**changes) -> dict:

@@ -4,8 +4,8 @@ import pytest
 import torch
 from engine_helpers import loss_fell, train_losses
 
-from distillery.spec import JobSpec
-from worker.engine.run import run_job
+from distillery.jobspec import JobSpec
+from engine.run import run_job
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -3,8 +3,8 @@
 import datasets
 import pytest
 
-from distillery.spec import DataSpec
-from worker.engine.batching import (
+from distillery.jobspec import DataSpec
+from engine.batching import (
     EXAMPLE_INDEX,
     IGNORE_INDEX,
     collate,
@@ -13,7 +13,7 @@ from worker.engine.batching import (
     iterate_batches,
     longest_batch,
 )
-from worker.engine.data import (
+from engine.data import (
     add_generated_examples,
     causal_lm_prompts,
     check_columns,
@@ -22,8 +22,8 @@ from worker.engine.data import (
     resolve_label2id,
     tokenize_causal_lm,
 )
-from worker.engine.errors import UserError
-from worker.engine.models import load_tokenizer
+from engine.errors import UserError
+from engine.models import load_tokenizer
 
 
 def test_a_latin1_csv_is_read(engine_env, tmp_path):

@@ -6,7 +6,7 @@ import sys
 
 def test_the_engine_imports_neither_celery_nor_the_service() -> None:
     code = (
-        "import sys, worker.engine.run;"
+        "import sys, engine.run;"
         "service = ('celery', 'kombu', 'fastapi', 'sqlalchemy', 'app');"
         "found = sorted(m for m in service if m in sys.modules);"
         "print(', '.join(found)); sys.exit(1 if found else 0)"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from distillery.spec import JobSpec
+from distillery.jobspec import JobSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "distillery" / "examples"
 SPECS = sorted(EXAMPLES.glob("*.yaml"))

@@ -5,9 +5,9 @@ from pathlib import Path
 import yaml
 
 from app.jobs.endpoints import JOB_EXAMPLES
-from distillery.spec.methods import METHOD_CLASSES, TASK_METHODS, TEACHER_METHODS
-from worker.engine.methods import IMPLEMENTATIONS, get_method_class
-from worker.engine.methods.teacher import TeacherMethod
+from distillery.jobspec.methods import METHOD_CLASSES, TASK_METHODS, TEACHER_METHODS
+from engine.methods import IMPLEMENTATIONS, get_method_class
+from engine.methods.teacher import TeacherMethod
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "distillery" / "examples"
 

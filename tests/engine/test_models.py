@@ -5,9 +5,9 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from distillery.spec import StudentSpec
-from worker.engine.errors import UserError
-from worker.engine.models import (
+from distillery.jobspec import StudentSpec
+from engine.errors import UserError
+from engine.models import (
     build_student,
     count_parameters,
     default_layers,

@@ -4,10 +4,10 @@ import pytest
 import torch
 from engine_helpers import RecordingCallbacks
 
-from distillery.spec import JobSpec
-from worker.engine import precision as precision_module
-from worker.engine.errors import UserError
-from worker.engine.precision import (
+from distillery.jobspec import JobSpec
+from engine import precision as precision_module
+from engine.errors import UserError
+from engine.precision import (
     BF16Support,
     PrecisionChoice,
     choose_precision,
@@ -15,7 +15,7 @@ from worker.engine.precision import (
     describe_choice,
     probe_bf16,
 )
-from worker.engine.run import run_job
+from engine.run import run_job
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 NATIVE = BF16Support(True, "this device runs bf16 natively")

@@ -10,8 +10,8 @@ from engine_helpers import RecordingCallbacks
 @pytest.fixture(scope="module")
 def distilled(engine_env, tmp_path_factory):
     """A response distillation into a student made of every other teacher layer."""
-    from distillery.spec import JobSpec
-    from worker.engine.run import run_job
+    from distillery.jobspec import JobSpec
+    from engine.run import run_job
 
     workdir = tmp_path_factory.mktemp("report")
     spec = JobSpec.model_validate(
@@ -72,7 +72,7 @@ def test_outputs_are_the_report_the_curves_and_the_metrics(distilled):
 
 
 def test_the_report_and_the_first_event_say_which_precision_and_why(distilled):
-    from worker.engine.precision import choose_precision
+    from engine.precision import choose_precision
 
     result, callbacks, _ = distilled
     chosen = choose_precision("auto", torch.device("cpu"))  # the spec leaves the default, auto
@@ -90,7 +90,7 @@ def test_the_student_keeps_every_other_teacher_layer(distilled):
 
 
 def test_the_moving_average_of_the_curves_averages_a_trailing_window():
-    from worker.engine.curves import moving_average
+    from engine.curves import moving_average
 
     assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
     assert moving_average([2.0, 4.0], 1) == [2.0, 4.0]

@@ -11,12 +11,12 @@ import pytest
 import torch
 from engine_helpers import RecordingCallbacks, train_losses
 
-from distillery.spec import JobSpec
-from worker.engine.callbacks import Callbacks
-from worker.engine.run import RunResult, run_job
-from worker.engine.teacher_cache import TeacherCacheConfig, TeacherPass, prepare_teacher_outputs
-from worker.engine.teacher_fields import TeacherField
-from worker.engine.teacher_store import entry_paths
+from distillery.jobspec import JobSpec
+from engine.callbacks import Callbacks
+from engine.run import RunResult, run_job
+from engine.teacher_cache import TeacherCacheConfig, TeacherPass, prepare_teacher_outputs
+from engine.teacher_fields import TeacherField
+from engine.teacher_store import entry_paths
 
 FEATURE_JOB = {
     "teacher": {"path": "bert-sentiment"},

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from distillery.spec import TrainingSpec
-from worker.engine.checkpointing import restore_rng_states, rng_states
-from worker.engine.evaluation import classification_metrics, is_improvement, macro_f1
-from worker.engine.optimization import build_optimizer, learning_rate_factor
+from distillery.jobspec import TrainingSpec
+from engine.checkpointing import restore_rng_states, rng_states
+from engine.evaluation import classification_metrics, is_improvement, macro_f1
+from engine.optimization import build_optimizer, learning_rate_factor
 
 
 def test_biases_and_layer_norms_get_no_weight_decay():

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 
 from app.core.storage import ArtifactStore
-from distillery.spec import JobSpec
-from worker.engine.errors import UserError
+from distillery.jobspec import JobSpec
+from engine.errors import UserError
 from worker.execution import _resolve_file
 
 

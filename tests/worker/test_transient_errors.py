@@ -7,7 +7,7 @@ import pytest
 from local_ports import free_port
 from sqlalchemy import create_engine, text
 
-from worker.engine.errors import UserError
+from engine.errors import UserError
 from worker.transient import retry_database, transient_code, transient_error
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from worker.engine.losses import attention_map_loss, self_attention_relation_loss
+from engine.losses import attention_map_loss, self_attention_relation_loss
 
 
 def random_tensor(*shape: int, seed: int) -> torch.Tensor:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from worker.engine import losses
+from engine import losses
 
 BATCH, LENGTH, HIDDEN, VOCAB, HEADS = 4, 12, 32, 50, 4
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from worker.engine.losses import hard_target_loss, soft_target_loss
+from engine.losses import hard_target_loss, soft_target_loss
 
 DIVERGENCES = ["forward_kl", "reverse_kl", "jsd"]
 

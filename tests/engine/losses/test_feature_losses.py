@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from worker.engine.losses import hidden_state_loss
+from engine.losses import hidden_state_loss
 
 
 def random_states(*shape: int, seed: int) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 import torch
 
-from worker.engine import losses
+from engine import losses
 
 
 def test_registry_names_every_public_loss():

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from worker.engine.losses import rkd_angle_loss, rkd_distance_loss
+from engine.losses import rkd_angle_loss, rkd_distance_loss
 
 
 def random_embeddings(batch: int, dim: int, *, seed: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from worker.engine.losses import soft_target_loss, topk_soft_target_loss, topk_teacher_targets
+from engine.losses import soft_target_loss, topk_soft_target_loss, topk_teacher_targets
 
 VOCAB = 40
 DIVERGENCES = ["forward_kl", "reverse_kl", "jsd"]

@@ -14,7 +14,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from worker.engine.methods.base import Method, MethodContext
+from engine.methods.base import Method, MethodContext
 
 VOCAB_SIZE = 40
 NUM_LABELS = 3

@@ -4,9 +4,9 @@ import pytest
 from engine_helpers import loss_fell, train_losses
 from transformers import AutoModelForSequenceClassification
 
-from distillery.spec.methods import AttentionMethod
-from worker.engine.errors import UserError
-from worker.engine.methods.attention import (
+from distillery.jobspec.methods import AttentionMethod
+from engine.errors import UserError
+from engine.methods.attention import (
     AttentionDistillation,
     default_attention_layer_map,
     default_relation_heads,

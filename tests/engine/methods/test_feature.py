@@ -5,9 +5,9 @@ import torch
 from engine_helpers import loss_fell, train_losses
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from distillery.spec.methods import FeatureMethod
-from worker.engine.errors import UserError
-from worker.engine.methods.feature import FeatureDistillation, default_layer_map
+from distillery.jobspec.methods import FeatureMethod
+from engine.errors import UserError
+from engine.methods.feature import FeatureDistillation, default_layer_map
 
 
 def test_default_layer_map_spreads_student_layers_over_teacher_layers():

@@ -6,8 +6,8 @@ import torch
 from engine_helpers import loss_fell, train_losses
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-from distillery.spec.methods import MutualMethod
-from worker.engine.methods.mutual import MutualDistillation
+from distillery.jobspec.methods import MutualMethod
+from engine.methods.mutual import MutualDistillation
 
 
 def test_mutual_learning_needs_no_teacher():

@@ -4,9 +4,9 @@ import torch
 from engine_helpers import loss_fell, train_losses
 from transformers import AutoModelForSequenceClassification, RobertaConfig, RobertaForSequenceClassification
 
-from distillery.spec.methods import RelationMethod
-from worker.engine.methods.base import model_inputs
-from worker.engine.methods.relation import RelationDistillation, forward_with_representation
+from distillery.jobspec.methods import RelationMethod
+from engine.methods.base import model_inputs
+from engine.methods.relation import RelationDistillation, forward_with_representation
 
 
 def test_representation_is_the_pooler_output_where_the_model_has_one(make_bert, cls_batch):

@@ -10,10 +10,10 @@ from transformers import (
     BertForSequenceClassification,
 )
 
-from distillery.spec import ResponseMethod
-from worker.engine.errors import UserError
-from worker.engine.methods.base import MethodContext
-from worker.engine.methods.response import ResponseDistillation, response_loss
+from distillery.jobspec import ResponseMethod
+from engine.errors import UserError
+from engine.methods.base import MethodContext
+from engine.methods.response import ResponseDistillation, response_loss
 
 
 def test_classifier_student_learns_from_the_teacher(run_spec, fast_training, tmp_path):

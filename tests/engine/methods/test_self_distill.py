@@ -5,10 +5,10 @@ import torch
 from engine_helpers import loss_fell, train_losses
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from distillery.spec.methods import SelfMethod
-from worker.engine.errors import UserError
-from worker.engine.methods.base import model_inputs
-from worker.engine.methods.self_distill import SelfDistillation, default_exits
+from distillery.jobspec.methods import SelfMethod
+from engine.errors import UserError
+from engine.methods.base import model_inputs
+from engine.methods.self_distill import SelfDistillation, default_exits
 
 
 def test_self_distillation_needs_no_teacher():

@@ -7,16 +7,16 @@ import datasets
 import pytest
 import torch
 
-from distillery.spec.methods import AttentionMethod, FeatureMethod, RelationMethod, ResponseMethod
-from worker.engine.batching import EXAMPLE_INDEX
-from worker.engine.callbacks import Callbacks
-from worker.engine.methods.attention import AttentionDistillation
-from worker.engine.methods.base import model_inputs
-from worker.engine.methods.feature import FeatureDistillation
-from worker.engine.methods.relation import RelationDistillation
-from worker.engine.methods.response import ResponseDistillation
-from worker.engine.methods.teacher import TeacherMethod
-from worker.engine.teacher_cache import TeacherCacheConfig, TeacherPass, prepare_teacher_outputs
+from distillery.jobspec.methods import AttentionMethod, FeatureMethod, RelationMethod, ResponseMethod
+from engine.batching import EXAMPLE_INDEX
+from engine.callbacks import Callbacks
+from engine.methods.attention import AttentionDistillation
+from engine.methods.base import model_inputs
+from engine.methods.feature import FeatureDistillation
+from engine.methods.relation import RelationDistillation
+from engine.methods.response import ResponseDistillation
+from engine.methods.teacher import TeacherMethod
+from engine.teacher_cache import TeacherCacheConfig, TeacherPass, prepare_teacher_outputs
 
 CASES = {
     "response": (ResponseDistillation, ResponseMethod(), "sequence_classification"),

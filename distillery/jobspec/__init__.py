@@ -1,0 +1,30 @@
+"""The job spec: what a client posts and what the worker runs; pure pydantic, no torch."""
+
+from distillery.jobspec.job import DATA_FILE_FIELDS, DataSpec, JobSpec, ModelRef, StudentSpec, TrainingSpec
+from distillery.jobspec.methods import (
+    AttentionMethod,
+    FeatureMethod,
+    MethodSpec,
+    MutualMethod,
+    RelationMethod,
+    ResponseMethod,
+    SelfMethod,
+    SupervisedMethod,
+)
+
+__all__ = [
+    "DATA_FILE_FIELDS",
+    "AttentionMethod",
+    "DataSpec",
+    "FeatureMethod",
+    "JobSpec",
+    "MethodSpec",
+    "ModelRef",
+    "MutualMethod",
+    "RelationMethod",
+    "ResponseMethod",
+    "SelfMethod",
+    "StudentSpec",
+    "SupervisedMethod",
+    "TrainingSpec",
+]

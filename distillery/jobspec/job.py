@@ -1,0 +1,201 @@
+"""The job spec: task, teacher, student, data, method and training hyperparameters."""
+
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from distillery.jobspec.methods import (
+    MAX_DEPTH,
+    TASK_METHODS,
+    TEACHER_METHODS,
+    MethodSpec,
+    StrictModel,
+    SupervisedMethod,
+    Task,
+)
+from distillery.jobspec.student_config import check_student_config, known_fields_schema
+from distillery.jobspec.text import ColumnName, ModelPath, ResourceId
+
+# Errors raised by a model validator carry the offending field in their type, "param:<field>",
+# because pydantic locates them at the model itself; the API appends it to the location.
+LayerIndex = Annotated[int, Field(ge=0, lt=MAX_DEPTH)]
+# The seeds Python, NumPy and torch all accept.
+MAX_SEED = 2**32 - 1
+StudentConfig = Annotated[
+    dict[str, Any], AfterValidator(check_student_config), Field(json_schema_extra=known_fields_schema())
+]
+
+
+class ModelRef(StrictModel):
+    """A model: a directory under one of the service's model roots, or the student of a succeeded job."""
+
+    path: ModelPath | None = Field(None, description="Directory relative to a configured model root.")
+    job: ResourceId | None = Field(None, description="Id of a succeeded job whose student is used.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.path is None) == (self.job is None):
+            raise PydanticCustomError("param:path", "give exactly one of 'path' or 'job'")
+        return self
+
+
+class StudentSpec(StrictModel):
+    """How the student starts: a pretrained checkpoint, a config, or chosen layers copied from a model."""
+
+    init: Literal["pretrained", "config", "teacher_layers"] = "teacher_layers"
+    model: ModelRef | None = Field(
+        None,
+        description="pretrained: the checkpoint (required). config/teacher_layers: the model whose "
+        "architecture, tokenizer and (for teacher_layers) weights are used; default: the teacher.",
+    )
+    config: StudentConfig | None = Field(
+        None,
+        description="config: overrides of the base config, e.g. num_hidden_layers, hidden_size, "
+        "num_attention_heads, intermediate_size (at most 16 KiB, 256 keys, 4 levels deep).",
+    )
+    layers: list[LayerIndex] | None = Field(
+        None,
+        max_length=MAX_DEPTH,
+        description="teacher_layers: 0-based layer indices to copy (default: every other layer).",
+    )
+
+    @model_validator(mode="after")
+    def _fields_match_init(self) -> Self:
+        if self.init == "pretrained" and self.model is None:
+            raise PydanticCustomError("param:model", "init 'pretrained' needs 'model'")
+        if self.init == "config" and not self.config:
+            raise PydanticCustomError("param:config", "init 'config' needs a non-empty 'config'")
+        if self.layers is not None and self.init != "teacher_layers":
+            raise PydanticCustomError("param:layers", "'layers' is only used with init 'teacher_layers'")
+        if self.layers is not None and (not self.layers or min(self.layers) < 0):
+            raise PydanticCustomError("param:layers", "'layers' must be a non-empty list of indices >= 0")
+        return self
+
+
+# The DataSpec fields that hold uploaded file ids.
+DATA_FILE_FIELDS = ("train_file", "eval_file", "test_file", "transfer_file")
+
+
+class DataSpec(StrictModel):
+    """Where the examples come from: uploaded files and the columns to read."""
+
+    train_file: ResourceId = Field(..., description="Id of an uploaded file (JSONL, CSV or Parquet).")
+    eval_file: ResourceId | None = Field(
+        None, description="Id of an uploaded eval file; default: split off train."
+    )
+    test_file: ResourceId | None = Field(
+        None,
+        description=(
+            "Id of an uploaded test file, kept out of training and of checkpoint selection (which uses "
+            "the eval set): the kept student and the teacher are measured on it once, at the end."
+        ),
+    )
+    transfer_file: ResourceId | None = Field(
+        None,
+        description=(
+            "Id of an uploaded file of unlabeled texts (a transfer set): the student learns the teacher's "
+            "outputs on them beside the labeled rows. Classification with a teacher method only."
+        ),
+    )
+    eval_fraction: float = Field(0.1, gt=0, le=0.5, description="Share of train held out when no eval file.")
+    text_column: ColumnName = "text"
+    text_pair_column: ColumnName | None = Field(None, description="Second text of a pair (classification).")
+    label_column: ColumnName = Field("label", description="Label column (classification).")
+    prompt_column: ColumnName | None = Field(
+        None, description="Causal LM: a prompt column whose tokens are masked out of the loss."
+    )
+    max_length: int = Field(128, ge=8, le=8192, description="Tokens per example after truncation.")
+    max_train_samples: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(None, ge=1)
+    max_transfer_samples: int | None = Field(None, ge=1)
+
+
+class TrainingSpec(StrictModel):
+    """Optimisation hyperparameters shared by every method."""
+
+    epochs: int = Field(3, ge=1, le=1000)
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser steps.")
+    batch_size: int = Field(32, ge=1, le=4096)
+    eval_batch_size: int | None = Field(None, ge=1, le=4096)
+    learning_rate: float = Field(5e-5, gt=0, le=1)
+    weight_decay: float = Field(0.01, ge=0, le=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seeds Python, NumPy and torch: 0 to 2^32 - 1.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="auto: bf16 autocast where the worker runs bf16 natively (a GPU with bf16, a CPU with "
+        "AMX or AVX-512 BF16), fp32 elsewhere. bf16 on a worker without native bf16 fails the job at start.",
+    )
+    eval_every_steps: int | None = Field(None, ge=1, description="Default: once per epoch.")
+    early_stopping_patience: int | None = Field(None, ge=1, description="Evaluations without improvement.")
+    checkpoint_every_steps: int | None = Field(None, ge=1, description="Default: at each evaluation.")
+    group_by_length: bool = True
+    teacher_cache: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Teacher outputs computed once before training, stored, and shared with every job on "
+        "the same teacher and examples. auto: when training shows the teacher at least one epoch, or a "
+        "stored copy exists; on: always; off: the teacher runs on every step. Outputs that would exceed "
+        "the store's bound fall back to the live teacher, as the job's log and report say.",
+    )
+
+
+class JobSpec(StrictModel):
+    """Everything the worker needs to run one distillation."""
+
+    task: Task = "sequence_classification"
+    teacher: ModelRef | None = Field(None, description=f"Required by {', '.join(sorted(TEACHER_METHODS))}.")
+    student: StudentSpec = Field(default_factory=StudentSpec)
+    data: DataSpec
+    method: MethodSpec = Field(default_factory=SupervisedMethod)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+
+    @model_validator(mode="after")
+    def _method_fits(self) -> Self:
+        kind = self.method.type
+        if kind not in TASK_METHODS[self.task]:
+            allowed = ", ".join(sorted(TASK_METHODS[self.task]))
+            raise PydanticCustomError(
+                "param:method.type",
+                "method '{kind}' does not apply to task '{task}' (allowed: {allowed})",
+                {"kind": kind, "task": self.task, "allowed": allowed},
+            )
+        if kind in TEACHER_METHODS and self.teacher is None:
+            raise PydanticCustomError("param:teacher", "method '{kind}' needs a 'teacher'", {"kind": kind})
+        if self.data.transfer_file and (
+            self.task != "sequence_classification" or kind not in TEACHER_METHODS
+        ):
+            raise PydanticCustomError(
+                "param:data.transfer_file",
+                "a transfer set needs a teacher to label it: task sequence_classification with method "
+                "{teachers} (got task '{task}', method '{kind}')",
+                {"task": self.task, "kind": kind, "teachers": " or ".join(sorted(TEACHER_METHODS))},
+            )
+        if getattr(self.method, "sequence_level", None) is not None and self.task != "causal_lm":
+            raise PydanticCustomError(
+                "param:method.sequence_level",
+                "sequence-level KD applies to task causal_lm only (got task '{task}')",
+                {"task": self.task},
+            )
+        if getattr(self.method, "top_k", None) is not None and self.task != "causal_lm":
+            raise PydanticCustomError(
+                "param:method.top_k",
+                "top_k applies to task causal_lm only (got task '{task}')",
+                {"task": self.task},
+            )
+        needs_base = self.student.init != "pretrained" and self.student.model is None
+        if needs_base and self.teacher is None:
+            raise PydanticCustomError(
+                "param:student.model",
+                "student init '{init}' needs 'student.model' when there is no teacher",
+                {"init": self.student.init},
+            )
+        return self
+
+    def model_refs(self) -> list[ModelRef]:
+        """Every model the job reads: its teacher and the student's starting model, where given."""
+        refs = [self.teacher, self.student.model]
+        return [ref for ref in refs if ref is not None]

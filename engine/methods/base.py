@@ -1,0 +1,93 @@
+"""What every distillation method is: its config, the models it trains, and the loss of one batch."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from distillery.jobspec.methods import Task
+from engine.batching import EXAMPLE_INDEX
+from engine.callbacks import Callbacks
+from engine.data import PreparedData
+from engine.losses import hard_target_loss
+
+
+@dataclass
+class MethodContext:
+    """What the engine hands a method: the models on the device and how to build more students."""
+
+    task: Task
+    student: PreTrainedModel
+    teacher: PreTrainedModel | None
+    new_student: Callable[[int], PreTrainedModel]
+    num_labels: int | None
+
+
+class Method(nn.Module):
+    """Owns the student and any extra trainable parts; computes the loss of one batch.
+
+    The optimiser trains `parameters()` and checkpoints store `state_dict()`, so the teacher is kept
+    out of the registered submodules (held in a tuple) and is never trained or saved.
+    """
+
+    needs_eager_attention: ClassVar[bool] = False
+    needs_teacher: ClassVar[bool] = True
+
+    def __init__(self, spec: Any, ctx: MethodContext) -> None:
+        super().__init__()
+        self.spec = spec
+        self.task: Task = ctx.task
+        self.num_labels = ctx.num_labels
+        self.student = ctx.student
+        self._teacher = (ctx.teacher,)
+
+    @property
+    def teacher(self) -> PreTrainedModel | None:
+        """The frozen teacher, or None for methods that train without one."""
+        return self._teacher[0]
+
+    @classmethod
+    def extend_train_data(
+        cls,
+        spec: Any,
+        data: PreparedData,
+        teacher: PreTrainedModel | None,
+        tokenizer: PreTrainedTokenizerBase,
+        callbacks: Callbacks,
+    ) -> PreparedData:
+        """A method's own data step before training, such as sequence-level KD's; none by default."""
+        return data
+
+    def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Total loss of one batch and its named terms for logging, e.g. {"loss": .., "kd": .., "ce": ..}."""
+        raise NotImplementedError
+
+    def export_model(self) -> PreTrainedModel:
+        """The model evaluated at the end and saved as the student."""
+        return self.student
+
+    def train(self, mode: bool = True) -> "Method":
+        """Switch the trainable parts; the teacher stays in eval mode whatever the mode."""
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+
+def model_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The batch without its labels and example indices, ready to pass to a Hugging Face model."""
+    return {key: value for key, value in batch.items() if key not in ("labels", EXAMPLE_INDEX)}
+
+
+def next_token_view(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Causal LM: logits at positions 0..T-2 against the labels at 1..T-1 (the token each one predicts)."""
+    return logits[:, :-1], labels[:, 1:]
+
+
+def cross_entropy(task: Task, logits: Tensor, labels: Tensor) -> Tensor:
+    """Hard-label loss: per sample for classification, per target token (shifted) for causal LM."""
+    if task == "causal_lm":
+        logits, labels = next_token_view(logits, labels)
+    return hard_target_loss(logits, labels)

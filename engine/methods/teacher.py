@@ -1,0 +1,100 @@
+"""What every method taught by a frozen teacher shares: the teacher's outputs, stored or computed live."""
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformers import PreTrainedModel
+
+from distillery.jobspec.methods import SoftTargets
+from engine.batching import EXAMPLE_INDEX
+from engine.errors import UserError
+from engine.losses import topk_teacher_targets
+from engine.methods.base import Method, MethodContext, Task, model_inputs
+from engine.teacher_fields import TeacherField, TeacherFields
+
+StoredLookup = Callable[[Tensor, int, torch.device], dict[str, Tensor]]
+
+
+class TeacherMethod(Method):
+    """A method whose loss reads named teacher outputs: from the teacher cache when attached, else live.
+
+    Subclasses declare `teacher_fields()` and compute them in `teacher_pass()`; the same fields come
+    from the stored pass or the live teacher, so the loss cannot tell which.
+    """
+
+    def __init__(self, spec: Any, ctx: MethodContext) -> None:
+        super().__init__(spec, ctx)
+        if ctx.teacher is None:
+            raise UserError(f"method {spec.type!r} needs a teacher", param="teacher")
+        self._stored: StoredLookup | None = None
+
+    @property
+    def frozen_teacher(self) -> PreTrainedModel:
+        """The teacher, which this kind of method always has."""
+        teacher = self.teacher
+        assert teacher is not None
+        return teacher
+
+    def teacher_fields(self) -> TeacherFields:
+        """The per-example outputs the loss reads, and their shapes."""
+        raise NotImplementedError
+
+    def teacher_settings(self) -> dict[str, Any]:
+        """Method settings that change the values of the fields (part of the cache key)."""
+        return {}
+
+    def teacher_pass(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The fields for a batch of model inputs; the caller disables gradients."""
+        raise NotImplementedError
+
+    def attach_stored_outputs(self, lookup: StoredLookup | None) -> None:
+        """Read train batches' teacher outputs from the cache (None: run the teacher live)."""
+        self._stored = lookup
+
+    def teacher_targets(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The batch's teacher outputs: looked up by example index when stored, else from the teacher."""
+        indices = batch.get(EXAMPLE_INDEX)
+        if self._stored is not None and indices is not None:
+            input_ids = batch["input_ids"]
+            return self._stored(indices, input_ids.shape[1], input_ids.device)
+        with torch.no_grad():
+            return self.teacher_pass(model_inputs(batch))
+
+
+def vocabulary_width(teacher: PreTrainedModel, student: PreTrainedModel) -> int:
+    """The vocabulary both models share, when one of them pads its output layer."""
+    return min(int(teacher.config.vocab_size), int(student.config.vocab_size))
+
+
+def response_fields(
+    task: Task, soft: SoftTargets, teacher: PreTrainedModel, student: PreTrainedModel
+) -> TeacherFields:
+    """The teacher outputs the response term reads: logits, or a causal LM's top-k log-probabilities."""
+    if task == "sequence_classification":
+        return {"logits": TeacherField((int(teacher.config.num_labels),), dtype="float32")}
+    width = vocabulary_width(teacher, student)
+    if soft.top_k is None:
+        return {"logits": TeacherField(("L", width))}
+    k = min(soft.top_k, width)
+    return {
+        "topk_logprobs": TeacherField(("L", k)),
+        "topk_indices": TeacherField(("L", k), dtype="int32"),
+        "tail_logprob": TeacherField(("L",)),
+    }
+
+
+def response_settings(task: Task, soft: SoftTargets) -> dict[str, Any]:
+    """Settings that change the stored response fields: top-k log-probabilities depend on T."""
+    return {"temperature": soft.temperature} if task == "causal_lm" and soft.top_k is not None else {}
+
+
+def response_targets(task: Task, soft: SoftTargets, logits: Tensor, width: int | None) -> dict[str, Tensor]:
+    """The response fields from the teacher's logits (a causal LM's cut to the shared vocabulary)."""
+    if task == "sequence_classification":
+        return {"logits": logits}
+    logits = logits[..., :width]
+    if soft.top_k is None:
+        return {"logits": logits}
+    return topk_teacher_targets(logits, k=soft.top_k, temperature=soft.temperature)

@@ -1,0 +1,326 @@
+"""The engine's entry point: run one job spec from data and models to a saved student and its report."""
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import datasets
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from distillery.jobspec import JobSpec, ModelRef
+from engine.callbacks import Callbacks
+from engine.checkpointing import TrainState
+from engine.curves import MetricsLog, plot_curves
+from engine.data import (
+    PreparedData,
+    prepare_data,
+)
+from engine.errors import UserError
+from engine.final_evaluation import FinalEvaluation, announce_result, teacher_for_comparison
+from engine.methods import MethodContext, get_method_class
+from engine.methods.base import Method
+from engine.methods.teacher import TeacherMethod
+from engine.models import (
+    build_student,
+    check_compatibility,
+    count_parameters,
+    load_teacher,
+    load_tokenizer,
+    student_factory,
+)
+from engine.optimization import seed_everything
+from engine.precision import PrecisionChoice, choose_precision, describe_choice
+from engine.teacher_cache import (
+    CacheOutcome,
+    StoredOutputs,
+    TeacherCacheConfig,
+    TeacherPass,
+    prepare_teacher_outputs,
+)
+from engine.trainer import planned_examples, train
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its status, the saved student, the report and the files to publish."""
+
+    status: Literal["succeeded", "cancelled"]
+    student_dir: Path | None
+    report: dict[str, Any]
+    outputs: list[Path] = field(default_factory=list)
+
+
+def _millions(model: torch.nn.Module) -> str:
+    return f"{count_parameters(model)['total'] / 1e6:.1f}M parameters"
+
+
+def run_job(
+    spec: JobSpec,
+    *,
+    workdir: Path,
+    resolve_model: Callable[[ModelRef], Path],
+    resolve_file: Callable[[str], Path],
+    callbacks: Callbacks | None = None,
+    device: str | None = None,
+    teacher_cache: TeacherCacheConfig | None = None,
+) -> RunResult:
+    """Train the student `spec` describes; resume from `workdir/checkpoints/` if a checkpoint is there.
+
+    Teacher outputs are stored under `teacher_cache.root` and shared across jobs; without one they are
+    kept for this run only.
+    """
+    callbacks = callbacks or Callbacks()
+    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    datasets.disable_progress_bars()
+    with tempfile.TemporaryDirectory(prefix="distillery-data-") as scratch_dir:
+        job = JobRun(
+            spec,
+            workdir=workdir,
+            resolve_model=resolve_model,
+            resolve_file=resolve_file,
+            callbacks=callbacks,
+            device=target,
+            scratch_dir=Path(scratch_dir),
+            teacher_cache=teacher_cache or TeacherCacheConfig(),
+        )
+        return job.run()
+
+
+@dataclass
+class LoadedModels:
+    """The tokenizer, the teacher when the method trains with one, and where each model came from."""
+
+    tokenizer: PreTrainedTokenizerBase
+    teacher: PreTrainedModel | None
+    teacher_dir: Path | None
+    base_dir: Path
+
+
+@dataclass
+class JobRun:
+    """One run of a job spec, in named phases: models, data, method, teacher outputs, training, report."""
+
+    spec: JobSpec
+    workdir: Path
+    resolve_model: Callable[[ModelRef], Path]
+    resolve_file: Callable[[str], Path]
+    callbacks: Callbacks
+    device: torch.device
+    scratch_dir: Path
+    teacher_cache: TeacherCacheConfig
+
+    def run(self) -> RunResult:
+        """Every phase in order; a cancelled run stops after training."""
+        spec, callbacks = self.spec, self.callbacks
+        precision = choose_precision(spec.training.precision, self.device)  # refuses bf16 before any work
+        callbacks.on_message(describe_choice(precision))
+        seed_everything(spec.training.seed)
+        method_class = get_method_class(spec.method.type)
+        models = self.load_models(method_class)
+        data = self.prepare_data(models)
+        data = method_class.extend_train_data(spec, data, models.teacher, models.tokenizer, callbacks)
+        method = self.build_method(method_class, models, data)
+        stored, cache_outcome = self.teacher_outputs(method, models, data, precision)
+        metrics_log = MetricsLog(self.workdir / "metrics.jsonl")
+        result = train(
+            method,
+            data,
+            training=spec.training,
+            device=self.device,
+            precision=precision,
+            checkpoint_dir=self.workdir / "checkpoints",
+            metrics_log=metrics_log,
+            callbacks=callbacks,
+        )
+        if result.status == "cancelled":
+            report = {"status": "cancelled", "steps": result.state.step}
+            return RunResult("cancelled", None, report, [metrics_log.path])
+        student_dir = self.save_student(method, models)
+        evaluation = FinalEvaluation(spec, data, self.device, precision)
+        training = self.training_summary(result.state, data, precision, cache_outcome)
+        report = self.report(evaluation, method, models, stored, student_dir, training)
+        return self.publish(report, metrics_log, student_dir)
+
+    def load_models(self, method_class: type[Method]) -> LoadedModels:
+        """The student's tokenizer and, for a method that trains with one, the frozen teacher."""
+        spec = self.spec
+        teacher_dir = self.resolve_model(spec.teacher) if spec.teacher is not None else None
+        base_dir = self.resolve_model(spec.student.model) if spec.student.model is not None else teacher_dir
+        if base_dir is None:
+            raise UserError(
+                "the student needs 'student.model' or a teacher to start from", param="student.model"
+            )
+        teacher = None
+        if method_class.needs_teacher:
+            if teacher_dir is None:
+                raise UserError(f"method {spec.method.type!r} needs a teacher", param="teacher")
+            eager = method_class.needs_eager_attention
+            teacher = load_teacher(teacher_dir, spec.task, eager=eager, device=self.device)
+            self.callbacks.on_message(f"loaded teacher ({_millions(teacher)})")
+        return LoadedModels(load_tokenizer(base_dir), teacher, teacher_dir, base_dir)
+
+    def prepare_data(self, models: LoadedModels) -> PreparedData:
+        """The tokenized splits, labels in the teacher's order; a teacher that cannot read them is refused."""
+        spec, teacher = self.spec, models.teacher
+        data = prepare_data(
+            spec.data,
+            spec.task,
+            models.tokenizer,
+            seed=spec.training.seed,
+            resolve_file=self.resolve_file,
+            cache_dir=self.scratch_dir,
+            teacher_id2label=teacher.config.id2label
+            if teacher is not None and spec.task != "causal_lm"
+            else None,
+        )
+        test_note = f" and {len(data.test)} test" if data.test is not None else ""
+        self.callbacks.on_message(
+            f"loaded data: {len(data.train)} train, {len(data.eval)} eval{test_note} examples"
+        )
+        if teacher is not None and models.teacher_dir is not None:
+            same = models.teacher_dir == models.base_dir
+            check_compatibility(
+                task=spec.task,
+                teacher=teacher,
+                teacher_tokenizer=models.tokenizer if same else load_tokenizer(models.teacher_dir),
+                student_tokenizer=models.tokenizer,
+                label2id=data.label2id,
+            )
+        return data
+
+    def build_method(self, method_class: type[Method], models: LoadedModels, data: PreparedData) -> Method:
+        """The student, built as the spec says, inside the method that trains it."""
+        spec, device, eager = self.spec, self.device, method_class.needs_eager_attention
+        student = build_student(
+            spec.student,
+            spec.task,
+            base_dir=models.base_dir,
+            label2id=data.label2id,
+            seed=spec.training.seed,
+            eager=eager,
+        ).to(device)
+        self.callbacks.on_message(f"built student ({_millions(student)}, init {spec.student.init})")
+        context = MethodContext(
+            task=spec.task,
+            student=student,
+            teacher=models.teacher,
+            new_student=student_factory(
+                spec.student,
+                spec.task,
+                base_dir=models.base_dir,
+                label2id=data.label2id,
+                eager=eager,
+                device=device,
+            ),
+            num_labels=len(data.label2id) if data.label2id is not None else None,
+        )
+        return method_class(spec.method, context).to(device)
+
+    def teacher_outputs(
+        self, method: Method, models: LoadedModels, data: PreparedData, precision: PrecisionChoice
+    ) -> tuple[StoredOutputs | None, CacheOutcome | None]:
+        """The teacher's outputs computed once (or found stored) and handed to the method."""
+        if not isinstance(method, TeacherMethod) or models.teacher_dir is None:
+            return None, None
+        teacher_pass = TeacherPass(
+            fields=method.teacher_fields(),
+            settings=method.teacher_settings(),
+            run=method.teacher_pass,
+            teacher_dir=models.teacher_dir,
+            precision=precision.precision,
+            autocast=precision.autocast,
+            device=self.device,
+            pad_token_id=data.pad_token_id,
+        )
+        stored, outcome = prepare_teacher_outputs(
+            teacher_pass,
+            _splits(data),
+            mode=self.spec.training.teacher_cache,
+            config=self.teacher_cache,
+            scratch_dir=self.scratch_dir,
+            planned_visits=planned_examples(self.spec.training, len(data.train)),
+            callbacks=self.callbacks,
+        )
+        self.callbacks.on_message(outcome.message())
+        method.attach_stored_outputs(stored.lookup("train") if stored is not None else None)
+        return stored, outcome
+
+    def save_student(self, method: Method, models: LoadedModels) -> Path:
+        """The trained student and its tokenizer in `save_pretrained` form."""
+        exported = method.export_model()
+        student_dir = self.workdir / "student"
+        exported.save_pretrained(student_dir)
+        models.tokenizer.save_pretrained(student_dir)
+        self.callbacks.on_message(f"saved the student ({_millions(exported)})")
+        return student_dir
+
+    def training_summary(
+        self, state: TrainState, data: PreparedData, precision: PrecisionChoice, cache: CacheOutcome | None
+    ) -> dict[str, Any]:
+        """How training ran, for the report."""
+        return {
+            "steps": state.step,
+            "best_step": state.best_step,
+            "precision": precision.precision,
+            "precision_reason": precision.reason,
+            "device": str(self.device),
+            "seed": self.spec.training.seed,
+            "train_examples": len(data.train),
+            "eval_examples": len(data.eval),
+            "test_examples": len(data.test) if data.test is not None else None,
+            "teacher_cache": asdict(cache) if cache is not None else None,
+        }
+
+    def report(
+        self,
+        evaluation: FinalEvaluation,
+        method: Method,
+        models: LoadedModels,
+        stored: StoredOutputs | None,
+        student_dir: Path,
+        training: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The report, with a teacher named by a method that trains without one loaded for it."""
+        teacher = models.teacher
+        if teacher is None and models.teacher_dir is not None:
+            teacher = teacher_for_comparison(
+                models.teacher_dir,
+                self.spec.task,
+                models.tokenizer,
+                evaluation.data,
+                self.device,
+                self.callbacks,
+            )
+        return evaluation.report(
+            student=method.export_model(),
+            student_dir=student_dir,
+            teacher=teacher,
+            teacher_dir=models.teacher_dir,
+            stored=stored,
+            training=training,
+        )
+
+    def publish(self, report: dict[str, Any], metrics_log: MetricsLog, student_dir: Path) -> RunResult:
+        """Write the report and the curves, announce the result."""
+        report_path = self.workdir / "report.json"
+        report_path.write_text(json.dumps(report, indent=2))
+        title = f"{self.spec.method.type} ({self.spec.task})"
+        curves_path = plot_curves(metrics_log.read(), self.workdir / "curves.png", title=title)
+        announce_result(report, self.callbacks)
+        return RunResult("succeeded", student_dir, report, [report_path, curves_path, metrics_log.path])
+
+
+def _splits(data: PreparedData) -> dict[str, datasets.Dataset]:
+    """The train, eval and (when there is one) test sets by name."""
+    splits = {"train": data.train, "eval": data.eval}
+    if data.test is not None:
+        splits["test"] = data.test
+    return splits

@@ -1,0 +1,349 @@
+"""Teacher outputs computed once, before training, and shared by every job that asks for the same ones.
+
+The pass runs the frozen teacher in inference mode over the train, eval and test examples, longest
+first in large batches, and stores only the fields the method consumes. An entry's key hashes the
+teacher's weights, the token ids of every example (so the data files, their order and the tokenisation
+settings all count), the fields, the method settings that change their values, and the precision.
+Examples are found by the hash of their tokens, so a job that splits the same examples differently
+still finds them. Where the outputs would not fit the store's bound, training runs the teacher live.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import datasets
+import numpy as np
+import torch
+from torch import Tensor
+
+from engine.batching import collate
+from engine.callbacks import Callbacks
+from engine.teacher_fields import STORAGE_DTYPES, TeacherFields
+from engine.teacher_store import (
+    CorruptEntry,
+    EntryWriter,
+    StoreEntry,
+    describe_field,
+    make_room,
+    remove_entry,
+)
+
+logger = logging.getLogger(__name__)
+
+KEY_VERSION = 1
+TEACHER_FILES = ("config.json", "*.safetensors")
+PASS_BATCH_TOKENS = 16384
+MAX_PASS_BATCH = 512
+# The outputs of one pass batch, in float32 and counted twice (models return every layer's attention
+# maps or hidden states, not only the mapped ones), stay under this many bytes.
+PASS_BATCH_OUTPUT_BYTES = 1024**3
+INDEX_BYTES_PER_ROW = 20
+ENTRY_OVERHEAD_BYTES = 2048
+
+CacheMode = Literal["auto", "on", "off"]
+Status = Literal["hit", "miss", "live", "off"]
+TeacherPassFunction = Callable[[dict[str, Tensor]], dict[str, Tensor]]
+
+
+@dataclass(frozen=True)
+class TeacherCacheConfig:
+    """Where entries live and how many bytes they may take together; no root keeps them for one run."""
+
+    root: Path | None = None
+    max_bytes: int = 20 * 1024**3
+
+
+@dataclass
+class CacheOutcome:
+    """What the job did with its teacher's outputs, for its report and log."""
+
+    status: Status
+    reason: str
+    key: str | None = None
+    bytes: int = 0
+    examples: int = 0
+    seconds: float = 0.0
+    teacher_forwards: int = 0
+
+    def message(self) -> str:
+        """One log line, e.g. `teacher outputs: cache hit, 12.3 MB for 5000 examples, ...`."""
+        size = f"{self.bytes / 1e6:.1f} MB for {self.examples} examples"
+        if self.status == "hit":
+            return f"teacher outputs: cache hit ({size}, key {self.key}); the teacher is not run in training"
+        if self.status == "miss":
+            return (
+                f"teacher outputs: cache miss; computed once in {self.seconds:.1f}s and stored ({size}, "
+                f"key {self.key})"
+            )
+        return f"teacher outputs: the teacher runs on every step ({self.reason})"
+
+
+@dataclass
+class StoredOutputs:
+    """An open entry and, per split, the entry row of each of the split's examples."""
+
+    entry: StoreEntry
+    rows: dict[str, np.ndarray]
+
+    def lookup(self, split: str) -> Callable[[Tensor, int, torch.device], dict[str, Tensor]]:
+        """A function from a batch's example indices in `split` to its right-padded teacher outputs."""
+        rows = self.rows[split]
+
+        def targets(indices: Tensor, width: int, device: torch.device) -> dict[str, Tensor]:
+            return self.entry.batch(rows[indices.cpu().numpy()].tolist(), width, device)
+
+        return targets
+
+
+def example_hashes(dataset: datasets.Dataset) -> list[bytes]:
+    """A 16-byte hash of each example's token ids (and token type ids, where the model has them)."""
+    columns = [dataset["input_ids"]]
+    if "token_type_ids" in dataset.column_names:
+        columns.append(dataset["token_type_ids"])
+    hashes = []
+    for parts in zip(*columns, strict=True):
+        digest = hashlib.blake2b(digest_size=16)
+        for part in parts:
+            digest.update(np.asarray(part, dtype=np.int32).tobytes())
+            digest.update(b"|")
+        hashes.append(digest.digest())
+    return hashes
+
+
+def teacher_digest(teacher_dir: Path) -> str:
+    """sha256 over the teacher's config and weight files, names included."""
+    digest = hashlib.sha256()
+    files = sorted({path for pattern in TEACHER_FILES for path in teacher_dir.glob(pattern)})
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as stream:
+            while block := stream.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(material: dict[str, Any]) -> str:
+    """A 32-hex-digit key for the key material."""
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass
+class PassPlan:
+    """The unique examples of every split, their lengths and hashes, and what storing them takes."""
+
+    splits: dict[str, datasets.Dataset]
+    hashes: dict[str, list[bytes]]
+    unique: dict[bytes, tuple[str, int]]
+    lengths: dict[bytes, int]
+    fields: TeacherFields
+
+    @classmethod
+    def of(cls, splits: dict[str, datasets.Dataset], fields: TeacherFields) -> "PassPlan":
+        """Plan a pass over `splits`, each example once however often it occurs."""
+        hashes = {name: example_hashes(dataset) for name, dataset in splits.items()}
+        unique: dict[bytes, tuple[str, int]] = {}
+        lengths: dict[bytes, int] = {}
+        for name, dataset in splits.items():
+            for index, (example_hash, length) in enumerate(zip(hashes[name], dataset["length"], strict=True)):
+                if example_hash not in unique:
+                    unique[example_hash] = (name, index)
+                    lengths[example_hash] = int(length)
+        return cls(splits, hashes, unique, lengths, fields)
+
+    def nbytes(self) -> int:
+        """Bytes an entry for every unique example takes: the values, the index and the file headers."""
+        values = sum(
+            field.nbytes(length) for length in self.lengths.values() for field in self.fields.values()
+        )
+        return values + INDEX_BYTES_PER_ROW * len(self.unique) + ENTRY_OVERHEAD_BYTES
+
+    def examples_digest(self) -> str:
+        """sha256 of the sorted unique example hashes: the same set gives the same digest in any order."""
+        return hashlib.sha256(b"".join(sorted(self.unique))).hexdigest()
+
+
+@dataclass(frozen=True)
+class TeacherPass:
+    """What the pass runs and stores: the method's fields and function, the teacher, precision and device."""
+
+    fields: TeacherFields
+    settings: dict[str, Any]
+    run: TeacherPassFunction
+    teacher_dir: Path
+    precision: str
+    autocast: Callable[[], AbstractContextManager[object]]
+    device: torch.device
+    pad_token_id: int
+
+    def key_material(self, plan: "PassPlan") -> dict[str, Any]:
+        """Everything the stored values depend on."""
+        return {
+            "version": KEY_VERSION,
+            "teacher": teacher_digest(self.teacher_dir),
+            "examples": plan.examples_digest(),
+            "fields": {name: describe_field(field) for name, field in sorted(self.fields.items())},
+            "settings": self.settings,
+            "precision": self.precision,
+        }
+
+
+def prepare_teacher_outputs(
+    teacher_pass: TeacherPass,
+    splits: dict[str, datasets.Dataset],
+    *,
+    mode: CacheMode,
+    config: TeacherCacheConfig,
+    scratch_dir: Path,
+    planned_visits: int,
+    callbacks: Callbacks,
+) -> tuple[StoredOutputs | None, CacheOutcome]:
+    """The teacher's stored outputs for every example of `splits`, found or computed; None to run it live."""
+    if mode == "off":
+        return None, CacheOutcome("off", "training.teacher_cache is off")
+    plan = PassPlan.of(splits, teacher_pass.fields)
+    root = config.root or scratch_dir / "teacher-cache"
+    material = teacher_pass.key_material(plan)
+    key = cache_key(material)
+    entry = _open_existing(root / key, teacher_pass.fields, callbacks)
+    if entry is not None:
+        return _stored(entry, plan), CacheOutcome("hit", "found", key, entry.nbytes, len(plan.unique))
+    needed, train_examples = plan.nbytes(), len(splits["train"])
+    if needed > config.max_bytes:
+        bound = f"{needed / 1e6:.0f} MB, over the cache bound of {config.max_bytes / 1e6:.0f} MB"
+        return None, CacheOutcome("live", f"its outputs would take {bound}", examples=len(plan.unique))
+    if mode == "auto" and planned_visits < train_examples:
+        reason = (
+            f"training shows the teacher {planned_visits} examples, fewer than one pass over the "
+            f"{train_examples} train examples"
+        )
+        return None, CacheOutcome("live", reason, examples=len(plan.unique))
+    return _compute_entry(teacher_pass, plan, root, key, material, config, callbacks)
+
+
+def _compute_entry(
+    teacher_pass: TeacherPass,
+    plan: "PassPlan",
+    root: Path,
+    key: str,
+    material: dict[str, Any],
+    config: TeacherCacheConfig,
+    callbacks: Callbacks,
+) -> tuple[StoredOutputs | None, CacheOutcome]:
+    """Make room, run the pass and store it; any trouble storing it means a live teacher, not a failure."""
+    make_room(root, incoming=plan.nbytes(), max_bytes=config.max_bytes)
+    started = time.perf_counter()
+    try:
+        written, forwards = _compute(plan, root, key, material, teacher_pass, callbacks)
+    except _Overflow as error:
+        return None, CacheOutcome("live", str(error), examples=len(plan.unique))
+    except OSError as error:  # a full or failing disk costs speed, never the job
+        logger.warning("teacher cache: could not store the outputs: %s", error)
+        reason = f"the outputs could not be stored ({error})"
+        return None, CacheOutcome("live", reason, examples=len(plan.unique))
+    if written is None:
+        return None, CacheOutcome("live", "stopped on request during the pass", examples=len(plan.unique))
+    make_room(root, incoming=0, max_bytes=config.max_bytes, keep=written.name)  # with the real size
+    entry = StoreEntry(written, plan.fields)
+    seconds = time.perf_counter() - started
+    outcome = CacheOutcome("miss", "computed", key, entry.nbytes, len(plan.unique), seconds, forwards)
+    return _stored(entry, plan), outcome
+
+
+def _open_existing(path: Path, fields: TeacherFields, callbacks: Callbacks) -> StoreEntry | None:
+    if not path.exists():
+        return None
+    try:
+        return StoreEntry(path, fields)
+    except CorruptEntry as error:
+        callbacks.on_message(
+            f"teacher cache entry {path.name} is unreadable ({error}); recomputing it", "warning"
+        )
+        remove_entry(path)
+        return None
+
+
+def _stored(entry: StoreEntry, plan: PassPlan) -> StoredOutputs:
+    rows = {
+        name: np.array([entry.rows[example_hash] for example_hash in hashes], dtype=np.int64)
+        for name, hashes in plan.hashes.items()
+    }
+    return StoredOutputs(entry, rows)
+
+
+class _Overflow(Exception):
+    """A teacher output too large for its storage dtype."""
+
+
+def _compute(
+    plan: "PassPlan",
+    root: Path,
+    key: str,
+    material: dict[str, Any],
+    teacher_pass: TeacherPass,
+    callbacks: Callbacks,
+) -> tuple[Path | None, int]:
+    """Run the teacher over every unique example, longest first, and write the entry; None if stopped."""
+    order = sorted(plan.unique, key=lambda example_hash: -plan.lengths[example_hash])
+    callbacks.on_message(f"teacher outputs: computing them once for {len(order)} examples")
+    writer = EntryWriter(root, key, plan.fields, material)
+    forwards = 0
+    try:
+        start = 0
+        while start < len(order):
+            if callbacks.should_stop():
+                writer.abort()
+                return None, forwards
+            size = pass_batch_size(plan.fields, plan.lengths[order[start]])
+            chunk = order[start : start + size]
+            start += len(chunk)
+            outputs = _forward(plan, chunk, teacher_pass)
+            forwards += 1
+            for row, example_hash in enumerate(chunk):
+                length = plan.lengths[example_hash]
+                values = {}
+                for name, field in plan.fields.items():
+                    value = field.cut(outputs[name], row, length).to("cpu", STORAGE_DTYPES[field.dtype])
+                    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                        raise _Overflow(f"teacher output {name} does not fit in {field.dtype}")
+                    values[name] = value
+                writer.add(example_hash, length, values)
+        return writer.commit(), forwards
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def pass_batch_size(fields: TeacherFields, length: int) -> int:
+    """Examples of `length` tokens in one pass batch: many, within a token and an output-memory budget."""
+    output_bytes = 2 * 4 * sum(field.numel(length) for field in fields.values())
+    return max(1, min(MAX_PASS_BATCH, PASS_BATCH_TOKENS // length, PASS_BATCH_OUTPUT_BYTES // output_bytes))
+
+
+def _forward(plan: "PassPlan", chunk: list[bytes], teacher_pass: TeacherPass) -> dict[str, Tensor]:
+    """The teacher's outputs for one batch of examples, in inference mode."""
+    columns = ["input_ids", "attention_mask"]
+    rows: dict[str, list[Any]] = {"input_ids": [], "attention_mask": []}
+    sources = [plan.unique[example_hash] for example_hash in chunk]
+    if "token_type_ids" in plan.splits[sources[0][0]].column_names:
+        columns.append("token_type_ids")
+        rows["token_type_ids"] = []
+    for split, index in sources:
+        example = plan.splits[split][index]
+        for column in columns:
+            rows[column].append(example[column])
+    batch = collate({**rows, "labels": [0] * len(chunk)}, pad_token_id=teacher_pass.pad_token_id)
+    inputs = {name: value.to(teacher_pass.device) for name, value in batch.items() if name != "labels"}
+    with torch.inference_mode(), teacher_pass.autocast():
+        return teacher_pass.run(inputs)
+
+
+def outcome_report(outcome: CacheOutcome) -> dict[str, Any]:
+    """The outcome as the report stores it."""
+    return asdict(outcome)

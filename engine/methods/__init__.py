@@ -1,15 +1,12 @@
-"""The distillation methods: importing this package registers every implementation by its schema."""
+"""The distillation methods: every module here is imported, so each registers its class by its schema."""
 
-from engine.methods import (  # noqa: F401  (each module registers its class)
-    attention,
-    feature,
-    mutual,
-    relation,
-    response,
-    self_distill,
-    supervised,
-)
+import pkgutil
+from importlib import import_module
+
 from engine.methods.base import Method, MethodContext
 from engine.methods.registry import IMPLEMENTATIONS, get_method_class
+
+for _module in pkgutil.iter_modules(__path__):
+    import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["IMPLEMENTATIONS", "Method", "MethodContext", "get_method_class"]

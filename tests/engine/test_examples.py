@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from distillery.jobspec import JobSpec
+from distillery.jobspec.methods import METHOD_CLASSES
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "distillery" / "examples"
 SPECS = sorted(EXAMPLES.glob("*.yaml"))
@@ -21,6 +22,6 @@ def test_example_is_a_valid_job_spec(path):
 
 def test_every_method_has_an_example():
     methods = {JobSpec.model_validate(yaml.safe_load(path.read_text())).method.type for path in SPECS}
-    assert methods == {"supervised", "response", "feature", "attention", "relation", "self", "mutual"}
+    assert methods == {spec_class.type_name() for spec_class in METHOD_CLASSES}
     tasks = {JobSpec.model_validate(yaml.safe_load(path.read_text())).task for path in SPECS}
     assert tasks == {"sequence_classification", "causal_lm"}

@@ -9,7 +9,6 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
-from sqlalchemy.orm import sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from app.api.allowed_methods import AllowedMethods
@@ -19,7 +18,7 @@ from app.api.errors import install_error_handlers
 from app.api.router import root_router
 from app.api.unexpected import CatchUnexpected
 from app.core.config import Settings, get_settings
-from app.core.db import make_engine
+from app.core.db import make_engine, make_sessionmaker
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
-    app.state.read_sessionmaker = sessionmaker(
-        bind=engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-    )
+    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.read_sessionmaker = make_sessionmaker(engine, read_only=True)
     install_error_handlers(app)
     install_database_error_handlers(app, engine)
     # Added innermost first: CatchUnexpected wraps the others, so nothing they raise drops a connection.

@@ -130,6 +130,12 @@ class TrainingSpec(StrictModel):
         description="auto: bf16 autocast where the worker runs bf16 natively (a GPU with bf16, a CPU with "
         "AMX or AVX-512 BF16), fp32 elsewhere. bf16 on a worker without native bf16 fails the job at start.",
     )
+    compile: bool = Field(
+        False,
+        description="Compile the student's forward with torch.compile (symbolic shapes, so batches of any "
+        "length share one graph). The first steps take longer while it compiles; measured no faster on a "
+        "2-core CPU, so off by default.",
+    )
     eval_every_steps: int | None = Field(None, ge=1, description="Default: once per epoch.")
     early_stopping_patience: int | None = Field(None, ge=1, description="Evaluations without improvement.")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="Default: at each evaluation.")

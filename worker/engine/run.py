@@ -16,6 +16,7 @@ from distillery.spec import JobSpec, ModelRef
 from distillery.spec.methods import SequenceLevelKD
 from worker.engine.batching import eval_batch_order, iterate_batches, longest_batch
 from worker.engine.callbacks import Callbacks
+from worker.engine.compilation import compiled_forward
 from worker.engine.curves import MetricsLog, plot_curves
 from worker.engine.data import (
     PreparedData,
@@ -152,16 +153,19 @@ def _run(
     method = method_class(spec.method, context).to(device)
 
     metrics_log = MetricsLog(workdir / "metrics.jsonl")
-    result = train(
-        method,
-        data,
-        training=training,
-        device=device,
-        precision=precision,
-        checkpoint_dir=workdir / "checkpoints",
-        metrics_log=metrics_log,
-        callbacks=callbacks,
-    )
+    if training.compile:
+        callbacks.on_message("compiling the student's forward (torch.compile): the first steps take longer")
+    with compiled_forward(student, enabled=training.compile):
+        result = train(
+            method,
+            data,
+            training=training,
+            device=device,
+            precision=precision,
+            checkpoint_dir=workdir / "checkpoints",
+            metrics_log=metrics_log,
+            callbacks=callbacks,
+        )
     if result.status == "cancelled":
         return RunResult(
             "cancelled", None, {"status": "cancelled", "steps": result.state.step}, [metrics_log.path]

@@ -18,6 +18,7 @@ from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import Artifact, Job, JobStatus
 from app.jobs.transitions import IllegalTransition, transition
 from distillery.spec import DATA_FILE_FIELDS, JobSpec, ModelRef
+from worker.cpu_threads import limit_torch_threads
 from worker.engine.errors import UserError
 from worker.outcome import Outcome
 from worker.reporter import JobReporter
@@ -111,6 +112,7 @@ def _run(
     """Run the engine; returns the result summary, or None when the run was cancelled."""
     from worker.engine.run import run_job  # torch is imported only inside the job's process
 
+    limit_torch_threads()
     spec = JobSpec.model_validate(job.spec)
     workdir = store.path(f"jobs/{job.id}")
     result = run_job(

@@ -1,0 +1,105 @@
+"""The work `bench.levers` times, run through the engine's own code: its training step and its evaluation."""
+
+import random
+from collections.abc import Callable
+
+import datasets
+import torch
+from torch import Tensor
+from transformers import PreTrainedModel
+
+from bench.tweets import load_tweets
+from distillery.spec import SupervisedMethod, TrainingSpec
+from worker.engine.batching import eval_batch_order, iterate_batches
+from worker.engine.evaluation import evaluate
+from worker.engine.methods.base import MethodContext
+from worker.engine.methods.supervised import SupervisedTraining
+from worker.engine.optimization import build_optimizer, build_scheduler
+from worker.engine.precision import PrecisionChoice
+from worker.engine.trainer import train_step
+
+CPU = torch.device("cpu")
+LABELS = 3
+
+
+def supervised(student: PreTrainedModel) -> SupervisedTraining:
+    """The engine's supervised method around the student: cross-entropy on the labels."""
+    context = MethodContext(
+        task="sequence_classification",
+        student=student,
+        teacher=None,
+        new_student=lambda seed: student,
+        num_labels=LABELS,
+    )
+    return SupervisedTraining(SupervisedMethod(), context).train()
+
+
+def training_pass(
+    method: SupervisedTraining,
+    batches: list[dict[str, Tensor]],
+    training: TrainingSpec,
+    precision: PrecisionChoice,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    device: torch.device = CPU,
+) -> Callable[[], None]:
+    """One engine training step on each batch in turn; the engine's AdamW unless another is given."""
+    optimizer = optimizer or build_optimizer(method, training)
+    scheduler = build_scheduler(optimizer, training, total_steps=1_000_000)
+
+    def run() -> None:
+        for batch in batches:
+            train_step(
+                method,
+                [batch],
+                optimizer,
+                scheduler,
+                training=training,
+                device=device,
+                autocast=precision.autocast,
+                step=0,
+            )
+
+    return run
+
+
+def eval_dataset(tokenizer: object, *, rows: int, max_length: int, seed: int) -> datasets.Dataset:
+    """`rows` tweets drawn at random, tokenised as the engine stores them (ids, mask, label, length)."""
+    tweets = random.Random(seed).sample(load_tweets(), rows)
+    encoded = tokenizer([tweet["text"] for tweet in tweets], max_length=max_length, truncation=True)  # type: ignore[operator]
+    names = sorted({tweet["label"] for tweet in tweets})
+    return datasets.Dataset.from_dict(
+        {
+            "input_ids": encoded["input_ids"],
+            "attention_mask": encoded["attention_mask"],
+            "labels": [names.index(tweet["label"]) % LABELS for tweet in tweets],
+            "length": [len(ids) for ids in encoded["input_ids"]],
+        }
+    )
+
+
+def eval_pass(
+    model: PreTrainedModel,
+    dataset: datasets.Dataset,
+    batch_size: int,
+    precision: PrecisionChoice,
+    *,
+    pad_token_id: int,
+) -> Callable[[], dict[str, float]]:
+    """The engine's evaluation over the dataset, in batches of similar lengths, collation included."""
+    order = eval_batch_order(list(dataset["length"]), batch_size)
+
+    def run() -> dict[str, float]:
+        batches = iterate_batches(dataset, order, pad_token_id=pad_token_id)
+        return evaluate(
+            model, batches, task="sequence_classification", device=CPU, autocast=precision.autocast
+        )
+
+    return run
+
+
+def graphs_compiled() -> int:
+    """Graphs torch.compile has compiled in this process so far."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])

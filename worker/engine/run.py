@@ -14,7 +14,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.spec import JobSpec, ModelRef
 from distillery.spec.methods import SequenceLevelKD
-from worker.engine.batching import eval_batch_order, iterate_batches, longest_batch
+from worker.engine.batching import eval_batch_order, eval_batch_size, iterate_batches, longest_batch
 from worker.engine.callbacks import Callbacks
 from worker.engine.compilation import compiled_forward
 from worker.engine.curves import MetricsLog, plot_curves
@@ -178,7 +178,9 @@ def _run(
     callbacks.on_message(f"saved the student ({_millions(exported)})")
 
     autocast = precision.autocast
-    batch_size = training.eval_batch_size or training.batch_size
+    batch_size = eval_batch_size(
+        task, batch_size=training.batch_size, eval_batch_size=training.eval_batch_size
+    )
     splits = {"eval": data.eval} if data.test is None else {"eval": data.eval, "test": data.test}
 
     def measure(model: torch.nn.Module) -> dict[str, dict[str, float]]:
@@ -194,7 +196,9 @@ def _run(
     if teacher is None and teacher_dir is not None:
         teacher = _teacher_for_comparison(teacher_dir, task, tokenizer, data, device, callbacks)
     teacher_metrics = measure(teacher) if teacher is not None else None
-    latency_batch = longest_batch(data.eval, batch_size, pad_token_id=data.pad_token_id)
+    # The latency batch stays the training batch (or the spec's eval batch), as reports have always shown.
+    latency_size = training.eval_batch_size or training.batch_size
+    latency_batch = longest_batch(data.eval, latency_size, pad_token_id=data.pad_token_id)
     report = build_report(
         task=task,
         method=spec.method.type,

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from distillery.spec import TrainingSpec
-from worker.engine.batching import epoch_batch_order, eval_batch_order, iterate_batches
+from worker.engine.batching import epoch_batch_order, eval_batch_order, eval_batch_size, iterate_batches
 from worker.engine.callbacks import Callbacks
 from worker.engine.checkpointing import (
     TrainState,
@@ -70,7 +70,10 @@ def train(
         total_steps = min(total_steps, training.max_steps)
     log_every = max(1, min(50, total_steps // 20))
     lengths = list(data.train["length"])
-    eval_order = eval_batch_order(list(data.eval["length"]), training.eval_batch_size or training.batch_size)
+    eval_batch = eval_batch_size(
+        task, batch_size=training.batch_size, eval_batch_size=training.eval_batch_size
+    )
+    eval_order = eval_batch_order(list(data.eval["length"]), eval_batch)
     autocast = precision.autocast
 
     seed_everything(training.seed)

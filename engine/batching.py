@@ -12,6 +12,11 @@ IGNORE_INDEX = -100
 EXAMPLE_INDEX = "example_index"
 # Batches per group sorted by length: big enough to pad little, small enough to keep batches random.
 LENGTH_GROUP_BATCHES = 50
+# Classifiers evaluate in batches up to 4x the training batch, at most this many (unless the spec says):
+# inference keeps one layer's activations where training keeps every layer's, and larger batches of
+# similar lengths evaluate faster (docs/benchmarks.md, "Speed levers"). A causal LM's logits (batch x
+# length x vocabulary) grow with the batch as they do in training, so it evaluates at the training batch.
+EVAL_BATCH_CAP = 128
 
 
 def epoch_batch_order(
@@ -35,6 +40,15 @@ def epoch_batch_order(
     if group_by_length:
         batches = [batches[i] for i in rng.permutation(len(batches)).tolist()]
     return batches
+
+
+def eval_batch_size(task: str, *, batch_size: int, eval_batch_size: int | None) -> int:
+    """The spec's eval batch size, else for classification min(4 x batch, 128) but never below the batch."""
+    if eval_batch_size is not None:
+        return eval_batch_size
+    if task == "sequence_classification":
+        return max(batch_size, min(4 * batch_size, EVAL_BATCH_CAP))
+    return batch_size
 
 
 def eval_batch_order(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

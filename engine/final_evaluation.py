@@ -9,7 +9,13 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.jobspec import JobSpec
-from engine.batching import EXAMPLE_INDEX, eval_batch_order, iterate_batches, longest_batch
+from engine.batching import (
+    EXAMPLE_INDEX,
+    eval_batch_order,
+    eval_batch_size,
+    iterate_batches,
+    longest_batch,
+)
 from engine.callbacks import Callbacks
 from engine.data import PreparedData
 from engine.errors import UserError
@@ -34,6 +40,14 @@ class FinalEvaluation:
     @property
     def batch_size(self) -> int:
         """Examples per evaluation batch."""
+        training = self.spec.training
+        return eval_batch_size(
+            self.spec.task, batch_size=training.batch_size, eval_batch_size=training.eval_batch_size
+        )
+
+    @property
+    def latency_batch_size(self) -> int:
+        """The latency batch stays the training batch (or the spec's eval batch), as reports always showed."""
         return self.spec.training.eval_batch_size or self.spec.training.batch_size
 
     def splits(self) -> dict[str, Any]:
@@ -97,7 +111,9 @@ class FinalEvaluation:
             teacher=teacher,
             teacher_dir=teacher_dir if teacher is not None else None,
             teacher_metrics=self.teacher_metrics(teacher, stored),
-            latency_batch=longest_batch(self.data.eval, self.batch_size, pad_token_id=self.data.pad_token_id),
+            latency_batch=longest_batch(
+                self.data.eval, self.latency_batch_size, pad_token_id=self.data.pad_token_id
+            ),
             autocast=self.precision.autocast,
             training=training,
         )

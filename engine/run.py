@@ -15,6 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from distillery.jobspec import JobSpec, ModelRef
 from engine.callbacks import Callbacks
 from engine.checkpointing import TrainState
+from engine.compilation import compiled_forward
 from engine.curves import MetricsLog, plot_curves
 from engine.data import (
     PreparedData,
@@ -130,16 +131,21 @@ class JobRun:
         method = self.build_method(method_class, models, data)
         stored, cache_outcome = self.teacher_outputs(method, models, data, precision)
         metrics_log = MetricsLog(self.workdir / "metrics.jsonl")
-        result = train(
-            method,
-            data,
-            training=spec.training,
-            device=self.device,
-            precision=precision,
-            checkpoint_dir=self.workdir / "checkpoints",
-            metrics_log=metrics_log,
-            callbacks=callbacks,
-        )
+        if spec.training.compile:
+            callbacks.on_message(
+                "compiling the student's forward (torch.compile): the first steps take longer"
+            )
+        with compiled_forward(method.student, enabled=spec.training.compile):
+            result = train(
+                method,
+                data,
+                training=spec.training,
+                device=self.device,
+                precision=precision,
+                checkpoint_dir=self.workdir / "checkpoints",
+                metrics_log=metrics_log,
+                callbacks=callbacks,
+            )
         if result.status == "cancelled":
             report = {"status": "cancelled", "steps": result.state.step}
             return RunResult("cancelled", None, report, [metrics_log.path])

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from distillery.jobspec import TrainingSpec
-from engine.batching import epoch_batch_order, eval_batch_order, iterate_batches
+from engine.batching import epoch_batch_order, eval_batch_order, eval_batch_size, iterate_batches
 from engine.callbacks import Callbacks
 from engine.checkpoint_policy import CheckpointPolicy, describe_evaluation, record_evaluation
 from engine.checkpointing import (
@@ -208,7 +208,10 @@ class TrainingLoop:
 
     def evaluate(self) -> dict[str, float]:
         """The student's metrics on the eval set."""
-        size = self.training.eval_batch_size or self.training.batch_size
+        training = self.training
+        size = eval_batch_size(
+            self.method.task, batch_size=training.batch_size, eval_batch_size=training.eval_batch_size
+        )
         order = eval_batch_order(list(self.data.eval["length"]), size)
         batches = iterate_batches(self.data.eval, order, pad_token_id=self.data.pad_token_id)
         task, device = self.method.task, self.device

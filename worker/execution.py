@@ -20,6 +20,7 @@ from app.jobs.schemas import JobError
 from app.jobs.transitions import IllegalTransition, transition
 from distillery.jobspec import DATA_FILE_FIELDS, JobSpec, ModelRef
 from engine.errors import UserError
+from worker.cpu_threads import limit_torch_threads
 from worker.outcome import Outcome
 from worker.reporter import JobReporter
 from worker.transient import retry_database, transient_code
@@ -107,6 +108,7 @@ def _run(
     from engine.run import run_job  # torch is imported only inside the job's process
     from engine.teacher_cache import TeacherCacheConfig
 
+    limit_torch_threads()
     spec = JobSpec.model_validate(job.spec)
     workdir = store.path(f"jobs/{job.id}")
     result = run_job(

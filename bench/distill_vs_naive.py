@@ -49,14 +49,20 @@ PATHS = ("_file", "_dir")
 RUN_ORDER = [("base", "plain"), ("base", "ours"), ("teacher", "ours"), ("teacher", "plain")]
 
 
-def run_side(side: str, job: KDJob, scratch: Path, log: Path) -> dict[str, Any]:
-    """Run one side on the job in a fresh child process; its result, peak RSS and process wall time."""
+def run_side(side: str, job: KDJob, scratch: Path, log: Path, threads: int | None) -> dict[str, Any]:
+    """Run one side on the job in a fresh child process; its result, peak RSS and process times."""
     request = job.save(scratch / f"{job.init}-{side}-job.json")
-    return run_child(SIDES[side], request, scratch / f"{job.init}-{side}-result.json", log)
+    return run_child(SIDES[side], request, scratch / f"{job.init}-{side}-result.json", log, threads=threads)
 
 
 def teacher_in_child(
-    base_dir: Path, files: dict[str, Path], recipe: TeacherRecipe, data_dir: Path, device: str, log: Path
+    base_dir: Path,
+    files: dict[str, Path],
+    recipe: TeacherRecipe,
+    data_dir: Path,
+    device: str,
+    log: Path,
+    threads: int | None,
 ) -> tuple[Path, dict[str, Any]]:
     """The cached fine-tuned teacher (see bench.kd_teacher), trained in a child process if not cached."""
     scratch = data_dir / "teacher-request"
@@ -73,7 +79,7 @@ def teacher_in_child(
             }
         )
     )
-    result = run_child("bench.kd_teacher", request, scratch / "result.json", log)
+    result = run_child("bench.kd_teacher", request, scratch / "result.json", log, threads=threads)
     return Path(result["teacher_dir"]), result["info"]
 
 
@@ -88,6 +94,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test-rows", type=int, help="default 2000 (quick: 300)")
     parser.add_argument("--epochs", type=int, help="students' epochs; default 2 (quick: 1)")
     parser.add_argument("--teacher-epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch threads of every run (default: torch's own)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "var" / "distill_vs_naive")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -121,7 +128,7 @@ def main() -> None:
     )
     log = data_dir / "runs.log"
     recipe = TeacherRecipe(epochs=args.teacher_epochs)
-    teacher_dir, teacher = teacher_in_child(base_dir, files, recipe, data_dir, args.device, log)
+    teacher_dir, teacher = teacher_in_child(base_dir, files, recipe, data_dir, args.device, log, args.threads)
     console.print(
         f"Teacher: {'reused the cached' if teacher['cached'] else 'fine-tuned a new'} teacher in "
         f"{teacher_dir} (cached by its settings; {teacher['seconds']} s to train), test accuracy "
@@ -142,7 +149,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="distill-vs-naive-") as scratch:
         for init, side in RUN_ORDER:
             console.print(f"Running {side} with the {init} init (log: {log})...")
-            result = run_side(side, replace(template, init=init), Path(scratch), log)
+            result = run_side(side, replace(template, init=init), Path(scratch), log, args.threads)
             runs[init][side] = result
             console.print(
                 f"  {side}/{init}: training {result['train_seconds']:.1f} s, "
@@ -150,6 +157,7 @@ def main() -> None:
             )
     machine = describe_machine(args.device)  # imports torch: only once every child has run
     machine["parent_peak_rss_bytes_before_runs"] = parent_rss
+    machine["threads"] = runs[INITS[0]]["plain"]["threads"]  # every run's torch thread count
     summary = build_summary(runs, bf16_native=machine["bf16_native"])
     summary.update(
         {

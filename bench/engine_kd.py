@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.kd_job import KDJob, child_main, peak_cuda_bytes
-from distillery.spec import JobSpec
-from worker.engine.callbacks import Callbacks
-from worker.engine.run import run_job
+from distillery.jobspec import JobSpec
+from engine.callbacks import Callbacks
+from engine.run import run_job
 
 # Log lines of run_job that open and close the training phase: after the data, teacher and student are
 # ready, and once the kept student is saved (the plain side's span: trainer.train() and save_model).
@@ -99,6 +99,8 @@ def run(job: KDJob) -> dict[str, Any]:
         "test_accuracy": report["student"]["test"]["accuracy"],
         "precision": report["training"]["precision"],
         "device": report["training"]["device"],
+        # The engine's one pass of the teacher over every example before training (inside train_seconds).
+        "teacher_pass": report["training"].get("teacher_cache"),
         "peak_cuda_bytes": peak_cuda_bytes(job.device),
     }
 

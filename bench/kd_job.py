@@ -1,7 +1,7 @@
 """The job both pipelines of `bench.distill_vs_naive` run, and how each run happens in a child process.
 
 A side is a module with `run(job) -> dict`; `python -m bench.<module> JOB.json OUT.json` runs it on a job
-written by `KDJob.save` and writes what it returns. The parent imports no torch: on Linux a child's
+written as JSON and writes what it returns. The parent imports no torch: on Linux a child's
 peak RSS (ru_maxrss) starts from its parent's RSS when it was started, so a small parent keeps each
 run's figure its own.
 """
@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +65,9 @@ class KDJob:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         return self.base_dir if self.init == "base" else self.teacher_dir
 
-    def save(self, path: Path) -> Path:
-        """Write the job as JSON for a child process."""
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        return path
-
     @classmethod
     def load(cls, path: Path) -> "KDJob":
-        """A job written by `save`."""
+        """A job written as JSON by `dataclasses.asdict`."""
         return cls(**json.loads(path.read_text()))
 
 

@@ -1,7 +1,14 @@
-"""The machine `bench.distill_vs_naive` ran on: CPU model and flags, threads, versions, and the precision."""
+"""The machine `bench.distill_vs_naive` ran on: CPU model and flags, threads, versions, and the precision.
 
+Run as a child process, so the benchmark's own process never imports torch:
+
+    python -m bench.kd_machine REQUEST.json OUT.json
+"""
+
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +45,7 @@ def describe_machine(device: str) -> dict[str, Any]:
     import torch
     import transformers
 
-    from worker.engine.precision import choose_precision, probe_bf16
+    from engine.precision import choose_precision, probe_bf16
 
     target = torch.device(device)
     flags = cpu_flags()
@@ -59,3 +66,14 @@ def describe_machine(device: str) -> dict[str, Any]:
     if target.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name(target)
     return machine
+
+
+def main() -> None:
+    """Child entry point: `python -m bench.kd_machine REQUEST.json OUT.json`, REQUEST holding the device."""
+    request = json.loads(Path(sys.argv[1]).read_text())
+    machine = describe_machine(request["device"])
+    Path(sys.argv[2]).write_text(json.dumps({"machine": machine}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.kd_job import TeacherRecipe
-from distillery.spec import JobSpec
-from worker.engine.run import run_job
+from distillery.jobspec import JobSpec
+from engine.run import run_job
 
 TEACHER_INFO = "teacher.json"
 

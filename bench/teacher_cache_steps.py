@@ -17,7 +17,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from engine.methods import MethodContext, get_method_class
 from engine.methods.teacher import TeacherMethod
 from engine.models import student_from_layers
 from engine.precision import choose_precision
-from engine.teacher_cache import TeacherCacheConfig, TeacherPass, prepare_teacher_outputs
+from engine.teacher_cache import TeacherCacheConfig, prepare_teacher_outputs
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 32
@@ -76,16 +75,7 @@ def attach_store(
     }
     table: dict[str, Any] = {**columns, "labels": batch["labels"].tolist(), "length": lengths}
     dataset = datasets.Dataset.from_dict(table)
-    teacher_pass = TeacherPass(
-        fields=method.teacher_fields(),
-        settings=method.teacher_settings(),
-        run=method.teacher_pass,
-        teacher_dir=teacher_dir,
-        precision="fp32",
-        autocast=nullcontext,
-        device=torch.device("cpu"),
-        pad_token_id=0,
-    )
+    teacher_pass = method.teacher_pass_for(teacher_dir)
     stored, _ = prepare_teacher_outputs(
         teacher_pass,
         {"train": dataset},

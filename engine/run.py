@@ -40,7 +40,6 @@ from engine.teacher_cache import (
     CacheOutcome,
     StoredOutputs,
     TeacherCacheConfig,
-    TeacherPass,
     prepare_teacher_outputs,
 )
 from engine.trainer import planned_examples, train
@@ -236,11 +235,8 @@ class JobRun:
         """The teacher's outputs computed once (or found stored) and handed to the method."""
         if not isinstance(method, TeacherMethod) or models.teacher_dir is None:
             return None, None
-        teacher_pass = TeacherPass(
-            fields=method.teacher_fields(),
-            settings=method.teacher_settings(),
-            run=method.teacher_pass,
-            teacher_dir=models.teacher_dir,
+        teacher_pass = method.teacher_pass_for(
+            models.teacher_dir,
             precision=precision.precision,
             autocast=precision.autocast,
             device=self.device,

@@ -1,6 +1,8 @@
 """What every method taught by a frozen teacher shares: the teacher's outputs, stored or computed live."""
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,6 +14,7 @@ from engine.batching import EXAMPLE_INDEX
 from engine.errors import UserError
 from engine.losses import topk_teacher_targets
 from engine.methods.base import Method, MethodContext, Task, model_inputs
+from engine.teacher_cache import TeacherPass
 from engine.teacher_fields import TeacherField, TeacherFields
 
 StoredLookup = Callable[[Tensor, int, torch.device], dict[str, Tensor]]
@@ -48,6 +51,27 @@ class TeacherMethod(Method):
     def teacher_pass(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """The fields for a batch of model inputs; the caller disables gradients."""
         raise NotImplementedError
+
+    def teacher_pass_for(
+        self,
+        teacher_dir: Path,
+        *,
+        precision: str = "fp32",
+        autocast: Callable[[], AbstractContextManager[object]] = nullcontext,
+        device: torch.device | None = None,
+        pad_token_id: int = 0,
+    ) -> TeacherPass:
+        """The pass that computes this method's teacher outputs once, for the teacher cache."""
+        return TeacherPass(
+            fields=self.teacher_fields(),
+            settings=self.teacher_settings(),
+            run=self.teacher_pass,
+            teacher_dir=teacher_dir,
+            precision=precision,
+            autocast=autocast,
+            device=device or torch.device("cpu"),
+            pad_token_id=pad_token_id,
+        )
 
     def attach_stored_outputs(self, lookup: StoredLookup | None) -> None:
         """Read train batches' teacher outputs from the cache (None: run the teacher live)."""

@@ -1,6 +1,5 @@
 """Stored teacher outputs equal the live teacher's, within float16 rounding, for every teacher method."""
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import datasets
@@ -16,7 +15,7 @@ from engine.methods.feature import FeatureDistillation
 from engine.methods.relation import RelationDistillation
 from engine.methods.response import ResponseDistillation
 from engine.methods.teacher import TeacherMethod
-from engine.teacher_cache import TeacherCacheConfig, TeacherPass, prepare_teacher_outputs
+from engine.teacher_cache import TeacherCacheConfig, prepare_teacher_outputs
 
 CASES = {
     "response": (ResponseDistillation, ResponseMethod(), "sequence_classification"),
@@ -49,16 +48,7 @@ def store_and_attach(method: TeacherMethod, batch: dict[str, torch.Tensor], tmp_
     teacher_dir = tmp_path / "teacher"
     method.frozen_teacher.save_pretrained(teacher_dir)
     dataset = as_dataset(batch)
-    teacher_pass = TeacherPass(
-        fields=method.teacher_fields(),
-        settings=method.teacher_settings(),
-        run=method.teacher_pass,
-        teacher_dir=teacher_dir,
-        precision="fp32",
-        autocast=nullcontext,
-        device=torch.device("cpu"),
-        pad_token_id=0,
-    )
+    teacher_pass = method.teacher_pass_for(teacher_dir)
     stored, outcome = prepare_teacher_outputs(
         teacher_pass,
         {"train": dataset, "eval": dataset},

@@ -30,6 +30,7 @@ from engine.models import (
     build_student,
     check_compatibility,
     count_parameters,
+    load_config,
     load_teacher,
     load_tokenizer,
     student_factory,
@@ -102,6 +103,7 @@ class LoadedModels:
     teacher: PreTrainedModel | None
     teacher_dir: Path | None
     base_dir: Path
+    teacher_labels: dict[int, str] | None = None
 
 
 @dataclass
@@ -170,7 +172,8 @@ class JobRun:
             eager = method_class.needs_eager_attention
             teacher = load_teacher(teacher_dir, spec.task, eager=eager, device=self.device)
             self.callbacks.on_message(f"loaded teacher ({_millions(teacher)})")
-        return LoadedModels(load_tokenizer(base_dir), teacher, teacher_dir, base_dir)
+        labels = _teacher_labels(teacher, teacher_dir) if spec.task != "causal_lm" else None
+        return LoadedModels(load_tokenizer(base_dir), teacher, teacher_dir, base_dir, labels)
 
     def prepare_data(self, models: LoadedModels) -> PreparedData:
         """The tokenized splits, labels in the teacher's order; a teacher that cannot read them is refused."""
@@ -182,9 +185,7 @@ class JobRun:
             seed=spec.training.seed,
             resolve_file=self.resolve_file,
             cache_dir=self.scratch_dir,
-            teacher_id2label=teacher.config.id2label
-            if teacher is not None and spec.task != "causal_lm"
-            else None,
+            teacher_id2label=models.teacher_labels,
         )
         test_note = f" and {len(data.test)} test" if data.test is not None else ""
         self.callbacks.on_message(
@@ -318,6 +319,20 @@ class JobRun:
         curves_path = plot_curves(metrics_log.read(), self.workdir / "curves.png", title=title)
         announce_result(report, self.callbacks)
         return RunResult("succeeded", student_dir, report, [report_path, curves_path, metrics_log.path])
+
+
+def _teacher_labels(teacher: PreTrainedModel | None, teacher_dir: Path | None) -> dict[int, str] | None:
+    """The teacher's label names, from its config when the method trains without loading it."""
+    # Labels follow the teacher's order even then, so a control run encodes them as its distilled twin
+    # does and a head copied from the teacher's layers lines up with them.
+    if teacher is not None:
+        return dict(teacher.config.id2label)
+    if teacher_dir is None:
+        return None
+    try:
+        return dict(load_config(teacher_dir, param="teacher").id2label)
+    except UserError:
+        return None  # the report says the teacher is not compared; training needs no teacher
 
 
 def _splits(data: PreparedData) -> dict[str, datasets.Dataset]:

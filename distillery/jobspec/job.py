@@ -165,6 +165,12 @@ class JobSpec(StrictModel):
     data: DataSpec
     method: MethodSpec = Field(default_factory=SupervisedMethod)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    control: bool = Field(
+        False,
+        description="Also run the control: the same student, data, seed and schedule trained without the "
+        "teacher (method supervised), as a linked job; the job's result then reports its gain over the "
+        f"control. Methods with a teacher only ({', '.join(sorted(TEACHER_METHODS))}).",
+    )
 
     @model_validator(mode="after")
     def _method_fits(self) -> Self:
@@ -199,6 +205,13 @@ class JobSpec(StrictModel):
                 "top_k applies to task causal_lm only (got task '{task}')",
                 {"task": self.task},
             )
+        if self.control and kind not in TEACHER_METHODS:
+            raise PydanticCustomError(
+                "param:control",
+                "a control is the same run without the teacher, so it needs a method with a teacher "
+                "({teachers}); method '{kind}' has none",
+                {"kind": kind, "teachers": ", ".join(sorted(TEACHER_METHODS))},
+            )
         needs_base = self.student.init != "pretrained" and self.student.model is None
         if needs_base and self.teacher is None:
             raise PydanticCustomError(
@@ -207,6 +220,18 @@ class JobSpec(StrictModel):
                 {"init": self.student.init},
             )
         return self
+
+    def control_spec(self) -> "JobSpec":
+        """The control of this job: its student, data, seed and schedule, trained on the labels alone.
+
+        The teacher stays in the spec: the supervised method never runs it in training, but a student
+        built from the teacher's layers starts from the same weights, and the report compares the
+        control with the same teacher. A transfer set goes, since only a teacher can label it.
+        """
+        spec = self.model_dump(mode="json", include=set(JobSpec.model_fields))
+        spec.update(method={"type": "supervised"}, control=False)
+        spec["data"].update(transfer_file=None, max_transfer_samples=None)
+        return JobSpec.model_validate(spec)
 
     def model_refs(self) -> list[ModelRef]:
         """Every model the job reads: its teacher and the student's starting model, where given."""

@@ -71,15 +71,20 @@ def create_job(
     if not created:
         response.status_code = 200
         return JobPublic.from_row(job)
-    # The job is stored as queued either way; the reconciler sends it once the broker is back.
+    for job_id in [job.id, job.control_job_id] if job.control_job_id else [job.id]:
+        _publish(job_id)
+    return JobPublic.from_row(job)
+
+
+def _publish(job_id: str) -> None:
+    """Send a committed job to the workers; stored as queued, it is sent by the reconciler if this fails."""
     try:
-        publish_job(job.id)
+        publish_job(job_id)
     except Exception as error:
         if isinstance(error, BrokerUnreachable) or is_database_unreachable(error):
-            logger.warning("could not publish job %s (%s); the reconciler will", job.id, type(error).__name__)
+            logger.warning("could not publish job %s (%s); the reconciler will", job_id, type(error).__name__)
         else:
-            logger.exception("could not publish job %s; the reconciler will", job.id)
-    return JobPublic.from_row(job)
+            logger.exception("could not publish job %s; the reconciler will", job_id)
 
 
 @router.get("", summary="List jobs", responses=error_responses(400, 401, 422))
@@ -89,10 +94,13 @@ def list_jobs(
     limit: Limit = 20,
     after: After = None,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+    parent_id: Annotated[
+        ResourceId | None, Query(description="Only the control run of this job (its `control_job_id`).")
+    ] = None,
 ) -> JobList:
-    """List jobs, newest first, optionally only those in one status."""
+    """List jobs, control runs included, newest first, optionally only one status or one parent's."""
     jobs, has_more = service.list_jobs(
-        session=session, tenant=tenant, limit=limit, after=after, status=status
+        session=session, tenant=tenant, limit=limit, after=after, status=status, parent_id=parent_id
     )
     return list_page(JobList, [JobPublic.from_row(job) for job in jobs], has_more=has_more)
 
@@ -105,16 +113,17 @@ def get_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPublic:
 
 @router.post("/{job_id}/cancel", summary="Cancel a job", responses=error_responses(401, 404, 409, 422))
 def cancel_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPublic:
-    """Cancel a queued job at once, or ask a running one to stop at its next step."""
+    """Cancel a queued job at once, or ask a running one to stop at its next step; its control too."""
     return JobPublic.from_row(service.cancel_job(session=session, tenant=tenant, job_id=job_id))
 
 
 @router.delete("/{job_id}", summary="Delete a job", responses=error_responses(401, 404, 409, 422))
 def delete_job(job_id: JobId, session: SessionDep, tenant: TenantDep, store: StoreDep) -> JobDeleted:
-    """Delete a finished job with its events, checkpoints and artifacts."""
-    folder = service.delete_job(session=session, tenant=tenant, job_id=job_id)
+    """Delete a finished job with its events, checkpoints and artifacts, and its control run with it."""
+    folders = service.delete_job(session=session, tenant=tenant, job_id=job_id)
     session.commit()
-    store.delete(folder)
+    for folder in folders:
+        store.delete(folder)
     return JobDeleted(id=job_id)
 
 

@@ -2,10 +2,10 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from app.core.base import Base, JSONType, new_id, utcnow
 
@@ -62,6 +62,13 @@ class Job(Base):
     )
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"),
+        index=True,
+        doc="For a control run: the job it is the control of, created, cancelled and deleted with it.",
+    )
+    if TYPE_CHECKING:  # mapped below the class, as a subquery on the table itself
+        control_job_id: Mapped[str | None]
 
     events: Mapped[list["JobEvent"]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True
@@ -117,3 +124,10 @@ class Artifact(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     location: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The parent's side of the link, read in the same query as the job: the link is set once, at creation.
+_controls = Job.__table__.alias("controls")
+Job.control_job_id = column_property(
+    select(_controls.c.id).where(_controls.c.parent_id == Job.id).limit(1).scalar_subquery()
+)

@@ -90,7 +90,16 @@ class JobPublic(BaseModel):
     progress: JobProgress
     error: JobError | None = Field(None, description="Why the job failed; `type` user or system.")
     attempts: int = Field(..., description="Deliveries to a worker so far.")
-    result: dict[str, Any] | None = Field(None, description="Summary of a succeeded job: metrics, sizes.")
+    result: dict[str, Any] | None = Field(
+        None,
+        description="Report of a succeeded job: sizes, metrics, retention, latency. With `control: true`, "
+        "`result.control` holds the control run's outcome and, once it succeeded, `gain`: per metric, "
+        "how much better the student is than the control on `split` (test when there is one).",
+    )
+    control_job_id: str | None = Field(
+        None, description="The job's control run, when its spec asks for one (`control: true`)."
+    )
+    parent_id: str | None = Field(None, description="For a control run: the job it is the control of.")
     created_at: int
     started_at: int | None
     finished_at: int | None
@@ -114,6 +123,8 @@ class JobPublic(BaseModel):
             error=_error_of(job.error),
             attempts=job.attempts,
             result=job.result,
+            control_job_id=job.control_job_id,
+            parent_id=job.parent_id,
             created_at=unix_seconds(job.created_at),
             started_at=optional_unix_seconds(job.started_at),
             finished_at=optional_unix_seconds(job.finished_at),
@@ -158,7 +169,7 @@ class JobEventPublic(BaseModel):
     object: Literal["job.event"] = "job.event"
     created_at: int
     level: str = Field(..., examples=["info"])
-    type: str = Field(..., description="message, metrics, checkpoint or status.")
+    type: str = Field(..., description="message, metrics, checkpoint, status or control.")
     message: str
     data: dict[str, Any] | None
 

@@ -16,6 +16,7 @@ from app.api.pagination import page_newest_first
 from app.core.base import utcnow
 from app.core.config import Settings
 from app.files.models import File
+from app.jobs.controls import create_control, stop_control
 from app.jobs.events import append_event
 from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import TERMINAL_STATUSES, Artifact, Checkpoint, Job, JobEvent, JobStatus
@@ -41,7 +42,7 @@ def create_job(
     settings: Settings,
     idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
-    """Queue a job; returns it and whether it is new (False when an Idempotency-Key replays a request)."""
+    """Queue a job (and its control); returns it and whether it is new, not an Idempotency-Key replay."""
     digest = request_hash(job_in)
     if idempotency_key is not None:
         existing = _job_with_key(session=session, tenant=tenant, key=idempotency_key)
@@ -67,6 +68,8 @@ def create_job(
             raise
         return _replayed(existing, digest), False
     append_event(session, job_id=job.id, type="status", message="job queued", data={"status": "queued"})
+    if job_in.control:
+        create_control(session, parent=job, spec=job_in)
     return job, True
 
 
@@ -141,18 +144,32 @@ def get_job(*, session: Session, tenant: str, job_id: str) -> Job:
 
 
 def list_jobs(
-    *, session: Session, tenant: str, limit: int, after: str | None, status: JobStatus | None = None
+    *,
+    session: Session,
+    tenant: str,
+    limit: int,
+    after: str | None,
+    status: JobStatus | None = None,
+    parent_id: str | None = None,
 ) -> tuple[list[Job], bool]:
-    """A page of the tenant's jobs, newest first, optionally of one status, and whether more follow."""
+    """A page of the tenant's jobs, newest first, of one status or parent if given, and if more follow."""
     statement = select(Job).where(Job.tenant == tenant)
     if status is not None:
         statement = statement.where(Job.status == status.value)
+    if parent_id is not None:
+        statement = statement.where(Job.parent_id == parent_id)
     return page_newest_first(session, statement, entity=Job, tenant=tenant, limit=limit, after=after)
 
 
 def cancel_job(*, session: Session, tenant: str, job_id: str) -> Job:
-    """Cancel a queued job at once, ask a running one to stop; a finished job is a 409."""
-    job = get_job(session=session, tenant=tenant, job_id=job_id)
+    """Cancel a queued job at once, ask a running one to stop, its control too; a finished job is a 409."""
+    job = _cancel(session=session, job=get_job(session=session, tenant=tenant, job_id=job_id))
+    stop_control(session, parent_id=job.id, reason=f"job {job.id} cancelled")
+    return job
+
+
+def _cancel(*, session: Session, job: Job) -> Job:
+    job_id = job.id
     for _ in range(CANCEL_RACE_RETRIES):
         status = JobStatus(job.status)
         now = utcnow()
@@ -183,21 +200,34 @@ def cancel_job(*, session: Session, tenant: str, job_id: str) -> Job:
     raise Conflict(f"job '{job_id}' kept changing state; try again", code="job_busy")
 
 
-def delete_job(*, session: Session, tenant: str, job_id: str) -> str:
-    """Delete a finished job's rows; returns its store folder, to remove after commit."""
+def delete_job(*, session: Session, tenant: str, job_id: str) -> list[str]:
+    """Delete a finished job's rows and its control's; returns their store folders, to remove after commit."""
     job = get_job(session=session, tenant=tenant, job_id=job_id)
-    if job.status not in TERMINAL_STATUSES:
+    if job.parent_id is not None:
         raise Conflict(
-            f"job '{job_id}' is {job.status}; only a finished job can be deleted", code="job_not_finished"
+            f"job '{job_id}' is the control of job '{job.parent_id}'; deleting that job deletes both",
+            code="job_is_control",
         )
-    users = [
-        other for other, spec in _active_specs(session=session, tenant=tenant) if job_id in _job_refs(spec)
-    ]
-    if users:
-        raise Conflict(f"unfinished job(s) {', '.join(users)} use this job's student", code="job_in_use")
-    session.delete(job)
-    session.flush()
-    return f"jobs/{job_id}"
+    jobs = [job]
+    if job.control_job_id is not None:
+        jobs.insert(0, get_job(session=session, tenant=tenant, job_id=job.control_job_id))
+    active = _active_specs(session=session, tenant=tenant)
+    for doomed in jobs:
+        if doomed.status not in TERMINAL_STATUSES:
+            raise Conflict(
+                f"job '{doomed.id}' is {doomed.status}; only a finished job can be deleted",
+                code="job_not_finished",
+            )
+        users = [other for other, spec in active if doomed.id in _job_refs(spec)]
+        if users:
+            raise Conflict(
+                f"unfinished job(s) {', '.join(users)} use the student of job '{doomed.id}'",
+                code="job_in_use",
+            )
+    for doomed in jobs:  # the control first: its row refers to its parent's
+        session.delete(doomed)
+        session.flush()
+    return [f"jobs/{doomed.id}" for doomed in jobs]
 
 
 def active_jobs_using(*, session: Session, tenant: str, file_id: str) -> list[str]:

@@ -7,7 +7,8 @@ from sqlalchemy.orm import Session
 
 from app.api.errors import Conflict
 from app.core.base import utcnow
-from app.jobs.models import Job, JobStatus
+from app.jobs.controls import lock_parent, settle
+from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
 
 S = JobStatus
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
@@ -47,8 +48,11 @@ def transition(
 ) -> None:
     """Move a job to `target` if it is in an allowed source state (and owned by `worker_id` when given).
 
-    Raises IllegalTransition when no row matched: another actor changed the job first.
+    Raises IllegalTransition when no row matched: another actor changed the job first. A job that ends
+    settles its control run, or its parent's, in the same transaction.
     """
+    ending = target in TERMINAL_STATUSES
+    parent_id = lock_parent(session, job_id=job_id) if ending else None
     allowed = sources_of(target) if sources is None else [s for s in sources if target in ALLOWED[s]]
     statement = (
         update(Job)
@@ -61,4 +65,6 @@ def transition(
     if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
         current = session.get(Job, job_id, populate_existing=True)
         raise IllegalTransition(job_id, target, current.status if current else None)
+    if parent_id is not None:
+        settle(session, parent_id=parent_id)
     session.flush()

@@ -1,4 +1,4 @@
-"""A real worker process runs jobs from the queue: success, cancellation and user errors."""
+"""A real worker process runs jobs from the queue: success, cancellation, user errors and control runs."""
 
 import io
 import tarfile
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiny_assets import jsonl_bytes, sentiment_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("worker_process")]
 
@@ -46,10 +47,10 @@ def test_posted_job_runs_to_a_student_that_loads_with_transformers(
     assert logits.shape == (1, 2)
 
 
-def test_cancelling_a_running_job_stops_it_between_steps(
+def test_cancelling_a_running_job_stops_it_between_steps_and_cancels_its_control(
     client: Any, distill_spec: dict[str, Any], wait_for: Callable[..., dict[str, Any]]
 ) -> None:
-    long_spec = {**distill_spec, "training": {**distill_spec["training"], "epochs": 100}}
+    long_spec = {**distill_spec, "training": {**distill_spec["training"], "epochs": 100}, "control": True}
     job = client.post("/v1/jobs", json=long_spec).json()
     wait_for(client, job["id"], until=lambda j: j["status"] == "running" and j["progress"]["step"] > 0)
 
@@ -57,6 +58,8 @@ def test_cancelling_a_running_job_stops_it_between_steps(
 
     assert response.status_code == 200
     assert response.json()["status"] == "cancelling"
+    # One job at a time on this worker: its control was still queued, so it is cancelled at once.
+    assert client.get(f"/v1/jobs/{job['control_job_id']}").json()["status"] == "cancelled"
     done = wait_for(client, job["id"], timeout=60)
     assert done["status"] == "cancelled"
     assert done["progress"]["step"] < done["progress"]["total_steps"]
@@ -73,3 +76,33 @@ def test_an_incompatible_spec_fails_the_job_as_a_user_error_naming_the_field(
     assert done["status"] == "failed"
     assert done["error"]["type"] == "user"
     assert done["error"]["param"] == "student.layers"
+
+
+def test_a_job_with_control_reports_its_gain_over_the_control_on_the_test_split(
+    client: Any, distill_spec: dict[str, Any], wait_for: Callable[..., dict[str, Any]]
+) -> None:
+    rows = jsonl_bytes(sentiment_rows(40, seed=1))
+    test_file = client.post("/v1/files", files={"file": ("test.jsonl", rows)}).json()["id"]
+    spec = {
+        **distill_spec,
+        "data": {**distill_spec["data"], "test_file": test_file},
+        "training": {**distill_spec["training"], "epochs": 1},
+        "control": True,
+    }
+    job = client.post("/v1/jobs", json=spec).json()
+
+    control = wait_for(client, job["control_job_id"])
+    done = wait_for(client, job["id"])
+
+    assert done["status"] == "succeeded", done["error"]
+    assert control["status"] == "succeeded", control["error"]
+    assert control["parent_id"] == job["id"] and control["result"]["method"] == "supervised"
+    # The same student, data, seed and schedule: only the teacher's part of the loss is gone.
+    assert control["progress"]["total_steps"] == done["progress"]["total_steps"]
+    assert control["result"]["training"]["seed"] == done["result"]["training"]["seed"]
+    assert control["result"]["student"]["parameters"] == done["result"]["student"]["parameters"]
+    summary = done["result"]["control"]
+    assert (summary["job_id"], summary["status"], summary["split"]) == (control["id"], "succeeded", "test")
+    student, baseline = done["result"]["student"]["test"], control["result"]["student"]["test"]
+    assert summary["gain"]["accuracy"] == pytest.approx(student["accuracy"] - baseline["accuracy"])
+    assert summary["gain"]["loss"] == pytest.approx(baseline["loss"] - student["loss"])

@@ -131,6 +131,10 @@ def job_details(job: dict[str, Any]) -> Table:
     if job.get("name"):
         grid.add_row("name", job["name"])
     grid.add_row("status", status_text(job["status"]))
+    if job.get("control_job_id"):
+        grid.add_row("control", job["control_job_id"])
+    if job.get("parent_id"):
+        grid.add_row("control of", job["parent_id"])
     grid.add_row("task", str(spec.get("task", "-")))
     grid.add_row("method", _method_of(job))
     grid.add_row("teacher", _model_ref(spec.get("teacher"), "none"))

@@ -1,6 +1,7 @@
 """The `distillery` commands, run with typer's CliRunner against a client on the fake API."""
 
 import io
+import re
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,6 +207,14 @@ def test_show_prints_details_error_and_result(api: FakeApi) -> None:
     assert "(took 1h 02m)" in out
     assert "student.parameters  4400000" in out
     assert "eval.accuracy       0.9123" in out
+
+
+def test_show_names_a_jobs_control_and_a_controls_parent(api: FakeApi) -> None:
+    api.route("GET", "/v1/jobs/job_p", make_job("job_p", control_job_id="job_c"))
+    api.route("GET", "/v1/jobs/job_c", make_job("job_c", parent_id="job_p"))
+
+    assert re.search(r"^control +job_c", run(api, "show", "job_p")[1], re.MULTILINE)
+    assert re.search(r"^control of +job_p", run(api, "show", "job_c")[1], re.MULTILINE)
 
 
 def test_events_prints_one_line_per_event(api: FakeApi) -> None:

@@ -45,7 +45,7 @@ def create_control(session: Session, *, parent: Job, spec: JobSpec) -> Job:
 
 
 def lock_parent(session: Session, *, job_id: str) -> str:
-    """Lock the row of the job's parent (the job's own when it has none) before it ends; returns its id."""
+    """Before a job ends, lock its parent's row (a parent's own is its update's); returns the parent's id."""
     parent_id = session.scalar(select(func.coalesce(Job.parent_id, Job.id)).where(Job.id == job_id))
     if parent_id is None:
         return job_id

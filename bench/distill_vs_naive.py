@@ -10,8 +10,10 @@ Distillery's default), so four runs: plain and ours for each init, in the order 
 
 The plain side (`bench.naive_kd`) is a `transformers.Trainer` subclass whose `compute_loss` runs the
 teacher on every batch, with every text padded to 64 tokens; ours (`bench.engine_kd`) is `run_job` with
-default options. Both train in the precision Distillery's `auto` picks for the device (bf16 autocast
-where it is native, else fp32). Each run is a fresh child process, so its peak RSS is its own.
+default options, so it trains in the precision `auto` picks for the device (bf16 autocast where it is
+native, else fp32). The plain side trains as `Trainer` does by default, in fp32, as the pipeline a user
+writes would; `--plain-precision auto` gives it ours instead, to separate the engine's gain from bf16's.
+Each run is a fresh child process, so its peak RSS is its own.
 
 Wall time is the training phase: the plain side's `trainer.train()` and `save_model`, ours from the
 student being built to it being saved; both include the teacher's forward passes, the per-epoch
@@ -67,6 +69,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test-rows", type=int, help="default 2000 (quick: 300)")
     parser.add_argument("--epochs", type=int, help="students' epochs; default 2 (quick: 1)")
     parser.add_argument("--teacher-epochs", type=int, default=3)
+    parser.add_argument(
+        "--plain-precision",
+        choices=["fp32", "auto"],
+        default="fp32",
+        help="the plain side's precision: Trainer's default fp32 (default), or the one ours picks",
+    )
     parser.add_argument("--threads", type=int, help="torch threads of every run (default: torch's own)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "var" / "distill_vs_naive")
     parser.add_argument("--out", type=Path)
@@ -121,6 +129,7 @@ def prepare(
         base_dir=str(base_dir),
         epochs=args.epochs,
         device=args.device,
+        plain_precision=args.plain_precision,
     )
     facts = {
         "benchmark": "distill_vs_naive",

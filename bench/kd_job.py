@@ -58,6 +58,8 @@ class KDJob:
     weight_decay: float = 0.01
     seed: int = 0
     device: str = "cpu"
+    # The plain side's precision: Trainer's default (fp32), or "auto" for the one Distillery picks.
+    plain_precision: str = "fp32"
 
     def student_source(self) -> str:
         """The model directory whose layers the student copies."""

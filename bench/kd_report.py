@@ -53,12 +53,11 @@ def verdict(value: float, target: float, unit: str) -> str:
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     """The runs as a table, then each init's speed-up and accuracy delta against their targets."""
     machine = summary["machine"]
-    table = Table(
-        title=f"Distillation, plain Trainer vs Distillery ({machine['device']}, {machine['precision']})"
-    )
+    table = Table(title=f"Distillation, plain Trainer vs Distillery ({machine['device']})")
     columns = (
         "student init",
         "side",
+        "precision",
         "train wall s",
         "examples/s",
         "eval acc",
@@ -67,12 +66,13 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         "whole job s",
     )
     for column in columns:
-        table.add_column(column, justify="left" if column in ("student init", "side") else "right")
+        table.add_column(column, justify="left" if column in columns[:3] else "right")
     for init, sides in summary["runs"].items():
         for side, run in sides.items():
             table.add_row(
                 init,
                 side,
+                run["precision"],
                 f"{run['train_seconds']:.1f}",
                 f"{run['examples_per_second']:.1f}",
                 f"{run['eval_accuracy']:.4f}",
@@ -93,6 +93,6 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     flags = ", ".join(flag for flag, present in machine["flags"].items() if present) or "none"
     console.print(
         f"CPU: {machine['cpu_model']} ({machine['cores']} cores, {machine['threads']} threads; {flags}); "
-        f"precision {machine['precision']} ({machine['precision_reason']}); torch {machine['torch']}. "
+        f"auto precision {machine['precision']} ({machine['precision_reason']}); torch {machine['torch']}. "
         f"Load average {summary['load_average_before']} before, {summary['load_average_after']} after."
     )

@@ -125,7 +125,7 @@ def run(job: KDJob) -> dict[str, Any]:
     """Train and measure the student; `train_seconds` spans trainer.train() and saving the student."""
     started = time.perf_counter()
     device = torch.device(job.device)
-    precision = choose_precision("auto", device)
+    precision = choose_precision(job.plain_precision, device)
     tokenizer = AutoTokenizer.from_pretrained(job.student_source())
     teacher = AutoModelForSequenceClassification.from_pretrained(job.teacher_dir).to(device)
     student = build_student(job, teacher.config)

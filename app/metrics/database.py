@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.base import utcnow
 from app.core.db import is_database_unreachable
+from app.core.outage import OutageLog
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ class DatabaseCollector:
 
     def __init__(self, sessions: sessionmaker[Session], metrics: Sequence[DatabaseMetric]) -> None:
         self.sessions, self.metrics = sessions, list(metrics)
+        self.outage = OutageLog(logger, what="the database (metrics)")
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -129,10 +131,11 @@ class DatabaseCollector:
         except Exception as error:
             if not is_database_unreachable(error):
                 raise
-            logger.warning("metrics: the database is unreachable: %s", type(error).__name__)
+            self.outage.failed(error)
             up.add_metric([], 0.0)
             yield up
             return
+        self.outage.answered()
         up.add_metric([], 1.0)
         yield up
         yield from families

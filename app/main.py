@@ -15,10 +15,14 @@ from app.api.allowed_methods import AllowedMethods
 from app.api.body_limit import BodyLimit, BodySizeLimit, upload_limit
 from app.api.database_errors import install_database_error_handlers
 from app.api.errors import install_error_handlers
+from app.api.request_id import RequestId
 from app.api.router import root_router
 from app.api.unexpected import CatchUnexpected
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
+from app.core.logs import configure_api_logging
+from app.metrics.http import HttpMetrics
+from app.metrics.registry import build_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ TAGS = [
     {"name": "files", "description": "Datasets (JSONL, CSV, Parquet), checked on upload."},
     {"name": "jobs", "description": "Distillation jobs, their events, checkpoints and artifacts."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
+    {"name": "metrics", "description": "Prometheus metrics of jobs, queue, workers and HTTP requests."},
 ]
 
 
@@ -55,6 +60,7 @@ def upgrade_database(settings: Settings, revision: str = "head") -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for some settings (default: the process's, from the environment)."""
     settings = settings or get_settings()
+    configure_api_logging(settings)
     engine = make_engine(settings.database_url, timeout_seconds=settings.database_timeout_seconds)
 
     @asynccontextmanager
@@ -79,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.read_sessionmaker = make_sessionmaker(engine, read_only=True)
+    metrics = build_metrics(settings=settings, engine=engine, sessions=app.state.read_sessionmaker)
+    app.state.metrics = metrics
     install_error_handlers(app)
     install_database_error_handlers(app, engine)
     # Added innermost first: CatchUnexpected wraps the others, so nothing they raise drops a connection.
@@ -89,6 +97,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         post_routes={UPLOAD_PATH: upload_limit(settings.max_upload_bytes)},
     )
     app.add_middleware(CatchUnexpected)
+    # Outside CatchUnexpected, so a 500 it answers is counted; RequestId outermost, so every line is tagged.
+    app.add_middleware(
+        HttpMetrics,
+        requests=metrics.http_requests,
+        durations=metrics.http_durations,
+        routes=app.router.routes,
+    )
+    app.add_middleware(RequestId)
     app.include_router(root_router)
     return app
 

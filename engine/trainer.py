@@ -8,6 +8,7 @@ put back.
 
 import logging
 import math
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -118,6 +119,7 @@ class TrainingLoop:
     policy: CheckpointPolicy
     last_eval_step: int
     window: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    throughput: "Throughput" = field(default_factory=lambda: Throughput())
 
     def run_epoch(self) -> Literal["epoch done", "cancelled", "stopped early", "last step"]:
         """Train from where the state points to the end of its epoch (or the last step, or a stop)."""
@@ -154,6 +156,7 @@ class TrainingLoop:
     def optimizer_step(self, group: list[dict[str, Tensor]]) -> tuple[bool, float]:
         """One optimiser step over a group of batches, logged; whether it ended the epoch, and the epoch."""
         state = self.state
+        started = time.perf_counter()
         terms = train_step(
             self.method,
             group,
@@ -164,6 +167,7 @@ class TrainingLoop:
             autocast=self.autocast,
             step=state.step,
         )
+        self.throughput.add(group, seconds=time.perf_counter() - started)
         assert state.batch_order is not None
         batches = len(state.batch_order)
         state.step += 1
@@ -184,6 +188,7 @@ class TrainingLoop:
         step, total = self.state.step, self.policy.total_steps
         if step % max(1, min(50, total // 20)) == 0 or step == total:
             averaged = {name: sum(values) / len(values) for name, values in self.window.items()}
+            averaged.update(self.throughput.rates())
             self.callbacks.on_metrics(step=step, epoch=epoch, split="train", metrics=averaged)
             self.window.clear()
 
@@ -243,6 +248,33 @@ class TrainingLoop:
         if state.best_step is not None and state.best_step != state.step:
             load_method_weights(self.checkpoint_dir / f"step-{state.best_step}", self.method)
             self.callbacks.on_message(f"kept the best checkpoint, from step {state.best_step}")
+
+
+@dataclass
+class Throughput:
+    """Examples and tokens (padding left out) trained on since the last report, and the seconds it took.
+
+    Only the training steps are timed: evaluations and checkpoints in between do not lower the rate.
+    """
+
+    examples: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+
+    def add(self, group: list[dict[str, Tensor]], *, seconds: float) -> None:
+        """Count one optimiser step's batches."""
+        for batch in group:
+            self.examples += int(batch["input_ids"].shape[0])
+            mask = batch.get("attention_mask")
+            self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        self.seconds += seconds
+
+    def rates(self) -> dict[str, float]:
+        """`examples_per_second` and `tokens_per_second` since the last call, which starts a new window."""
+        seconds = max(self.seconds, 1e-9)
+        rates = {"examples_per_second": self.examples / seconds, "tokens_per_second": self.tokens / seconds}
+        self.examples, self.tokens, self.seconds = 0, 0, 0.0
+        return rates
 
 
 def planned_steps(training: TrainingSpec, train_examples: int) -> int:

@@ -7,6 +7,8 @@ import sys
 
 from celery.platforms import set_pdeathsig
 
+from app.core.config import get_settings
+from app.core.logs import configure_job_process_logging
 from worker.execution import execute_job
 
 logger = logging.getLogger(__name__)
@@ -18,7 +20,7 @@ def main(argv: list[str]) -> int:
     set_pdeathsig("SIGKILL")
     if os.getppid() != parent_pid:
         return 1  # the parent died before the death signal was armed
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s: %(levelname)s/job] %(name)s: %(message)s")
+    configure_job_process_logging(get_settings(), job_id)
     execute_job(job_id, worker_id=f"{socket.gethostname()}:{os.getpid()}")
     return 0
 

@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.errors import error_response
 
 ROUTABLE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# Set in the scope of a HEAD request run as a GET, for a route (a stream) that must not run its body.
+HEAD_REQUEST = "distillery.head_request"
 
 
 class AllowedMethods:
@@ -54,7 +56,7 @@ class AllowedMethods:
         if method == "OPTIONS":
             await options_response(scope, receive, send, headers)
         elif method == "HEAD" and "GET" in allowed:
-            await self.app({**scope, "method": "GET"}, receive, _without_body(send))
+            await self.app({**scope, "method": "GET", HEAD_REQUEST: True}, receive, _without_body(send))
         else:
             response = error_response(
                 405, code="method_not_allowed", message=f"{method} is not allowed here", headers=headers

@@ -7,6 +7,7 @@ from app.api.errors import error_responses
 from app.api.query_params import reject_unknown_query_parameters
 from app.files import endpoints as files
 from app.jobs import endpoints as jobs
+from app.metrics import endpoints as metrics
 
 # Every /v1 route reads the database (the API key at least), so every one may answer 503.
 api_router = APIRouter(
@@ -19,4 +20,5 @@ api_router.include_router(jobs.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)
+root_router.include_router(metrics.router)
 root_router.include_router(api_router)

@@ -65,6 +65,19 @@ class Settings(BaseSettings):
         description="How long a worker retries a database step a job needs before requeueing the job.",
     )
 
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one JSON object per log line, with the request id or the job id."
+    )
+    metrics_token: str | None = Field(
+        None, description="When set, GET /metrics asks for `Authorization: Bearer <token>`; open otherwise."
+    )
+    event_stream_poll_seconds: float = Field(
+        1.0, gt=0, description="How often an open event stream looks for new events."
+    )
+    event_stream_keep_alive_seconds: float = Field(
+        15.0, gt=0, description="Seconds between the keep-alive comments of an event stream."
+    )
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Self:
         self.data_dir = self.data_dir.resolve()

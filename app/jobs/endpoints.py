@@ -4,10 +4,12 @@ import logging
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from kombu.exceptions import OperationalError as BrokerUnreachable
+from sse_starlette import EventSourceResponse
 
+from app.api.allowed_methods import HEAD_REQUEST
 from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.errors import ApiError, error_responses
 from app.api.pagination import After, Limit, list_page
@@ -28,6 +30,7 @@ from app.jobs.schemas import (
     JobPublic,
     load_job_examples,
 )
+from app.jobs.stream import event_stream
 from distillery.jobspec.text import ResourceId, Text
 
 logger = logging.getLogger(__name__)
@@ -142,6 +145,51 @@ def list_events(
         session=session, tenant=tenant, job_id=job_id, after=after, limit=limit
     )
     return list_page(JobEventList, [JobEventPublic.from_row(event) for event in events], has_more=has_more)
+
+
+@router.get(
+    "/{job_id}/events/stream",
+    summary="Stream a job's events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "One message per event: `id: <id>`, `event: <type>`, `data: <the event as JSON>`, "
+            "and a `: keep-alive` comment every 15 s. Closes after the job's last status change.",
+        },
+        **error_responses(401, 404, 422),
+    },
+)
+def stream_events(
+    job_id: JobId,
+    request: Request,
+    session: SessionDep,
+    tenant: TenantDep,
+    settings: SettingsDep,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Start after this event `id`.")
+    ] = None,
+    last_event_id: Annotated[
+        int | None,
+        Header(
+            alias="Last-Event-ID",
+            ge=0,
+            le=MAX_EVENT_ID,
+            description="The last event `id` received, sent when reconnecting; wins over a smaller `after`.",
+        ),
+    ] = None,
+) -> EventSourceResponse:
+    """Follow a job's events live, as Server-Sent Events, until the job is finished."""
+    service.get_job(session=session, tenant=tenant, job_id=job_id)
+    return event_stream(
+        request.app.state.read_sessionmaker,
+        job_id=job_id,
+        after=max(after or 0, last_event_id or 0),
+        poll_seconds=settings.event_stream_poll_seconds,
+        keep_alive_seconds=settings.event_stream_keep_alive_seconds,
+        open_streams=request.app.state.metrics.open_streams,
+        head_only=bool(request.scope.get(HEAD_REQUEST)),
+    )
 
 
 @router.get(

@@ -18,7 +18,9 @@ def events(
     after: Annotated[
         int | None, typer.Option("--after", help="Only events after this sequence number.")
     ] = None,
-    poll: Annotated[float, typer.Option(help="Seconds between polls with --follow.", min=0)] = 1.0,
+    poll: Annotated[
+        float, typer.Option(help="Seconds between polls with --follow where the server cannot stream.", min=0)
+    ] = 1.0,
 ) -> None:
     """Print a job's events."""
     out = stdout()

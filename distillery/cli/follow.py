@@ -1,5 +1,7 @@
 """Watching a job live: a progress bar with step, epoch, ETA and the latest metrics."""
 
+import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +18,9 @@ from distillery.cli.console import (
     format_time,
     say,
 )
-from distillery.client import TERMINAL_STATUSES, DistilleryClient
+from distillery.client import DistilleryClient, DistilleryError
 
+logger = logging.getLogger(__name__)
 LOG_LINE_SECONDS = 15.0
 
 
@@ -83,50 +86,91 @@ def note_event(event: dict[str, Any], latest: LatestMetrics) -> str | None:
     return f"[{style}]{escape(format_time(event.get('created_at')))}  {escape(str(message))}[/]"
 
 
+COLUMNS = (
+    TextColumn("{task.fields[status]}"),
+    BarColumn(),
+    TextColumn("{task.fields[steps]}"),
+    TextColumn("epoch {task.fields[epoch]}"),
+    TextColumn("ETA {task.fields[eta]}"),
+    TextColumn("{task.fields[metrics]}"),
+)
+# The bar is refreshed at least this far apart, even when asked to poll continuously.
+MIN_REFRESH_SECONDS = 0.1
+
+
+class ProgressBar:
+    """The live bar of one job: its step, epoch and ETA from the job, its metrics from the events.
+
+    The job is read by a background thread every `poll` seconds while the main thread reads events;
+    a lock keeps the two from reading and writing the latest metrics at once.
+    """
+
+    def __init__(self, client: DistilleryClient, job_id: str, progress: Progress) -> None:
+        self.client, self.job_id, self.progress = client, job_id, progress
+        self.latest = LatestMetrics()
+        self.lock = threading.Lock()
+        self.task = progress.add_task(job_id, total=None, status="", steps="", epoch="-", eta="-", metrics="")
+        self.last_line, self.last_printed = "", 0.0
+
+    def note(self, event: dict[str, Any]) -> None:
+        """Take in one event; print the line it is worth above the bar."""
+        with self.lock:
+            line = note_event(event, self.latest)
+        if line:
+            self.progress.console.print(line, soft_wrap=True)
+
+    def refresh(self, *, final: bool = False) -> dict[str, Any]:
+        """Read the job and redraw the bar; returns the job."""
+        job = self.client.get_job(self.job_id)
+        with self.lock:
+            view = progress_view(job, self.latest, time.time())
+        style = STATUS_STYLES.get(view.status, "")
+        self.progress.update(
+            self.task,
+            completed=view.step,
+            total=view.total,
+            status=f"[{style}]{view.status}[/]" if style else view.status,
+            steps=f"{view.step}/{view.total}" if view.total else f"step {view.step}",
+            epoch=view.epoch,
+            eta=view.eta,
+            metrics=escape(view.metrics),
+        )
+        if not self.progress.console.is_terminal:
+            # A log file gets no live bar, so it gets a progress line now and then instead.
+            line = progress_line(view)
+            due = time.monotonic() - self.last_printed >= LOG_LINE_SECONDS
+            if final or (line != self.last_line and due):
+                self.progress.console.print(escape(line), soft_wrap=True)
+                self.last_line, self.last_printed = line, time.monotonic()
+        return job
+
+    def keep_refreshing(self, stop: threading.Event, poll: float) -> None:
+        """Refresh every `poll` seconds until stopped; a failed read waits for the next one."""
+        while not stop.wait(max(poll, MIN_REFRESH_SECONDS)):
+            try:
+                self.refresh()
+            except DistilleryError as error:
+                logger.info("could not read job %s: %s", self.job_id, error)
+
+
 def follow_job(client: DistilleryClient, job_id: str, console: Console, poll: float = 2.0) -> dict[str, Any]:
-    """Show the job's progress until it finishes; returns the finished job."""
-    latest = LatestMetrics()
-    after: int | None = None
-    last_line, last_printed = "", 0.0
-    columns = (
-        TextColumn("{task.fields[status]}"),
-        BarColumn(),
-        TextColumn("{task.fields[steps]}"),
-        TextColumn("epoch {task.fields[epoch]}"),
-        TextColumn("ETA {task.fields[eta]}"),
-        TextColumn("{task.fields[metrics]}"),
-    )
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(job_id, total=None, status="", steps="", epoch="-", eta="-", metrics="")
-        while True:
-            # The job is read before its events, so the last events of a finished job are never missed.
-            job = client.get_job(job_id)
-            for event in client.iter_events(job_id, after=after):
-                after = event["id"]
-                line = note_event(event, latest)
-                if line:
-                    progress.console.print(line, soft_wrap=True)
-            view = progress_view(job, latest, time.time())
-            style = STATUS_STYLES.get(view.status, "")
-            progress.update(
-                bar,
-                completed=view.step,
-                total=view.total,
-                status=f"[{style}]{view.status}[/]" if style else view.status,
-                steps=f"{view.step}/{view.total}" if view.total else f"step {view.step}",
-                epoch=view.epoch,
-                eta=view.eta,
-                metrics=escape(view.metrics),
-            )
-            if not console.is_terminal:
-                # A log file gets no live bar, so it gets a progress line now and then instead.
-                line = progress_line(view)
-                if line != last_line and time.monotonic() - last_printed >= LOG_LINE_SECONDS:
-                    progress.console.print(escape(line), soft_wrap=True)
-                    last_line, last_printed = line, time.monotonic()
-            if job["status"] in TERMINAL_STATUSES:
-                return job
-            time.sleep(poll)
+    """Show the job's progress until it finishes; returns the finished job.
+
+    The events come from the job's event stream, or from polling where the server cannot stream.
+    """
+    with Progress(*COLUMNS, console=console) as progress:
+        bar = ProgressBar(client, job_id, progress)
+        bar.refresh()
+        stop = threading.Event()
+        refresher = threading.Thread(target=bar.keep_refreshing, args=(stop, poll), daemon=True)
+        refresher.start()
+        try:
+            for event in client.iter_events(job_id, follow=True, poll=poll):
+                bar.note(event)
+        finally:
+            stop.set()
+            refresher.join()
+        return bar.refresh(final=True)
 
 
 def progress_line(view: ProgressView) -> str:

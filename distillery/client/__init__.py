@@ -9,6 +9,7 @@ from distillery.client.errors import (
     ServerUnreachableError,
     UnsafeArchiveError,
 )
+from distillery.client.event_stream import StreamUnavailableError
 
 __all__ = [
     "DEFAULT_URL",
@@ -20,5 +21,6 @@ __all__ = [
     "JobWaitTimeoutError",
     "RequestTimeoutError",
     "ServerUnreachableError",
+    "StreamUnavailableError",
     "UnsafeArchiveError",
 ]

@@ -19,6 +19,7 @@ from distillery.client.errors import (
     RequestTimeoutError,
     ServerUnreachableError,
 )
+from distillery.client.event_stream import StreamUnavailableError, read_stream
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ _CHUNK_BYTES = 1024 * 1024
 _REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 _DEFAULT_RETRY_AFTER = 5.0
 _MAX_RETRY_AFTER = 30.0
+# Reconnections of an event stream in a row that deliver no event before it is given up for polling.
+_STREAM_RETRIES = 3
+_RECONNECT_SECONDS = 1.0
 
 
 class DistilleryClient:
@@ -156,9 +160,64 @@ class DistilleryClient:
         return self._json("GET", f"/v1/jobs/{_segment(job_id)}/events", params=params)
 
     def iter_events(
-        self, job_id: str, follow: bool = False, poll: float = 1.0, after: int | None = None
+        self,
+        job_id: str,
+        follow: bool = False,
+        poll: float = 1.0,
+        after: int | None = None,
+        stream: bool = True,
     ) -> Iterator[dict[str, Any]]:
-        """The job's events in order; with `follow`, keep yielding new ones until the job is finished."""
+        """The job's events in order; with `follow`, keep yielding new ones until the job is finished.
+
+        Following reads the server's event stream (`stream_events`) and falls back to polling every
+        `poll` seconds where the stream is not available (an older server, a proxy that breaks it).
+        """
+        if follow and stream:
+            try:
+                for event in self.stream_events(job_id, after=after):
+                    after = event["id"]
+                    yield event
+                return
+            except StreamUnavailableError as unavailable:
+                logger.info("job %s: following its events by polling (%s)", job_id, unavailable.reason)
+        yield from self._poll_events(job_id, follow=follow, poll=poll, after=after)
+
+    def stream_events(self, job_id: str, after: int | None = None) -> Iterator[dict[str, Any]]:
+        """The job's events as they happen, over Server-Sent Events, until the job is finished.
+
+        A dropped connection is resumed with `Last-Event-ID`, so no event is missed or repeated; a 503
+        (the database out of reach) is waited out for up to `retry_unavailable_for` seconds. Raises
+        StreamUnavailableError when the server or a proxy cannot stream, or when connections keep
+        failing before any event arrives.
+        """
+        path = f"/v1/jobs/{_segment(job_id)}/events/stream"
+        failures, deadline = 0, time.monotonic() + self.retry_unavailable_for
+        while True:
+            try:
+                with self._transport_errors():
+                    for event in read_stream(self._http, path, after=after):
+                        after, failures = event["id"], 0
+                        yield event
+            except (ServerUnreachableError, RequestTimeoutError, httpx.TransportError) as error:
+                failures += 1
+                if failures > _STREAM_RETRIES:
+                    raise StreamUnavailableError(f"{failures} connections failed: {error}") from error
+                logger.info("job %s: the event stream dropped (%s); resuming after %s", job_id, error, after)
+                time.sleep(_RECONNECT_SECONDS)
+                continue
+            except ApiError as error:
+                if error.status != 503 or time.monotonic() + _DEFAULT_RETRY_AFTER > deadline:
+                    raise
+                time.sleep(_DEFAULT_RETRY_AFTER)
+                continue
+            # The server ends the stream once the job is finished, or when it shuts down: tell which.
+            if self.get_job(job_id)["status"] in TERMINAL_STATUSES:
+                yield from self._drain_events(job_id, after)
+                return
+
+    def _poll_events(
+        self, job_id: str, *, follow: bool, poll: float, after: int | None
+    ) -> Iterator[dict[str, Any]]:
         while True:
             # The status is read before draining, so the events a job wrote before finishing are all seen.
             finished = not follow or self.get_job(job_id)["status"] in TERMINAL_STATUSES

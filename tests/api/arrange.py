@@ -3,7 +3,11 @@
 import hashlib
 from typing import Any
 
-from app.jobs.models import Artifact
+from sqlalchemy import update
+
+from app.core.base import utcnow
+from app.jobs.events import append_event
+from app.jobs.models import Artifact, Job
 
 
 def stored_artifact(settings: Any, db_session: Any, job_id: str, name: str, content: bytes) -> None:
@@ -22,3 +26,17 @@ def stored_artifact(settings: Any, db_session: Any, job_id: str, name: str, cont
             location=location,
         )
     )
+
+
+def add_events(db_session: Any, job_id: str, count: int) -> None:
+    """Append `count` message events to a job and commit them, as a worker's reporter does."""
+    for _ in range(count):
+        append_event(db_session, job_id=job_id, message="step done")
+    db_session.commit()
+
+
+def finish_job(db_session: Any, job_id: str, status: str = "succeeded") -> None:
+    """End a job as a worker does: the status change and its event committed together."""
+    db_session.execute(update(Job).where(Job.id == job_id).values(status=status, finished_at=utcnow()))
+    append_event(db_session, job_id=job_id, type="status", message=f"job {status}", data={"status": status})
+    db_session.commit()

@@ -109,8 +109,9 @@ def test_generated_requests_get_no_5xx_and_only_documented_answers(
 
     def steer(case: schemathesis.Case) -> None:
         point_at_real_resources(case, file_id=file_id, model_path=tiny_model)
-        # Half the valid requests name the existing job and file, to get past the 404 to the rest.
-        if next(sent) % 2:
+        # Half the valid requests name the existing job and file, to get past the 404 to the rest; not a
+        # stream's: the job stays queued here, and its stream would run until the job ends.
+        if next(sent) % 2 and not case.operation.path.endswith("/events/stream"):
             point_path_at_real_resources(case, job_id=job.json()["id"], file_id=file_id)
 
     for result in schema.get_all_operations():

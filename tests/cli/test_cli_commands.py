@@ -3,7 +3,6 @@
 import io
 import re
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,52 +105,54 @@ def test_submit_with_a_bad_override_fails_before_any_request(api: FakeApi, tmp_p
 
 
 def follow_routes(api: FakeApi, final_status: str, error: dict[str, Any] | None = None) -> None:
-    """A job that runs for two polls and then ends in final_status, with events along the way."""
+    """A job that runs while its two batches of events are read and then ends in final_status.
+
+    The server has no event stream (the fake answers 404 there), so the CLI polls for events.
+    """
     api.route("POST", "/v1/jobs", lambda _r, _m: httpx.Response(201, json=make_job("job_f")))
-    polls = iter(
-        [
-            make_job("job_f", "running", progress={"step": 5, "total_steps": 10, "epoch": 0.5}),
-            make_job(
-                "job_f",
-                final_status,
-                error=error,
-                started_at=1_700_000_000,
-                finished_at=1_700_000_200,
-                progress={"step": 10, "total_steps": 10, "epoch": 1.0},
-            ),
-        ]
+    running = make_job("job_f", "running", progress={"step": 5, "total_steps": 10, "epoch": 0.5})
+    finished = make_job(
+        "job_f",
+        final_status,
+        error=error,
+        started_at=1_700_000_000,
+        finished_at=1_700_000_200,
+        progress={"step": 10, "total_steps": 10, "epoch": 1.0},
     )
-    api.route("GET", "/v1/jobs/job_f", lambda _r, _m: httpx.Response(200, json=next(polls)))
-    batches: Iterator[list[dict[str, Any]]] = iter(
+    batches: list[list[dict[str, Any]]] = [
         [
-            [
-                {
-                    "id": 1,
-                    "type": "status",
-                    "level": "info",
-                    "message": "running",
-                    "created_at": 1_700_000_000,
-                },
-                {
-                    "id": 2,
-                    "type": "metrics",
-                    "level": "info",
-                    "message": None,
-                    "data": {"split": "train", "step": 5, "epoch": 0.5, "metrics": {"loss": 0.5}},
-                },
-            ],
-            [
-                {
-                    "id": 3,
-                    "type": "metrics",
-                    "level": "info",
-                    "message": None,
-                    "data": {"split": "eval", "step": 10, "epoch": 1.0, "metrics": {"accuracy": 0.875}},
-                },
-            ],
-        ]
-    )
-    api.route("GET", "/v1/jobs/job_f/events", lambda _r, _m: httpx.Response(200, json=page(next(batches))))
+            {"id": 1, "type": "status", "level": "info", "message": "running", "created_at": 1_700_000_000},
+            {
+                "id": 2,
+                "type": "metrics",
+                "level": "info",
+                "message": None,
+                "data": {"split": "train", "step": 5, "epoch": 0.5, "metrics": {"loss": 0.5}},
+            },
+        ],
+        [
+            {
+                "id": 3,
+                "type": "metrics",
+                "level": "info",
+                "message": None,
+                "data": {"split": "eval", "step": 10, "epoch": 1.0, "metrics": {"accuracy": 0.875}},
+            },
+        ],
+    ]
+    served = {"batches": 0}
+
+    def get_job(_request: httpx.Request, _match: object) -> httpx.Response:
+        return httpx.Response(200, json=finished if served["batches"] == len(batches) else running)
+
+    def list_events(_request: httpx.Request, _match: object) -> httpx.Response:
+        if served["batches"] == len(batches):
+            return httpx.Response(200, json=page([]))
+        served["batches"] += 1
+        return httpx.Response(200, json=page(batches[served["batches"] - 1]))
+
+    api.route("GET", "/v1/jobs/job_f", get_job)
+    api.route("GET", "/v1/jobs/job_f/events", list_events)
 
 
 def test_submit_follow_shows_progress_metrics_and_where_to_download(api: FakeApi, tmp_path: Path) -> None:
@@ -168,7 +169,7 @@ def test_submit_follow_shows_progress_metrics_and_where_to_download(api: FakeApi
     assert "Job job_f succeeded after 3m 20s" in out
     assert "distillery download job_f" in out
     event_cursors = [r.url.params.get("after") for r in api.requests if r.url.path.endswith("/events")]
-    assert event_cursors == [None, "2"]
+    assert event_cursors == [None, "2", "3"]
 
 
 def test_submit_follow_exits_1_with_the_error_when_the_job_fails(api: FakeApi, tmp_path: Path) -> None:

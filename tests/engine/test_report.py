@@ -94,3 +94,14 @@ def test_the_moving_average_of_the_curves_averages_a_trailing_window():
 
     assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
     assert moving_average([2.0, 4.0], 1) == [2.0, 4.0]
+
+
+def test_train_metrics_report_examples_and_tokens_per_second(distilled):
+    _, callbacks, _ = distilled
+    train = [metrics for split, _, metrics in callbacks.metrics if split == "train"]
+    assert train
+    for metrics in train:
+        assert metrics["examples_per_second"] > 0
+        # An example has at least its [CLS] and [SEP] tokens and at most max_length (32), padding excluded.
+        examples, tokens = metrics["examples_per_second"], metrics["tokens_per_second"]
+        assert 2 * examples <= tokens <= 32 * examples

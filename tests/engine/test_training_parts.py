@@ -87,3 +87,18 @@ def test_fused_adamw_takes_the_same_steps_as_the_unfused_update(foreach):
     ):
         assert (param - initial).abs().max() > 0.01  # the steps moved every parameter
         torch.testing.assert_close(param, twin_param, rtol=1e-6, atol=1e-6)
+
+
+def test_throughput_counts_examples_and_unpadded_tokens_per_second_of_training():
+    from engine.trainer import Throughput
+
+    throughput = Throughput()
+    padded = {
+        "input_ids": torch.zeros(2, 4, dtype=torch.long),
+        "attention_mask": torch.tensor([[1] * 4, [1, 1, 0, 0]]),
+    }
+    unmasked = {"input_ids": torch.zeros(1, 3, dtype=torch.long)}
+    throughput.add([padded], seconds=0.5)
+    throughput.add([unmasked], seconds=0.5)
+    assert throughput.rates() == {"examples_per_second": 3.0, "tokens_per_second": 9.0}
+    assert throughput.rates() == {"examples_per_second": 0.0, "tokens_per_second": 0.0}  # a new window

@@ -26,6 +26,9 @@ def test_posted_job_runs_to_a_student_that_loads_with_transformers(
     events = client.get(f"/v1/jobs/{job['id']}/events", params={"limit": 100}).json()["data"]
     types = {event["type"] for event in events}
     assert {"status", "metrics"} <= types
+    # The worker reports how fast it trains with the training loss.
+    train = [e["data"]["metrics"] for e in events if e["type"] == "metrics" and e["data"]["split"] == "train"]
+    assert train and all(m["examples_per_second"] > 0 and m["tokens_per_second"] > 0 for m in train)
     # The teacher ran once before training, into the store the workers share; the log and report say so.
     cache = done["result"]["training"]["teacher_cache"]
     assert cache["status"] in ("miss", "hit") and cache["bytes"] > 0

@@ -1,0 +1,77 @@
+"""The metrics of one API app: its own registry, so apps built side by side (tests) never share series."""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.core.config import Settings
+from app.jobs.metrics import job_metrics
+from app.metrics.database import DatabaseCollector, DatabaseMetric
+
+
+def database_metrics(settings: Settings) -> Sequence[DatabaseMetric]:
+    """Every metric read from the database at scrape time; a domain with metrics of its own adds them here."""
+    return [*job_metrics(settings)]
+
+
+class PoolCollector:
+    """Connections of the API's database pool: in use (held by a request or a stream) and idle."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        pool = self.engine.pool
+        family = GaugeMetricFamily(
+            "distillery_database_pool_connections",
+            "Connections of this API process's database pool, by state.",
+            labels=["state"],
+        )
+        for state, counter in (("in_use", "checkedout"), ("idle", "checkedin")):
+            count = getattr(pool, counter, None)
+            if count is not None:
+                family.add_metric([state], float(count()))
+        yield family
+
+
+@dataclass
+class ServiceMetrics:
+    """The app's registry and the instruments its code updates."""
+
+    registry: CollectorRegistry
+    http_requests: Counter
+    http_durations: Histogram
+    open_streams: Gauge
+
+
+def build_metrics(*, settings: Settings, engine: Engine, sessions: sessionmaker[Session]) -> ServiceMetrics:
+    """A registry with the HTTP instruments, the pool's state and the database's metrics."""
+    registry = CollectorRegistry()
+    # The pool is read before the database metrics, whose own query would show as a connection in use.
+    registry.register(PoolCollector(engine))
+    registry.register(DatabaseCollector(sessions, database_metrics(settings)))
+    return ServiceMetrics(
+        registry=registry,
+        http_requests=Counter(
+            "distillery_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        ),
+        http_durations=Histogram(
+            "distillery_http_request_duration_seconds",
+            "Seconds from a request's arrival to the end of its response (a stream's whole life).",
+            ["method", "route"],
+            registry=registry,
+        ),
+        open_streams=Gauge(
+            "distillery_event_streams_open",
+            "Event streams this API process is serving now.",
+            registry=registry,
+        ),
+    )

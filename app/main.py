@@ -9,16 +9,19 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from app.api.allowed_methods import AllowedMethods
 from app.api.body_limit import BodyLimit, BodySizeLimit, upload_limit
 from app.api.database_errors import install_database_error_handlers
 from app.api.errors import install_error_handlers
+from app.api.page_policy import SameOriginPages
 from app.api.router import root_router
 from app.api.unexpected import CatchUnexpected
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
+from app.ui import mount_dashboard
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +30,16 @@ UPLOAD_PATH = "/v1/files"
 DESCRIPTION = """\
 Distillery turns a large model into a small one by knowledge distillation. Upload a dataset, post a
 job that names a teacher, a student and a method, follow its events, then download the trained student
-in `save_pretrained` form. Every request carries an API key: `Authorization: Bearer dk-...`.
+in `save_pretrained` form. Every request carries an API key: `Authorization: Bearer dk-...` (the
+Authorize button here). A dashboard of the jobs is at [/ui/](/ui/).
 """
 TAGS = [
     {"name": "files", "description": "Datasets (JSONL, CSV, Parquet), checked on upload."},
     {"name": "jobs", "description": "Distillation jobs, their events, checkpoints and artifacts."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
 ]
+# The online validator would send the spec's URL to a public host: the page must work air-gapped.
+SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
 
 
 def package_version() -> str:
@@ -68,12 +74,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets installed with fastapi-offline, not from a CDN.
+    app = FastAPIOffline(
         title="Distillery",
         description=DESCRIPTION,
         version=package_version(),
         openapi_tags=TAGS,
         lifespan=lifespan,
+        swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -88,8 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default=BodyLimit(settings.max_request_bytes),
         post_routes={UPLOAD_PATH: upload_limit(settings.max_upload_bytes)},
     )
+    app.add_middleware(SameOriginPages)
     app.add_middleware(CatchUnexpected)
     app.include_router(root_router)
+    mount_dashboard(app)
     return app
 
 

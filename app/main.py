@@ -9,12 +9,14 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from app.api.allowed_methods import AllowedMethods
 from app.api.body_limit import BodyLimit, BodySizeLimit, upload_limit
 from app.api.database_errors import install_database_error_handlers
 from app.api.errors import install_error_handlers
+from app.api.page_policy import SameOriginPages
 from app.api.request_id import RequestId
 from app.api.router import root_router
 from app.api.unexpected import CatchUnexpected
@@ -23,6 +25,7 @@ from app.core.db import make_engine, make_sessionmaker
 from app.core.logs import configure_api_logging
 from app.metrics.http import HttpMetrics
 from app.metrics.registry import build_metrics
+from app.ui import mount_dashboard
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +34,8 @@ UPLOAD_PATH = "/v1/files"
 DESCRIPTION = """\
 Distillery turns a large model into a small one by knowledge distillation. Upload a dataset, post a
 job that names a teacher, a student and a method, follow its events, then download the trained student
-in `save_pretrained` form. Every request carries an API key: `Authorization: Bearer dk-...`.
+in `save_pretrained` form. Every request carries an API key: `Authorization: Bearer dk-...` (the
+Authorize button here). A dashboard of the jobs is at [/ui/](/ui/).
 """
 TAGS = [
     {"name": "files", "description": "Datasets (JSONL, CSV, Parquet), checked on upload."},
@@ -39,6 +43,8 @@ TAGS = [
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
     {"name": "metrics", "description": "Prometheus metrics of jobs, queue, workers and HTTP requests."},
 ]
+# The online validator would send the spec's URL to a public host: the page must work air-gapped.
+SWAGGER_UI_PARAMETERS = {"validatorUrl": None}
 
 
 def package_version() -> str:
@@ -74,12 +80,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets installed with fastapi-offline, not from a CDN.
+    app = FastAPIOffline(
         title="Distillery",
         description=DESCRIPTION,
         version=package_version(),
         openapi_tags=TAGS,
         lifespan=lifespan,
+        swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -96,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default=BodyLimit(settings.max_request_bytes),
         post_routes={UPLOAD_PATH: upload_limit(settings.max_upload_bytes)},
     )
+    app.add_middleware(SameOriginPages)
     app.add_middleware(CatchUnexpected)
     # Outside CatchUnexpected, so a 500 it answers is counted; RequestId outermost, so every line is tagged.
     app.add_middleware(
@@ -106,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestId)
     app.include_router(root_router)
+    mount_dashboard(app)
     return app
 
 

@@ -32,6 +32,7 @@ in `save_pretrained` form. Every request carries an API key: `Authorization: Bea
 TAGS = [
     {"name": "files", "description": "Datasets (JSONL, CSV, Parquet), checked on upload."},
     {"name": "jobs", "description": "Distillation jobs, their events, checkpoints and artifacts."},
+    {"name": "webhooks", "description": "Signed callbacks (Standard Webhooks) on every job event."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
 ]
 

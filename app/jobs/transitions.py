@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from app.api.errors import Conflict
 from app.core.base import utcnow
 from app.jobs.models import Job, JobStatus
+from app.webhooks.outbox import record_status_change
 
 S = JobStatus
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
@@ -47,7 +48,8 @@ def transition(
 ) -> None:
     """Move a job to `target` if it is in an allowed source state (and owned by `worker_id` when given).
 
-    Raises IllegalTransition when no row matched: another actor changed the job first.
+    Raises IllegalTransition when no row matched: another actor changed the job first. The change's
+    webhook deliveries are written in the same transaction.
     """
     allowed = sources_of(target) if sources is None else [s for s in sources if target in ALLOWED[s]]
     statement = (
@@ -61,4 +63,5 @@ def transition(
     if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
         current = session.get(Job, job_id, populate_existing=True)
         raise IllegalTransition(job_id, target, current.status if current else None)
+    record_status_change(session, job_id=job_id, status=target)
     session.flush()

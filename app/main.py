@@ -40,6 +40,7 @@ Authorize button here). A dashboard of the jobs is at [/ui/](/ui/).
 TAGS = [
     {"name": "files", "description": "Datasets (JSONL, CSV, Parquet), checked on upload."},
     {"name": "jobs", "description": "Distillation jobs, their events, checkpoints and artifacts."},
+    {"name": "webhooks", "description": "Signed callbacks (Standard Webhooks) on every job event."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
     {"name": "metrics", "description": "Prometheus metrics of jobs, queue, workers and HTTP requests."},
 ]

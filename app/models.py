@@ -4,5 +4,17 @@ from app.auth.models import ApiKey
 from app.core.base import Base
 from app.files.models import File
 from app.jobs.models import Artifact, Checkpoint, Job, JobEvent
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
-__all__ = ["ApiKey", "Artifact", "Base", "Checkpoint", "File", "Job", "JobEvent"]
+__all__ = [
+    "ApiKey",
+    "Artifact",
+    "Base",
+    "Checkpoint",
+    "File",
+    "Job",
+    "JobEvent",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+]

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -24,11 +24,15 @@ def install_model(source: Path, models_root: Path, name: str) -> str:
 
 
 @contextlib.contextmanager
-def embedded_service(data_dir: Path, *, port: int, log_path: Path) -> Iterator[DistilleryClient]:
-    """Run `distillery up` on `data_dir` until the block ends; yields a client for it."""
+def embedded_service(
+    data_dir: Path, *, port: int, log_path: Path, settings: Mapping[str, str] | None = None
+) -> Iterator[DistilleryClient]:
+    """Run `distillery up` on `data_dir` (and any other `DISTILLERY_*` settings) until the block ends;
+    yields a client for it."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DISTILLERY_")}
     env["DISTILLERY_DATA_DIR"] = str(data_dir)
     env["DISTILLERY_RECONCILE_SECONDS"] = "10"
+    env.update(settings or {})
     data_dir.mkdir(parents=True, exist_ok=True)
     distillery = Path(sys.executable).with_name("distillery")
     with log_path.open("ab") as log:

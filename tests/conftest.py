@@ -19,7 +19,17 @@ from postgres_admin import admin_execute, database_url
 from upload_samples import SAMPLE_ROWS, dataset_bytes
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-TABLES_CHILDREN_FIRST = ["artifacts", "checkpoints", "job_events", "jobs", "files", "api_keys"]
+TABLES_CHILDREN_FIRST = [
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "artifacts",
+    "checkpoints",
+    "job_events",
+    "jobs",
+    "files",
+    "api_keys",
+]
 _run = {"database": f"distillery_test_{secrets.token_hex(4)}", "data_dir": ""}
 
 
@@ -33,6 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "DISTILLERY_DATABASE_URL": database_url(_run["database"]),
             "DISTILLERY_BROKER_URL": REDIS_URL,
             "DISTILLERY_QUEUE_NAME": f"distillery.test.{secrets.token_hex(4)}",
+            "DISTILLERY_WEBHOOK_QUEUE_NAME": f"distillery.test.webhooks.{secrets.token_hex(4)}",
             "DISTILLERY_DATA_DIR": str(data_dir),
             "DISTILLERY_MODEL_ROOTS": json.dumps([str(data_dir / "models")]),
         }
@@ -75,7 +86,8 @@ def redis_client(settings: Any) -> Iterator[Any]:
 
     client = redis.Redis.from_url(settings.broker_url)
     yield client
-    client.delete(settings.queue_name, f"_kombu.binding.{settings.queue_name}")
+    for queue in (settings.queue_name, settings.webhook_queue_name):
+        client.delete(queue, f"_kombu.binding.{queue}")
     client.close()
 
 
@@ -90,7 +102,7 @@ def clean_state(settings: Any, redis_client: Any) -> None:
         for table in TABLES_CHILDREN_FIRST:
             connection.execute(text(f"DELETE FROM {table}"))
     shutil.rmtree(settings.artifacts, ignore_errors=True)
-    redis_client.delete(settings.queue_name)
+    redis_client.delete(settings.queue_name, settings.webhook_queue_name)
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""With no configuration, `distillery up` runs a job on SQLite and a serverless broker."""
+"""With no configuration, `distillery up` runs a job on SQLite and a serverless broker, with webhooks."""
 
 from pathlib import Path
 
 import pytest
 from local_ports import free_port
+from standardwebhooks.webhooks import Webhook
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
+from webhook_receiver import running_receiver
 
 from bench.service import embedded_service
 
@@ -33,7 +35,15 @@ def test_the_embedded_default_runs_a_job_and_serves_its_student(tmp_path: Path) 
     dataset = tmp_path / "sentiment.jsonl"
     dataset.write_bytes(jsonl_bytes(sentiment_rows(96)))
 
-    with embedded_service(data_dir, port=free_port(), log_path=tmp_path / "service.log") as client:
+    # Only the receiver's loopback address needs allowing; everything else is the default.
+    allow_loopback = {"DISTILLERY_WEBHOOK_ALLOW_HTTP": "1", "DISTILLERY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "1"}
+    with (
+        running_receiver() as receiver,
+        embedded_service(
+            data_dir, port=free_port(), log_path=tmp_path / "service.log", settings=allow_loopback
+        ) as client,
+    ):
+        webhook = client.create_webhook(f"{receiver.url}/hook", events=["job.succeeded"])
         file = client.upload_file(dataset)
         job = client.create_job(
             {
@@ -46,9 +56,12 @@ def test_the_embedded_default_runs_a_job_and_serves_its_student(tmp_path: Path) 
         )
         done = client.wait(job["id"], poll=1.0, timeout=600)
         student = client.download_student(job["id"], tmp_path / "student")
-        assert len(processes_serving(data_dir)) >= 2  # the API and its worker
+        request = receiver.wait_for("/hook", 1, timeout=60)[0]
+        delivered = Webhook(webhook["secret"]).verify(request.body, request.headers)
+        assert delivered["type"] == "job.succeeded" and delivered["data"]["job_id"] == job["id"]
+        assert len(processes_serving(data_dir)) >= 3  # the API, its worker and its webhook worker
 
-    # Stopping the service stops its worker too: none is left polling the broker.
+    # Stopping the service stops its workers too: none is left polling the broker.
     assert processes_serving(data_dir) == []
 
     assert done["status"] == "succeeded", done["error"]

@@ -1,4 +1,4 @@
-"""`distillery worker`: run a Celery worker that executes distillation jobs."""
+"""`distillery worker` runs distillation jobs; `distillery webhook-worker` sends webhooks."""
 
 from typing import Annotated
 
@@ -29,6 +29,33 @@ def worker(
     )
 
 
+def webhook_worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="Deliveries sent at once (threads).")] = 4,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a light Celery worker that sends webhooks and re-sends those nobody sent; it never loads torch."""
+    from app.core.config import get_settings
+    from worker.webhook_app import app
+
+    queue = get_settings().webhook_queue_name
+    app.worker_main(
+        [
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            queue,
+            "--hostname",
+            "webhooks@%h",
+            "--loglevel",
+            loglevel,
+        ]
+    )
+
+
 def register(cli: typer.Typer) -> None:
-    """Add `worker` to the `distillery` command."""
+    """Add `worker` and `webhook-worker` to the `distillery` command."""
     cli.command()(worker)
+    cli.command()(webhook_worker)

@@ -25,6 +25,8 @@ from app.core.outage import OutageLog
 from app.core.storage import ArtifactStore
 from app.jobs.events import append_event
 from app.jobs.models import Checkpoint, Job, JobStatus
+from app.webhooks.models import EventType
+from app.webhooks.outbox import record_job_event
 from engine.callbacks import Callbacks
 
 logger = logging.getLogger(__name__)
@@ -197,6 +199,9 @@ class JobReporter(Callbacks):
             type="checkpoint",
             message=f"checkpoint at step {step}",
             data={"step": step, "epoch": epoch, "metrics": metrics, "is_best": is_best},
+        )
+        record_job_event(
+            session, job_id=self.job_id, event_type=EventType.JOB_CHECKPOINT, data={"step": step}
         )
 
     def _update(self) -> None:

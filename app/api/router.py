@@ -8,6 +8,7 @@ from app.api.query_params import reject_unknown_query_parameters
 from app.files import endpoints as files
 from app.jobs import endpoints as jobs
 from app.metrics import endpoints as metrics
+from app.webhooks import endpoints as webhooks
 
 # Every /v1 route reads the database (the API key at least), so every one may answer 503.
 api_router = APIRouter(
@@ -17,6 +18,7 @@ api_router = APIRouter(
 )
 api_router.include_router(files.router)
 api_router.include_router(jobs.router)
+api_router.include_router(webhooks.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

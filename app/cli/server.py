@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 APP_PATH = "app.main:app"
 WORKER_STOP_SECONDS = 15.0
+# The processes `up` runs beside the API: `distillery` subcommands, by what they are called in messages.
+SERVICE_WORKERS = {"worker": ["worker", "--concurrency", "1"], "webhook worker": ["webhook-worker"]}
 
 
 def api(
@@ -42,7 +44,7 @@ def up(
     host: Annotated[str, typer.Option(help="Interface the API listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the API listens on.")] = 8000,
 ) -> None:
-    """Run the whole service on this machine: migrations, one worker, and the API in the foreground."""
+    """Run the whole service on this machine: migrations, one worker, the webhook sender, and the API."""
     import uvicorn
 
     from app.core.config import get_settings
@@ -51,23 +53,35 @@ def up(
     settings = get_settings()
     upgrade_database(settings)
     # uvicorn re-raises SIGTERM once it has shut down; with the default handler that would end this
-    # process before it stops the worker, leaving the worker orphaned and still taking jobs.
+    # process before it stops the workers, leaving them orphaned and still taking work.
     signal.signal(signal.SIGTERM, exit_on_signal)
-    # Its own process group, so stopping it reaches the pool process that runs the job too.
-    worker_process = subprocess.Popen(
-        [sys.executable, "-m", "distillery.cli", "worker", "--concurrency", "1"], start_new_session=True
-    )
+    # Each in its own process group, so stopping the worker reaches the pool process that runs the job too.
+    # Webhooks get a light worker of their own: the job worker runs one long job at a time.
+    workers = {
+        name: subprocess.Popen([sys.executable, "-m", "distillery.cli", *command], start_new_session=True)
+        for name, command in SERVICE_WORKERS.items()
+    }
     server = uvicorn.Server(uvicorn.Config(APP_PATH, host=host, port=port))
     try:
-        # Without its worker the service would accept jobs that never run: stop it all instead.
-        watcher = threading.Thread(target=stop_server_when_exits, args=(worker_process, server), daemon=True)
-        watcher.start()
+        # Without its workers the service would accept jobs that never run: stop it all instead.
+        for name, process in workers.items():
+            watcher = threading.Thread(
+                target=stop_server_when_exits, args=(process, server, name), daemon=True
+            )
+            watcher.start()
         print_banner(host, port, settings.dev_api_key)
         server.run()
     finally:
-        stop_process(worker_process, group=True)
-    if getattr(server, "worker_died", False):
-        raise CliError(f"the worker exited with code {worker_process.returncode}; see its log above")
+        # Asked to stop together, so their shutdowns overlap.
+        for process in workers.values():
+            if process.poll() is None:
+                send_signal(process, signal.SIGTERM, group=True)
+        for name, process in workers.items():
+            stop_process(process, group=True, name=name)
+    died = getattr(server, "worker_died", None)
+    if died is not None:
+        code = workers[died].returncode
+        raise CliError(f"the {died} exited with code {code}; see its log above")
 
 
 def exit_on_signal(signum: int, frame: Any) -> None:
@@ -75,12 +89,12 @@ def exit_on_signal(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def stop_server_when_exits(process: subprocess.Popen[bytes], server: Any) -> None:
-    """Wait for the worker process; if it ends while the API serves, shut the API down."""
+def stop_server_when_exits(process: subprocess.Popen[bytes], server: Any, name: str = "worker") -> None:
+    """Wait for a worker process; if it ends while the API serves, shut the API down."""
     process.wait()
     if not server.should_exit:
-        say(stderr(), f"The worker exited with code {process.returncode}; stopping the service.")
-        server.worker_died = True
+        say(stderr(), f"The {name} exited with code {process.returncode}; stopping the service.")
+        server.worker_died = name
         server.should_exit = True
 
 
@@ -98,10 +112,10 @@ def print_banner(host: str, port: int, dev_api_key: str | None) -> None:
         say(out, "API key          none; create one with: distillery keys create --tenant NAME")
 
 
-def stop_process(process: subprocess.Popen[bytes], *, group: bool = False) -> None:
+def stop_process(process: subprocess.Popen[bytes], *, group: bool = False, name: str = "worker") -> None:
     """Ask a child (with `group`, its whole process group) to stop; kill it after WORKER_STOP_SECONDS."""
     if process.poll() is None:
-        say(stderr(), "Stopping the worker...")
+        say(stderr(), f"Stopping the {name}...")
         send_signal(process, signal.SIGTERM, group=group)
         try:
             process.wait(timeout=WORKER_STOP_SECONDS)

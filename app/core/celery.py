@@ -8,6 +8,7 @@ from kombu import Queue
 from app.core.config import Settings, get_settings
 
 RUN_JOB_TASK = "distillery.run_job"
+SEND_WEBHOOK_TASK = "distillery.send_webhook"
 
 
 def make_celery(settings: Settings | None = None, *, include: Sequence[str] = ()) -> Celery:
@@ -22,7 +23,11 @@ def make_celery(settings: Settings | None = None, *, include: Sequence[str] = ()
     app.conf.update(
         task_default_queue=settings.queue_name,
         task_queues=[Queue(settings.queue_name)],
-        task_routes={RUN_JOB_TASK: {"queue": settings.queue_name}},
+        # Webhooks have a queue of their own, so they never wait behind a distillation job.
+        task_routes={
+            RUN_JOB_TASK: {"queue": settings.queue_name},
+            SEND_WEBHOOK_TASK: {"queue": settings.webhook_queue_name},
+        },
         # The database holds job state and results; the queue only carries job ids.
         task_ignore_result=True,
         result_backend=None,

@@ -77,6 +77,24 @@ class Settings(BaseSettings):
     event_stream_keep_alive_seconds: float = Field(
         15.0, gt=0, description="Seconds between the keep-alive comments of an event stream."
     )
+    webhook_queue_name: str = "distillery.webhooks"
+    webhook_max_attempts: int = Field(10, ge=1, le=50, description="Tries of one webhook delivery.")
+    webhook_backoff_seconds: float = Field(
+        10.0, gt=0, description="Wait before a delivery's second try; it doubles with each try, jittered."
+    )
+    webhook_backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest wait between two tries.")
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Timeout of each phase (connect, send, read) of a call to a receiver."
+    )
+    webhook_sweep_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="How often the webhook worker re-sends deliveries due this long that nobody sent.",
+    )
+    webhook_allow_http: bool = Field(False, description="Accept http:// receivers, not only https://.")
+    webhook_allow_private_addresses: bool = Field(
+        False, description="Accept receivers on loopback, private and link-local addresses."
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Self:

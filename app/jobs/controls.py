@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.core.base import utcnow
 from app.jobs.events import append_event
 from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
+from app.webhooks.outbox import record_status_change
 from distillery.jobspec import JobSpec
 
 # Metrics a smaller value of which is better: their gain is control minus student, so that a positive
@@ -41,6 +42,7 @@ def create_control(session: Session, *, parent: Job, spec: JobSpec) -> Job:
         message=f"job queued as the control of {parent.id}",
         data={"status": "queued", "parent_id": parent.id},
     )
+    record_status_change(session, job_id=control.id, status=JobStatus.QUEUED)
     return control
 
 
@@ -153,4 +155,5 @@ def stop_control(session: Session, *, parent_id: str, reason: str) -> None:
                 message=f"{message} with its parent ({reason})",
                 data={"status": target.value},
             )
+            record_status_change(session, job_id=control_id, status=target)
             return

@@ -22,6 +22,7 @@ from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import TERMINAL_STATUSES, Artifact, Checkpoint, Job, JobEvent, JobStatus
 from app.jobs.schemas import JobCreate
 from app.jobs.transitions import IllegalTransition, transition
+from app.webhooks.outbox import record_status_change
 from distillery.jobspec import DATA_FILE_FIELDS, JobSpec
 
 ACTIVE_STATUSES = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING]
@@ -70,6 +71,7 @@ def create_job(
     append_event(session, job_id=job.id, type="status", message="job queued", data={"status": "queued"})
     if job_in.control:
         create_control(session, parent=job, spec=job_in)
+    record_status_change(session, job_id=job.id, status=JobStatus.QUEUED)
     return job, True
 
 

@@ -9,6 +9,7 @@ from app.api.errors import Conflict
 from app.core.base import utcnow
 from app.jobs.controls import lock_parent, settle
 from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
+from app.webhooks.outbox import record_status_change
 
 S = JobStatus
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
@@ -48,8 +49,9 @@ def transition(
 ) -> None:
     """Move a job to `target` if it is in an allowed source state (and owned by `worker_id` when given).
 
-    Raises IllegalTransition when no row matched: another actor changed the job first. A job that ends
-    settles its control run, or its parent's, in the same transaction.
+    Raises IllegalTransition when no row matched: another actor changed the job first. The change's
+    webhook deliveries are written in the same transaction, and a job that ends settles its control
+    run, or its parent's.
     """
     ending = target in TERMINAL_STATUSES
     parent_id = lock_parent(session, job_id=job_id) if ending else None
@@ -67,4 +69,6 @@ def transition(
         raise IllegalTransition(job_id, target, current.status if current else None)
     if parent_id is not None:
         settle(session, parent_id=parent_id)
+    # After settling, so that a job's end carries its control's gain when the control ended first.
+    record_status_change(session, job_id=job_id, status=target)
     session.flush()

@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import Settings
 from app.jobs.metrics import job_metrics
 from app.metrics.database import DatabaseCollector, DatabaseMetric
+from app.webhooks.metrics import webhook_metrics
 
 
 def database_metrics(settings: Settings) -> Sequence[DatabaseMetric]:
     """Every metric read from the database at scrape time; a domain with metrics of its own adds them here."""
-    return [*job_metrics(settings)]
+    return [*job_metrics(settings), *webhook_metrics()]
 
 
 class PoolCollector:

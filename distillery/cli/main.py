@@ -19,6 +19,7 @@ SERVICE_COMMANDS = {
     "migrate": "app.cli",
     "keys": "app.cli",
     "worker": "worker.cli",
+    "webhook-worker": "worker.cli",
 }
 
 

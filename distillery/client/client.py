@@ -4,7 +4,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -275,6 +275,33 @@ class DistilleryClient:
             archive = self.download_artifact(job_id, STUDENT_ARCHIVE, Path(tmp) / STUDENT_ARCHIVE)
             names = extract_archive(archive, dest)
         return model_directory(dest, names)
+
+    # Webhooks
+
+    def create_webhook(self, url: str, events: Sequence[str] | None = None) -> dict[str, Any]:
+        """Register a receiver of job events (all, or only `events`); the answer holds its secret, once."""
+        body = {"url": url, "events": list(events) if events is not None else None}
+        return self._json("POST", "/v1/webhooks", json=body)
+
+    def list_webhooks(self, limit: int | None = None, after: str | None = None) -> dict[str, Any]:
+        """One page of registered receivers."""
+        return self._json("GET", "/v1/webhooks", params=_query(limit=limit, after=after))
+
+    def delete_webhook(self, webhook_id: str) -> dict[str, Any] | None:
+        """Delete a receiver; nothing more is sent to it."""
+        return self._json_or_none("DELETE", f"/v1/webhooks/{_segment(webhook_id)}")
+
+    def list_webhook_deliveries(
+        self, webhook_id: str, status: str | None = None, limit: int | None = None, after: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the events sent to a receiver, newest first, with every try."""
+        params = _query(status=status, limit=limit, after=after)
+        return self._json("GET", f"/v1/webhooks/{_segment(webhook_id)}/deliveries", params=params)
+
+    def redeliver_webhook(self, webhook_id: str, delivery_id: str) -> dict[str, Any]:
+        """Send a finished delivery again, under the same id."""
+        path = f"/v1/webhooks/{_segment(webhook_id)}/deliveries/{_segment(delivery_id)}/redeliver"
+        return self._json("POST", path)
 
     # Transport
 

@@ -1,0 +1,116 @@
+"""Which receiver URLs the service may call: the scheme, and the addresses their host resolves to.
+
+A receiver on loopback, a private network or a link-local address (a cloud's metadata service) would
+let a tenant reach the service's own network; such addresses are refused unless configured. The host is
+checked when the endpoint is registered and resolved again before every call, and the call goes to the
+address that was checked, so a name that later resolves elsewhere (DNS rebinding) changes nothing.
+"""
+
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class UnsafeUrl(ValueError):
+    """A URL the service must not call."""
+
+
+@dataclass(frozen=True)
+class PinnedTarget:
+    """Where one call goes: the URL with its host replaced by a checked address, and what keeps the
+    original name on the wire (the Host header, and the name TLS checks the certificate against)."""
+
+    url: str
+    host_header: str
+    extensions: dict[str, str] = field(default_factory=dict)
+
+
+def check_scheme(url: str, *, allow_http: bool) -> None:
+    """https, or http where the service allows it."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "https" or (scheme == "http" and allow_http):
+        return
+    allowed = "https or http" if allow_http else "https"
+    raise UnsafeUrl(f"the URL's scheme must be {allowed}, not '{scheme}'")
+
+
+def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
+    """What makes an address uncallable (`not a unicast address`), or None when it may be called."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_unspecified or address.is_multicast:
+        return "not a unicast address"
+    if not allow_private and not address.is_global:
+        return "a loopback, private, link-local or reserved address"
+    return None
+
+
+def _refused(host: str, address: IPAddress, refusal: str) -> str:
+    """`10.0.0.1 is a private ... address`, or `name resolves to 10.0.0.1, a private ... address`."""
+    if host.strip("[]") == str(address):
+        return f"{address} is {refusal}"
+    return f"{host} resolves to {address}, {refusal}"
+
+
+def resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses a host name (or literal) stands for; raises OSError when it resolves to none now, and
+    UnsafeUrl when it never can."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (UnicodeError, ValueError) as error:  # a name DNS cannot carry, such as a label over 63 bytes
+        raise UnsafeUrl(f"the URL's host is not a valid name: {error}") from error
+    # An IPv6 scope (`fe80::1%eth0`) is not part of the address itself.
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
+
+
+def check_registration(url: str, *, allow_http: bool, allow_private: bool) -> None:
+    """Refuse a URL whose scheme is not allowed or whose host stands for a refused address.
+
+    A name that does not resolve now is accepted: it is resolved and checked again before each call.
+    """
+    check_scheme(url, allow_http=allow_http)
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeUrl("the URL must hold no credentials: deliveries are authenticated by their signature")
+    host = parts.hostname or ""
+    try:
+        addresses = resolve(host, parts.port or DEFAULT_PORTS[parts.scheme.lower()])
+    except OSError:
+        return
+    for address in addresses:
+        refusal = address_refusal(address, allow_private=allow_private)
+        if refusal is not None:
+            raise UnsafeUrl(f"the receiver {_refused(host, address, refusal)}")
+
+
+def pinned_target(url: str, *, allow_http: bool, allow_private: bool) -> PinnedTarget:
+    """Resolve the URL's host now and pick an allowed address; raises UnsafeUrl when there is none."""
+    check_scheme(url, allow_http=allow_http)
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    port = parts.port or DEFAULT_PORTS[scheme]
+    try:
+        addresses = resolve(host, port)
+    except OSError as error:
+        raise UnsafeUrl(f"could not resolve {host}: {error}") from error
+    refusals = []
+    for address in addresses:
+        refusal = address_refusal(address, allow_private=allow_private)
+        if refusal is not None:
+            refusals.append(_refused(host, address, refusal))
+            continue
+        literal = f"[{address}]" if address.version == 6 else str(address)
+        netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+        pinned = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+        host_header = parts.netloc.rpartition("@")[2]
+        extensions = {"sni_hostname": host} if scheme == "https" else {}
+        return PinnedTarget(url=pinned, host_header=host_header, extensions=extensions)
+    raise UnsafeUrl("; ".join(refusals))

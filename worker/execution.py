@@ -55,7 +55,11 @@ def claim(job_id: str, *, worker_id: str) -> Job | None:
             return None
         job = session.get_one(Job, job_id, populate_existing=True)
         append_event(
-            session, job_id=job_id, type="status", message=f"running on {worker_id} (attempt {job.attempts})"
+            session,
+            job_id=job_id,
+            type="status",
+            message=f"running on {worker_id} (attempt {job.attempts})",
+            data={"status": JobStatus.RUNNING.value},
         )
         return job
 

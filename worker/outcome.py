@@ -69,7 +69,7 @@ class Outcome:
                     type="status",
                     level="error" if error else "info",
                     message=message,
-                    data={"detail": detail} if detail else None,
+                    data={"status": target.value, **({"detail": detail} if detail else {})},
                 )
 
         self._retrying(write)

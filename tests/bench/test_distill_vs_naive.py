@@ -80,8 +80,12 @@ def test_both_pipelines_train_the_same_student_on_the_same_job(tiny_job: KDJob, 
         assert result["train_examples"] == 96
         assert 0 < result["train_seconds"] < result["job_seconds"]
         assert 0 <= result["eval_accuracy"] <= 1 and 0 <= result["test_accuracy"] <= 1
-    assert plain["precision"] == ours["precision"]
+    assert plain["precision"] == "fp32"  # Trainer's default, as the pipeline it stands for
+    assert ours["precision"] in ("fp32", "bf16")
     assert (plain["side"], ours["side"]) == ("plain", "ours")
+    if init == "base":
+        same = naive_kd.run(replace(job, plain_precision="auto"))
+        assert same["precision"] == ours["precision"]
 
 
 def run(seconds: float, test_accuracy: float, job_seconds: float = 100.0) -> dict[str, Any]:

@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # no display on a worker
 import matplotlib.pyplot as plt  # noqa: E402
 
 logger = logging.getLogger(__name__)
+# Logged per step beside the loss terms but not losses: drawn on no loss axis.
+NOT_LOSSES = frozenset({"step", "epoch", "split", "lr", "grad_norm", "on_policy"})
 
 
 class MetricsLog:
@@ -44,7 +46,7 @@ def _series(records: list[dict[str, Any]], split: str) -> dict[str, tuple[list[i
         if record["split"] != split:
             continue
         for name, value in record.items():
-            if name in {"step", "epoch", "split", "lr", "grad_norm"} or not isinstance(value, int | float):
+            if name in NOT_LOSSES or not isinstance(value, int | float):
                 continue
             steps, values = series.setdefault(name, ([], []))
             steps.append(record["step"])

@@ -22,6 +22,7 @@ from transformers import (
 from distillery.jobspec import StudentSpec
 from engine.data import has_real_label_names
 from engine.errors import UserError
+from engine.lora import add_lora, with_saved_adapter
 
 logger = logging.getLogger(__name__)
 CONFIG_PARAM = "student.config"
@@ -96,7 +97,8 @@ def check_task(config: PretrainedConfig, task: str, *, param: str) -> None:
 
 def _from_pretrained(task: str, path: Path, *, param: str, **kwargs: Any) -> PreTrainedModel:
     try:
-        return auto_model_class(task).from_pretrained(str(path), use_safetensors=True, **kwargs)
+        model = auto_model_class(task).from_pretrained(str(path), use_safetensors=True, **kwargs)
+        return with_saved_adapter(model, path)
     except (OSError, ValueError) as error:
         raise UserError(
             f"cannot load model {path.name!r} for {task}: {error}", code="invalid_model", param=param
@@ -312,7 +314,7 @@ def student_factory(
 
     def new_student(seed: int) -> PreTrainedModel:
         model = build_student(spec, task, base_dir=base_dir, label2id=label2id, seed=seed, eager=eager)
-        return model.to(device)
+        return add_lora(model, spec.lora, task).to(device)
 
     return new_student
 

@@ -23,6 +23,7 @@ from engine.data import (
 )
 from engine.errors import UserError
 from engine.final_evaluation import FinalEvaluation, announce_result, teacher_for_comparison
+from engine.lora import add_lora, parameter_counts, save_student
 from engine.methods import MethodContext, get_method_class
 from engine.methods.base import Method
 from engine.methods.teacher import TeacherMethod
@@ -150,10 +151,10 @@ class JobRun:
         if result.status == "cancelled":
             report = {"status": "cancelled", "steps": result.state.step}
             return RunResult("cancelled", None, report, [metrics_log.path])
-        student_dir = self.save_student(method, models)
+        training = self.training_summary(result.state, data, precision, cache_outcome, method)
+        student_dir, student = self.save_student(method, models)  # a LoRA student's merge freezes it
         evaluation = FinalEvaluation(spec, data, self.device, precision)
-        training = self.training_summary(result.state, data, precision, cache_outcome)
-        report = self.report(evaluation, method, models, stored, student_dir, training)
+        report = self.report(evaluation, student, models, stored, student_dir, training)
         return self.publish(report, metrics_log, student_dir)
 
     def load_models(self, method_class: type[Method]) -> LoadedModels:
@@ -212,8 +213,16 @@ class JobRun:
             label2id=data.label2id,
             seed=spec.training.seed,
             eager=eager,
-        ).to(device)
+        )
+        student = add_lora(student, spec.student.lora, spec.task).to(device)
         self.callbacks.on_message(f"built student ({_millions(student)}, init {spec.student.init})")
+        if spec.student.lora is not None:
+            counts = parameter_counts(student)
+            trainable, total = counts["trainable"], counts["total"]
+            self.callbacks.on_message(
+                f"LoRA r={spec.student.lora.r}: {trainable:,} of {total:,} parameters train "
+                f"({trainable / total:.2%})"
+            )
         context = MethodContext(
             task=spec.task,
             student=student,
@@ -236,6 +245,11 @@ class JobRun:
         """The teacher's outputs computed once (or found stored) and handed to the method."""
         if not isinstance(method, TeacherMethod) or models.teacher_dir is None:
             return None, None
+        share = method.stored_share()
+        if share <= 0:
+            outcome = CacheOutcome("live", "every train batch is new, sampled by the student")
+            self.callbacks.on_message(outcome.message())
+            return None, outcome
         teacher_pass = method.teacher_pass_for(
             models.teacher_dir,
             precision=precision.precision,
@@ -249,24 +263,28 @@ class JobRun:
             mode=self.spec.training.teacher_cache,
             config=self.teacher_cache,
             scratch_dir=self.scratch_dir,
-            planned_visits=planned_examples(self.spec.training, len(data.train)),
+            planned_visits=int(share * planned_examples(self.spec.training, len(data.train))),
             callbacks=self.callbacks,
         )
         self.callbacks.on_message(outcome.message())
         method.attach_stored_outputs(stored.lookup("train") if stored is not None else None)
         return stored, outcome
 
-    def save_student(self, method: Method, models: LoadedModels) -> Path:
-        """The trained student and its tokenizer in `save_pretrained` form."""
-        exported = method.export_model()
+    def save_student(self, method: Method, models: LoadedModels) -> tuple[Path, PreTrainedModel]:
+        """The trained student and its tokenizer in `save_pretrained` form, and the model as saved."""
         student_dir = self.workdir / "student"
-        exported.save_pretrained(student_dir)
+        exported = save_student(method.export_model(), self.spec.student.lora, student_dir)
         models.tokenizer.save_pretrained(student_dir)
         self.callbacks.on_message(f"saved the student ({_millions(exported)})")
-        return student_dir
+        return student_dir, exported
 
     def training_summary(
-        self, state: TrainState, data: PreparedData, precision: PrecisionChoice, cache: CacheOutcome | None
+        self,
+        state: TrainState,
+        data: PreparedData,
+        precision: PrecisionChoice,
+        cache: CacheOutcome | None,
+        method: Method,
     ) -> dict[str, Any]:
         """How training ran, for the report."""
         return {
@@ -280,12 +298,14 @@ class JobRun:
             "eval_examples": len(data.eval),
             "test_examples": len(data.test) if data.test is not None else None,
             "teacher_cache": asdict(cache) if cache is not None else None,
+            "trainable_parameters": parameter_counts(method)["trainable"],
+            **method.training_notes(),
         }
 
     def report(
         self,
         evaluation: FinalEvaluation,
-        method: Method,
+        student: PreTrainedModel,
         models: LoadedModels,
         stored: StoredOutputs | None,
         student_dir: Path,
@@ -303,7 +323,7 @@ class JobRun:
                 self.callbacks,
             )
         return evaluation.report(
-            student=method.export_model(),
+            student=student,
             student_dir=student_dir,
             teacher=teacher,
             teacher_dir=models.teacher_dir,

@@ -1,9 +1,11 @@
 """The job spec: what a client posts and what the worker runs; pure pydantic, no torch."""
 
 from distillery.jobspec.job import DATA_FILE_FIELDS, DataSpec, JobSpec, ModelRef, StudentSpec, TrainingSpec
+from distillery.jobspec.lora import LoraSpec
 from distillery.jobspec.methods import (
     AttentionMethod,
     FeatureMethod,
+    GKDMethod,
     MethodSpec,
     MutualMethod,
     RelationMethod,
@@ -17,7 +19,9 @@ __all__ = [
     "AttentionMethod",
     "DataSpec",
     "FeatureMethod",
+    "GKDMethod",
     "JobSpec",
+    "LoraSpec",
     "MethodSpec",
     "ModelRef",
     "MutualMethod",

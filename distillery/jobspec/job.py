@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from distillery.jobspec.lora import LoraSpec
 from distillery.jobspec.methods import (
     MAX_DEPTH,
     TASK_METHODS,
@@ -22,6 +23,8 @@ from distillery.jobspec.text import ColumnName, ModelPath, ResourceId
 LayerIndex = Annotated[int, Field(ge=0, lt=MAX_DEPTH)]
 # The seeds Python, NumPy and torch all accept.
 MAX_SEED = 2**32 - 1
+# Methods that add exits to the student's layers and may cut it: not built for a student with adapters.
+NO_LORA_METHODS = frozenset({"self"})
 StudentConfig = Annotated[
     dict[str, Any], AfterValidator(check_student_config), Field(json_schema_extra=known_fields_schema())
 ]
@@ -59,6 +62,11 @@ class StudentSpec(StrictModel):
         max_length=MAX_DEPTH,
         description="teacher_layers: 0-based layer indices to copy (default: every other layer).",
     )
+    lora: LoraSpec | None = Field(
+        None,
+        description="Train low-rank adapters (LoRA, via peft) instead of every weight: pretrained or "
+        "teacher_layers students.",
+    )
 
     @model_validator(mode="after")
     def _fields_match_init(self) -> Self:
@@ -70,6 +78,10 @@ class StudentSpec(StrictModel):
             raise PydanticCustomError("param:layers", "'layers' is only used with init 'teacher_layers'")
         if self.layers is not None and (not self.layers or min(self.layers) < 0):
             raise PydanticCustomError("param:layers", "'layers' must be a non-empty list of indices >= 0")
+        if self.lora is not None and self.init == "config":
+            raise PydanticCustomError(
+                "param:lora", "LoRA adapts trained weights: init 'config' starts from random ones"
+            )
         return self
 
 
@@ -211,6 +223,12 @@ class JobSpec(StrictModel):
                 "a control is the same run without the teacher, so it needs a method with a teacher "
                 "({teachers}); method '{kind}' has none",
                 {"kind": kind, "teachers": ", ".join(sorted(TEACHER_METHODS))},
+            )
+        if self.student.lora is not None and kind in NO_LORA_METHODS:
+            raise PydanticCustomError(
+                "param:student.lora",
+                "method '{kind}' changes the student's own layers and cannot train a LoRA student",
+                {"kind": kind},
             )
         needs_base = self.student.init != "pretrained" and self.student.model is None
         if needs_base and self.teacher is None:

@@ -8,6 +8,7 @@ DISCRIMINATOR = "type"
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
 Task = Literal["sequence_classification", "causal_lm"]
 CLASSIFICATION: frozenset[Task] = frozenset({"sequence_classification"})
+CAUSAL_LM: frozenset[Task] = frozenset({"causal_lm"})
 EVERY_TASK: frozenset[Task] = frozenset(get_args(Task))
 # Depths and layer indices: no supported model comes near this many layers.
 MAX_DEPTH = 256
@@ -177,9 +178,57 @@ class MutualMethod(MethodBase):
     kl_weight: float = Field(1.0, ge=0, description="Weight of the mean KL to the other peers.")
 
 
+class OnPolicyGeneration(StrictModel):
+    """How the student samples its own continuations for GKD's on-policy batches."""
+
+    max_new_tokens: int = Field(32, ge=1, le=1024, description="Tokens sampled after each prompt, at most.")
+    temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature (> 0).")
+    top_p: float | None = Field(
+        None, gt=0, le=1, description="Nucleus sampling: keep the smallest set of tokens with this mass."
+    )
+    prompt_tokens: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Prompt length taken from each example that has no prompt part (data.prompt_column).",
+    )
+
+
+class GKDMethod(MethodBase):
+    """Generalised KD (Agarwal et al. 2024): on- and off-policy batches, scored by the teacher.
+
+    loss = T^2 * mean over target tokens of D_beta(p_teacher^T, p_student^T), where D_0 = KL(teacher ||
+    student), D_1 = KL(student || teacher) and, between, the generalised JSD
+    beta KL(p_t || m) + (1 - beta) KL(p_s || m) with m = beta p_t + (1 - beta) p_s (TRL's GKDTrainer).
+    """
+
+    tasks: ClassVar[frozenset[Task]] = CAUSAL_LM
+    needs_teacher: ClassVar[bool] = True
+    type: Literal["gkd"] = "gkd"
+    lmbda: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of train batches replaced by the student's own continuations of their prompts "
+        "(on-policy); the others train on the data's targets (off-policy).",
+    )
+    beta: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Generalised JSD weight: 0 = forward KL(teacher || student), 1 = reverse KL(student || "
+        "teacher), in between the generalised Jensen-Shannon divergence.",
+    )
+    temperature: float = Field(1.0, gt=0, le=100, description="Softmax temperature T of the divergence.")
+    generation: OnPolicyGeneration = Field(
+        default_factory=OnPolicyGeneration, description="Sampling of the on-policy continuations."
+    )
+
+
 MethodSpec = Annotated[
     SupervisedMethod
     | ResponseMethod
+    | GKDMethod
     | FeatureMethod
     | AttentionMethod
     | RelationMethod

@@ -64,6 +64,10 @@ class Method(nn.Module):
         """Total loss of one batch and its named terms for logging, e.g. {"loss": .., "kd": .., "ce": ..}."""
         raise NotImplementedError
 
+    def training_notes(self) -> dict[str, Any]:
+        """Facts about how the method trained, for the report (GKD's on-policy batches); none by default."""
+        return {}
+
     def export_model(self) -> PreTrainedModel:
         """The model evaluated at the end and saved as the student."""
         return self.student

@@ -73,6 +73,10 @@ class TeacherMethod(Method):
             pad_token_id=pad_token_id,
         )
 
+    def stored_share(self) -> float:
+        """The share of train batches whose teacher outputs the cache can serve (GKD's samples are new)."""
+        return 1.0
+
     def attach_stored_outputs(self, lookup: StoredLookup | None) -> None:
         """Read train batches' teacher outputs from the cache (None: run the teacher live)."""
         self._stored = lookup

@@ -99,7 +99,7 @@ def next_token_labels(labels: Tensor) -> Tensor:
 
 def sequence_chunk(logits: Tensor) -> int:
     """Positions per chunk of a causal LM's token-level losses over these [B, T, V] logits."""
-    return chunk_length(logits.shape[0], logits.shape[-1])
+    return chunk_length(logits.shape[0], logits.shape[-1], device_type=logits.device.type)
 
 
 def cross_entropy(task: Task, logits: Tensor, labels: Tensor) -> Tensor:

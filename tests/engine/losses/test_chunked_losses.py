@@ -128,7 +128,9 @@ def test_a_chunked_graph_runs_backward_once():
         loss.backward()
 
 
-def test_a_chunk_holds_about_the_element_budget():
+def test_a_chunk_holds_about_the_element_budget_of_its_device():
     assert chunk_length(2, 32_000, elements=2**23) == 131
     assert chunk_length(64, 150_000, elements=2**23) == 1
     assert chunk_length(1, 10, elements=100) == 10
+    assert chunk_length(1, 32_000) == 2**22 // 32_000
+    assert chunk_length(1, 32_000, device_type="cuda") == 2**24 // 32_000

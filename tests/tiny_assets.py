@@ -80,8 +80,8 @@ def counting_chats(count: int, *, seed: int = 0) -> list[dict[str, Any]]:
     for _ in range(count):
         start, length = rng.randrange(10), rng.randint(3, 6)
         answer = " ".join(NUMBER_WORDS[(start + i) % 10] for i in range(length))
-        messages = [{"role": "user", "content": NUMBER_WORDS[start]}, {"role": "assistant", "content": answer}]
-        rows.append({"messages": messages})
+        question = {"role": "user", "content": NUMBER_WORDS[start]}
+        rows.append({"messages": [question, {"role": "assistant", "content": answer}]})
     return rows
 
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from upload_samples import dataset_bytes
 
-CHAT = [
+CHAT: list[dict[str, Any]] = [
     {
         "messages": [
             {"role": "user", "content": "count from two"},

@@ -1,6 +1,8 @@
 """Causal-LM data formats: chats rendered with a template and trained on the assistant turns,
 prompt/completion pairs trained on the completion, plain text, and truncation that keeps trained tokens."""
 
+from typing import Any
+
 import datasets
 import pytest
 from lm_assets import CHATML_TEMPLATE, bpe_tokenizer, chat_texts, counting_chats
@@ -18,7 +20,7 @@ from engine.lm_data import (
     tokenize_causal_lm,
 )
 
-CHAT = [
+CHAT: list[dict[str, Any]] = [
     {"role": "system", "content": "you count"},
     {"role": "user", "content": "count from two"},
     {"role": "assistant", "content": "two three four"},

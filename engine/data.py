@@ -3,7 +3,7 @@
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,10 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from distillery.jobspec import DataSpec
+from distillery.jobspec.data_format import ResolvedFormat
 from engine.batching import IGNORE_INDEX
 from engine.errors import UserError
+from engine.lm_data import check_rows, ensure_chat_template, resolve_format, tokenize_causal_lm
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +25,43 @@ GENERIC_LABEL = re.compile(r"LABEL_\d+")
 @dataclass
 class PreparedData:
     """Tokenized train, eval and optional test sets (columns input_ids, attention_mask, [token_type_ids],
-    labels, length)."""
+    labels, length); for a causal LM, its data format and how many examples each split cut or dropped."""
 
     train: datasets.Dataset
     eval: datasets.Dataset
     label2id: dict[str, int] | None
     pad_token_id: int
     test: datasets.Dataset | None = None
+    lm_format: ResolvedFormat | None = None
+    chat_template: str | None = None
+    cut: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def lm_summary(self) -> dict[str, Any] | None:
+        """The causal-LM data as the report gives it: format, chat template and cut examples per split."""
+        if self.lm_format is None:
+            return None
+        return {"format": self.lm_format, "chat_template": self.chat_template, "examples": self.cut}
+
+    def lm_messages(self, max_length: int) -> list[str]:
+        """Lines for the job's log: the causal-LM format, its chat template, and the examples cut."""
+        if self.lm_format is None:
+            return []
+        lines = [f"data format: {self.lm_format}"]
+        if self.chat_template == "default":
+            lines[0] += (
+                "; the student's tokenizer has no chat template, so a default one ('role: content' turns "
+                "ended by EOS) renders the chats and is saved with the student"
+            )
+        elif self.chat_template == "tokenizer":
+            lines[0] += ", rendered with the student's chat template"
+        for split, counts in self.cut.items():
+            if counts["truncated"] or counts["dropped"]:
+                lines.append(
+                    f"{split}: {counts['truncated']} of {counts['examples']} examples truncated to "
+                    f"max_length {max_length} (the trained tokens kept whole where they fit), "
+                    f"{counts['dropped']} dropped with no trained token left"
+                )
+        return lines
 
 
 def read_table(path: Path, *, cache_dir: Path) -> datasets.Dataset:
@@ -62,15 +94,25 @@ def _caused_by_decoding(error: BaseException | None) -> bool:
     return False
 
 
-def check_columns(table: datasets.Dataset, spec: DataSpec, task: str, *, file_param: str) -> None:
-    """Raise a UserError naming the spec field of any column the file lacks."""
-    wanted = {"data.text_column": spec.text_column}
-    if task == "sequence_classification":
-        wanted["data.label_column"] = spec.label_column
+def check_columns(
+    table: datasets.Dataset,
+    spec: DataSpec,
+    task: str,
+    *,
+    file_param: str,
+    lm_format: ResolvedFormat | None = None,
+) -> None:
+    """Raise a UserError naming the spec field of any column the file lacks.
+
+    A causal LM's columns are those of `lm_format` (default: the format the spec and the file give).
+    """
+    if task == "causal_lm":
+        lm_format = lm_format or resolve_format(spec, table.column_names)
+        wanted = spec.lm_columns(lm_format)
+    else:
+        wanted = {"data.text_column": spec.text_column, "data.label_column": spec.label_column}
         if spec.text_pair_column:
             wanted["data.text_pair_column"] = spec.text_pair_column
-    elif spec.prompt_column:
-        wanted["data.prompt_column"] = spec.prompt_column
     for param, column in wanted.items():
         if column not in table.column_names:
             raise UserError(
@@ -81,15 +123,25 @@ def check_columns(table: datasets.Dataset, spec: DataSpec, task: str, *, file_pa
             )
 
 
+def check_data(
+    table: datasets.Dataset, spec: DataSpec, task: str, *, file_param: str, lm_format: ResolvedFormat | None
+) -> None:
+    """The file's columns, and for a causal LM the chats or pairs of each row."""
+    check_columns(table, spec, task, file_param=file_param, lm_format=lm_format)
+    if lm_format is not None:
+        check_rows(table, spec, lm_format, file_param=file_param)
+
+
 def split_train_eval(
     spec: DataSpec, task: str, *, seed: int, resolve_file: Callable[[str], Path], cache_dir: Path
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
     """The raw train and eval tables: the eval file, or a seeded split of `eval_fraction` of train."""
     train = read_table(resolve_file(spec.train_file), cache_dir=cache_dir)
-    check_columns(train, spec, task, file_param="data.train_file")
+    lm_format = resolve_format(spec, train.column_names) if task == "causal_lm" else None
+    check_data(train, spec, task, file_param="data.train_file", lm_format=lm_format)
     if spec.eval_file:
         evaluation = read_table(resolve_file(spec.eval_file), cache_dir=cache_dir)
-        check_columns(evaluation, spec, task, file_param="data.eval_file")
+        check_data(evaluation, spec, task, file_param="data.eval_file", lm_format=lm_format)
     else:
         if len(train) < 2:
             raise UserError(
@@ -191,36 +243,6 @@ def tokenize_classification(
     return table.map(encode, batched=True, remove_columns=table.column_names, desc="tokenize")
 
 
-def tokenize_causal_lm(
-    table: datasets.Dataset, spec: DataSpec, tokenizer: PreTrainedTokenizerBase
-) -> datasets.Dataset:
-    """input_ids, attention_mask, labels (-100 on prompt tokens) and length; each text ends with EOS."""
-    eos = tokenizer.eos_token_id
-
-    def encode(rows: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        texts = [str(text) if text is not None else "" for text in rows[spec.text_column]]
-        prompts = (
-            [str(text) for text in rows[spec.prompt_column]] if spec.prompt_column else [""] * len(texts)
-        )
-        out: dict[str, list[Any]] = {"input_ids": [], "attention_mask": [], "labels": [], "length": []}
-        for prompt, text in zip(prompts, texts, strict=True):
-            prompt_ids = tokenizer(prompt)["input_ids"] if prompt else []
-            target_ids = tokenizer(text, add_special_tokens=not prompt_ids)["input_ids"]
-            if eos is not None and (not target_ids or target_ids[-1] != eos):
-                target_ids = [*target_ids, eos]
-            ids = (prompt_ids + target_ids)[: spec.max_length]
-            labels = ([IGNORE_INDEX] * len(prompt_ids) + target_ids)[: spec.max_length]
-            if all(label == IGNORE_INDEX for label in labels):
-                continue  # a prompt that fills max_length leaves nothing to learn
-            out["input_ids"].append(ids)
-            out["attention_mask"].append([1] * len(ids))
-            out["labels"].append(labels)
-            out["length"].append(len(ids))
-        return out
-
-    return table.map(encode, batched=True, remove_columns=table.column_names, desc="tokenize")
-
-
 def prepare_data(
     spec: DataSpec,
     task: str,
@@ -235,31 +257,43 @@ def prepare_data(
     train, evaluation = split_train_eval(
         spec, task, seed=seed, resolve_file=resolve_file, cache_dir=cache_dir
     )
-    label2id = None
-    if task == "sequence_classification":
-        label2id = resolve_label2id(train[spec.label_column], teacher_id2label)
-
-    def tokenize(table: datasets.Dataset) -> datasets.Dataset:
-        if task == "sequence_classification":
-            return tokenize_classification(table, spec, tokenizer, label2id)
-        return tokenize_causal_lm(table, spec, tokenizer)
-
-    train, evaluation = tokenize(train), tokenize(evaluation)
-    test = None
+    tables = {"train": train, "eval": evaluation}
+    lm_format = resolve_format(spec, train.column_names) if task == "causal_lm" else None
     if spec.test_file:
-        test = read_table(resolve_file(spec.test_file), cache_dir=cache_dir)
-        check_columns(test, spec, task, file_param="data.test_file")
-        test = tokenize(test)
+        tables["test"] = read_table(resolve_file(spec.test_file), cache_dir=cache_dir)
+        check_data(tables["test"], spec, task, file_param="data.test_file", lm_format=lm_format)
+    label2id = None
+    chat_template = None
+    cut: dict[str, dict[str, int]] = {}
+    if lm_format is None:
+        label2id = resolve_label2id(train[spec.label_column], teacher_id2label)
+        tables = {name: tokenize_classification(t, spec, tokenizer, label2id) for name, t in tables.items()}
+    else:
+        if lm_format == "chat":
+            chat_template = "default" if ensure_chat_template(tokenizer) else "tokenizer"
+        for name, table in tables.items():
+            tables[name], cut[name] = tokenize_causal_lm(table, spec, tokenizer, lm_format)
     if spec.transfer_file:
-        train = add_transfer_set(train, spec, tokenizer, resolve_file=resolve_file, cache_dir=cache_dir)
-    if len(train) == 0 or len(evaluation) == 0:
+        tables["train"] = add_transfer_set(
+            tables["train"], spec, tokenizer, resolve_file=resolve_file, cache_dir=cache_dir
+        )
+    if len(tables["train"]) == 0 or len(tables["eval"]) == 0:
         raise UserError(
             "no usable examples left in the train or eval set", code="invalid_data", param="data.train_file"
         )
     pad_token_id = tokenizer.pad_token_id
     if pad_token_id is None:
         raise UserError("the student's tokenizer has neither a pad nor an EOS token", param="student.model")
-    return PreparedData(train=train, eval=evaluation, label2id=label2id, pad_token_id=pad_token_id, test=test)
+    return PreparedData(
+        train=tables["train"],
+        eval=tables["eval"],
+        label2id=label2id,
+        pad_token_id=pad_token_id,
+        test=tables.get("test"),
+        lm_format=lm_format,
+        chat_template=chat_template,
+        cut=cut,
+    )
 
 
 def add_transfer_set(

@@ -1,6 +1,7 @@
 """Teacher and student models: safe loading, the three ways to build a student, and compatibility checks."""
 
 import copy
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import (
+    CONFIG_MAPPING,
     AutoConfig,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
@@ -64,7 +66,7 @@ def label_kwargs(label2id: dict[str, int] | None) -> dict[str, Any]:
 def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     """The tokenizer saved with a model; decoders without a pad token pad with EOS."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
     except (OSError, ValueError) as error:
         raise UserError(
             f"no usable tokenizer in model {path.name!r}: {error}", code="invalid_model"
@@ -75,13 +77,33 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
 
 
 def load_config(path: Path, *, param: str) -> PretrainedConfig:
-    """A model directory's config.json (never code from it)."""
+    """A model directory's config.json (never code from it: a type transformers lacks is a UserError)."""
+    refuse_custom_code(path, param=param)
     try:
-        return AutoConfig.from_pretrained(str(path))
+        return AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     except (OSError, ValueError) as error:
         raise UserError(
             f"cannot read the config of model {path.name!r}: {error}", code="invalid_model", param=param
         ) from error
+
+
+def refuse_custom_code(path: Path, *, param: str) -> None:
+    """Refuse a model whose type only its own code (`auto_map`) defines, before transformers reads it.
+
+    A known type that also ships code (older Qwen checkpoints do) loads with transformers' own class.
+    """
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # AutoConfig says what is wrong with a missing or broken config
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if isinstance(config, dict) and config.get("auto_map") and model_type not in CONFIG_MAPPING:
+        raise UserError(
+            f"model {path.name!r} is of type {model_type!r}, which only its own code defines (auto_map); "
+            "custom model code is never run: use a model whose type transformers knows",
+            code="invalid_model",
+            param=param,
+        )
 
 
 def check_task(config: PretrainedConfig, task: str, *, param: str) -> None:
@@ -96,8 +118,11 @@ def check_task(config: PretrainedConfig, task: str, *, param: str) -> None:
 
 
 def _from_pretrained(task: str, path: Path, *, param: str, **kwargs: Any) -> PreTrainedModel:
+    refuse_custom_code(path, param=param)
     try:
-        model = auto_model_class(task).from_pretrained(str(path), use_safetensors=True, **kwargs)
+        model = auto_model_class(task).from_pretrained(
+            str(path), use_safetensors=True, trust_remote_code=False, **kwargs
+        )
         return with_saved_adapter(model, path)
     except (OSError, ValueError) as error:
         raise UserError(
@@ -151,7 +176,23 @@ def apply_overrides(
             raise UserError(f"invalid student config field {key!r}: {error}", param=param) from error
     for key, value in label_kwargs(label2id).items():
         setattr(config, key, value)
+    layer_types = getattr(config, "layer_types", None)
+    if isinstance(layer_types, list) and "layer_types" not in overrides:
+        config.layer_types = spread_layer_types(layer_types, int(config.num_hidden_layers))
     return config
+
+
+def spread_layer_types(layer_types: list[str], count: int) -> list[str]:
+    """Per-layer attention kinds (full, sliding) for `count` layers, taken from layers spread evenly.
+
+    A config of another depth keeps the base's mix of kinds, the last layer's kind last.
+    """
+    if count == len(layer_types) or not layer_types or count < 1:
+        return list(layer_types)
+    if count == 1:
+        return [layer_types[-1]]
+    last = len(layer_types) - 1
+    return [layer_types[round(i * last / (count - 1))] for i in range(count)]
 
 
 def buildable_config(
@@ -251,6 +292,8 @@ def student_from_layers(
         )
     config = copy.deepcopy(source.config)
     config.num_hidden_layers = len(layers)
+    if isinstance(getattr(config, "layer_types", None), list):
+        config.layer_types = [config.layer_types[index] for index in layers]
     torch.manual_seed(seed)
     student = auto_model_class(task).from_config(config, **attention_kwargs(eager))
     source_state = source.state_dict()

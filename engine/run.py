@@ -192,6 +192,8 @@ class JobRun:
         self.callbacks.on_message(
             f"loaded data: {len(data.train)} train, {len(data.eval)} eval{test_note} examples"
         )
+        for line in data.lm_messages(spec.data.max_length):
+            self.callbacks.on_message(line, "warning" if "truncated" in line else "info")
         if teacher is not None and models.teacher_dir is not None:
             same = models.teacher_dir == models.base_dir
             check_compatibility(
@@ -300,6 +302,7 @@ class JobRun:
             "teacher_cache": asdict(cache) if cache is not None else None,
             "trainable_parameters": parameter_counts(method)["trainable"],
             **method.training_notes(),
+            "data": data.lm_summary(),
         }
 
     def report(

@@ -73,6 +73,18 @@ def save_tiny_gpt2(directory: Path, *, layers: int = 2, seed: int = 0) -> Path:
     return directory
 
 
+def counting_chats(count: int, *, seed: int = 0) -> list[dict[str, Any]]:
+    """OpenAI-format chats: the user names a number word, the assistant counts on from it."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        start, length = rng.randrange(10), rng.randint(3, 6)
+        answer = " ".join(NUMBER_WORDS[(start + i) % 10] for i in range(length))
+        question = {"role": "user", "content": NUMBER_WORDS[start]}
+        rows.append({"messages": [question, {"role": "assistant", "content": answer}]})
+    return rows
+
+
 def counting_rows(count: int, *, seed: int = 0) -> list[dict[str, Any]]:
     """Runs of consecutive number words split into a prompt and its continuation."""
     rng = random.Random(seed)

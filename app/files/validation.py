@@ -5,11 +5,20 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distillery.jobspec.data_format import (
+    COMPLETION_COLUMN,
+    MESSAGES_COLUMN,
+    PROMPT_COLUMN,
+    ResolvedFormat,
+    chat_problem,
+    detect_format,
+    prompt_completion_problem,
+)
 from distillery.jobspec.text import FORBIDDEN_CHARACTERS, MAX_COLUMN_CHARS
 
 DatasetFormat = Literal["jsonl", "csv", "parquet"]
@@ -26,6 +35,7 @@ MAX_JSON_DEPTH = 32
 MAX_COLUMNS = 1024
 # Strings (skipped whole, escapes included) and the brackets outside them.
 JSON_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+PARQUET_ROW_BATCH = 1024
 
 
 class UnsupportedFormat(ValueError):
@@ -76,10 +86,53 @@ def _check_column_name(name: str) -> None:
         raise InvalidDataset(f"the column name {name!r} holds a control character or an invalid code point")
 
 
+class LanguageModelRows:
+    """Checks that the rows of a file hold one causal-LM format, chat or prompt/completion, and hold it well.
+
+    The first row sets the format (see `detect_format`); plain text and other tables are not checked.
+    """
+
+    def __init__(self) -> None:
+        self.format: ResolvedFormat | None = None
+
+    def check(self, record: dict[str, Any], *, row: int, line: int | None = None) -> None:
+        """Raise InvalidDataset naming the row and the field of a row that breaks its file's format."""
+        found = detect_format(record)
+        if self.format is None:
+            self.format = found
+        where = f"row {row}" if line in (None, row) else f"row {row} (line {line})"
+        if found != self.format:
+            field, mismatch = _format_break(self.format, found, record)
+            raise InvalidDataset(f"{where}, field {field}: {mismatch}; a file holds one format")
+        problem = None
+        if found == "chat":
+            problem = chat_problem(record[MESSAGES_COLUMN])
+        elif found == "prompt_completion":
+            problem = prompt_completion_problem(record, PROMPT_COLUMN, COMPLETION_COLUMN)
+        if problem is not None:
+            raise InvalidDataset(f"{where}, field {problem[0]}: {problem[1]}")
+
+
+def _format_break(first: ResolvedFormat, found: ResolvedFormat, record: dict[str, Any]) -> tuple[str, str]:
+    """The field and the words for a row whose format is not the first row's."""
+    names = {"chat": "a chat", "prompt_completion": "a prompt/completion pair"}
+    if first == "text":
+        field = MESSAGES_COLUMN if found == "chat" else PROMPT_COLUMN
+        return field, f"this row is {names[found]} but row 1 is not"
+    if first == "chat":
+        return MESSAGES_COLUMN, f"missing, while row 1 is {names[first]}"
+    field = PROMPT_COLUMN if PROMPT_COLUMN not in record else COMPLETION_COLUMN
+    return field, f"missing, while row 1 is {names[first]}"
+
+
 def _inspect_jsonl(path: Path) -> DatasetSummary:
-    """Every non-blank line must be a JSON object; columns are the keys in order of first appearance."""
+    """Every non-blank line must be a JSON object; columns are the keys in order of first appearance.
+
+    Rows of chat messages or prompt/completion pairs are checked as such (`LanguageModelRows`).
+    """
     columns: dict[str, None] = {}
     rows = 0
+    lm_rows = LanguageModelRows()
     with path.open("rb") as stream:
         for number, raw in enumerate(stream, start=1):
             if _is_binary(raw) and number == 1:
@@ -102,6 +155,7 @@ def _inspect_jsonl(path: Path) -> DatasetSummary:
             if len(columns) > MAX_COLUMNS:
                 raise InvalidDataset(f"line {number} brings the columns past the limit of {MAX_COLUMNS}")
             rows += 1
+            lm_rows.check(record, row=rows, line=number)
     return DatasetSummary(rows=rows, columns=list(columns))
 
 
@@ -151,7 +205,24 @@ def _inspect_parquet(path: Path) -> DatasetSummary:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as error:
         raise InvalidDataset(f"the Parquet file cannot be read: {error}") from error
-    return DatasetSummary(rows=parquet.metadata.num_rows, columns=list(parquet.schema_arrow.names))
+    columns = list(parquet.schema_arrow.names)
+    fmt = detect_format(columns)
+    if fmt != "text":
+        _check_parquet_rows(parquet, fmt)
+    return DatasetSummary(rows=parquet.metadata.num_rows, columns=columns)
+
+
+def _check_parquet_rows(parquet: pq.ParquetFile, fmt: ResolvedFormat) -> None:
+    """Check the chat or prompt/completion columns of every row, a batch of rows at a time."""
+    columns = [MESSAGES_COLUMN] if fmt == "chat" else [PROMPT_COLUMN, COMPLETION_COLUMN]
+    lm_rows, row = LanguageModelRows(), 0
+    try:
+        for batch in parquet.iter_batches(columns=columns, batch_size=PARQUET_ROW_BATCH):
+            for record in batch.to_pylist():
+                row += 1
+                lm_rows.check(record, row=row)
+    except (pa.ArrowException, OSError) as error:
+        raise InvalidDataset(f"the Parquet file cannot be read: {error}") from error
 
 
 def _nesting_depth(line: str) -> int:

@@ -24,6 +24,7 @@ from app.jobs.schemas import JobCreate
 from app.jobs.transitions import IllegalTransition, transition
 from app.webhooks.outbox import record_status_change
 from distillery.jobspec import DATA_FILE_FIELDS, JobSpec
+from distillery.jobspec.data_format import detect_format
 
 ACTIVE_STATUSES = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING]
 CANCEL_RACE_RETRIES = 3
@@ -96,23 +97,26 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
         raise InvalidField(
             "training.max_steps", f"max_steps must be at most {settings.max_total_steps} on this service"
         )
+    check_files(session=session, tenant=tenant, spec=spec)
+    for prefix, ref in (("teacher", spec.teacher), ("student.model", spec.student.model)):
+        if ref is None:
+            continue
+        try:
+            resolve_model_ref(ref, session=session, tenant=tenant, settings=settings)
+        except ModelRefError as error:
+            raise InvalidField(f"{prefix}.{error.field}", error.message, code="model_not_found") from error
+
+
+def check_files(*, session: Session, tenant: str, spec: JobSpec) -> None:
+    """Every data file exists and has the columns the spec reads, in the causal-LM format it names."""
     data = spec.data
-    required = {"data.text_column": data.text_column}
-    if spec.task == "sequence_classification":
-        required["data.label_column"] = data.label_column
-    if data.text_pair_column is not None:
-        required["data.text_pair_column"] = data.text_pair_column
-    if data.prompt_column is not None:
-        required["data.prompt_column"] = data.prompt_column
-    # A transfer set is unlabeled: it needs the text columns only.
-    texts_only = {param: column for param, column in required.items() if param != "data.label_column"}
     files = (
-        ("data.train_file", data.train_file, required),
-        ("data.eval_file", data.eval_file, required),
-        ("data.test_file", data.test_file, required),
-        ("data.transfer_file", data.transfer_file, texts_only),
+        ("data.train_file", data.train_file),
+        ("data.eval_file", data.eval_file),
+        ("data.test_file", data.test_file),
+        ("data.transfer_file", data.transfer_file),
     )
-    for param, file_id, columns in files:
+    for param, file_id in files:
         if file_id is None:
             continue
         # A shared lock: a concurrent deletion of the file waits for this job to commit, and then sees it.
@@ -121,6 +125,8 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
         )
         if file is None:
             raise InvalidField(param, f"no file '{file_id}' exists", code="file_not_found")
+        # A transfer set is unlabeled: it needs the text columns only.
+        columns = _required_columns(spec, file, labels=param != "data.transfer_file")
         for column_param, column in columns.items():
             if column not in file.columns:
                 raise InvalidField(
@@ -128,13 +134,28 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
                     f"file '{file_id}' has no column '{column}' (columns: {', '.join(file.columns)})",
                     code="column_not_found",
                 )
-    for prefix, ref in (("teacher", spec.teacher), ("student.model", spec.student.model)):
-        if ref is None:
-            continue
-        try:
-            resolve_model_ref(ref, session=session, tenant=tenant, settings=settings)
-        except ModelRefError as error:
-            raise InvalidField(f"{prefix}.{error.field}", error.message, code="model_not_found") from error
+
+
+def _required_columns(spec: JobSpec, file: File, *, labels: bool) -> dict[str, str]:
+    """The columns the spec reads from this file, by the spec field that names each."""
+    data = spec.data
+    if spec.task == "causal_lm":
+        fmt = data.format
+        if fmt == "auto":
+            fmt = detect_format(file.columns, messages_column=data.messages_column)
+        if fmt == "chat" and file.format == "csv":
+            raise InvalidField(
+                "data.format",
+                f"file '{file.id}' is CSV; chat messages are read from JSON Lines or Parquet",
+                code="invalid_data_format",
+            )
+        return data.lm_columns(fmt)
+    required = {"data.text_column": data.text_column}
+    if labels:
+        required["data.label_column"] = data.label_column
+    if data.text_pair_column is not None:
+        required["data.text_pair_column"] = data.text_pair_column
+    return required
 
 
 def get_job(*, session: Session, tenant: str, job_id: str) -> Job:

@@ -5,6 +5,14 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from distillery.jobspec.data_format import (
+    COMPLETION_COLUMN,
+    MESSAGES_COLUMN,
+    PROMPT_COLUMN,
+    DataFormat,
+    LossOn,
+    ResolvedFormat,
+)
 from distillery.jobspec.lora import LoraSpec
 from distillery.jobspec.methods import (
     MAX_DEPTH,
@@ -115,12 +123,49 @@ class DataSpec(StrictModel):
     text_pair_column: ColumnName | None = Field(None, description="Second text of a pair (classification).")
     label_column: ColumnName = Field("label", description="Label column (classification).")
     prompt_column: ColumnName | None = Field(
-        None, description="Causal LM: a prompt column whose tokens are masked out of the loss."
+        None,
+        description="Causal LM: a prompt column whose tokens are masked out of the loss (format "
+        "prompt_completion: default `prompt`).",
     )
-    max_length: int = Field(128, ge=8, le=8192, description="Tokens per example after truncation.")
+    format: DataFormat = Field(
+        "auto",
+        description="Causal LM: chat (OpenAI messages, rendered with the student's chat template), "
+        "prompt_completion (a prompt and its completion), or text. auto: chat when the file has a "
+        "`messages` column, prompt_completion when it has `prompt` and `completion`, else text.",
+    )
+    messages_column: ColumnName = Field(MESSAGES_COLUMN, description="Chat: the column of messages.")
+    completion_column: ColumnName = Field(
+        COMPLETION_COLUMN, description="prompt_completion: the column of completions."
+    )
+    loss_on: LossOn = Field(
+        "completion",
+        description="Causal LM: completion trains on the assistant turns of a chat and the completion of "
+        "a pair; all trains on every token. Plain text always trains on every token.",
+    )
+    max_length: int = Field(
+        128,
+        ge=8,
+        le=8192,
+        description="Tokens per example. A longer causal-LM example loses its oldest context first, so "
+        "the trained tokens (the assistant turns, the completion) stay whole where they fit.",
+    )
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
     max_transfer_samples: int | None = Field(None, ge=1)
+
+    def lm_columns(self, fmt: ResolvedFormat) -> dict[str, str]:
+        """The columns a causal-LM file of this format must have, by the spec field that names each."""
+        if fmt == "chat":
+            return {"data.messages_column": self.messages_column}
+        if fmt == "prompt_completion":
+            return {
+                "data.prompt_column": self.prompt_column or PROMPT_COLUMN,
+                "data.completion_column": self.completion_column,
+            }
+        columns = {"data.text_column": self.text_column}
+        if self.prompt_column:
+            columns["data.prompt_column"] = self.prompt_column
+        return columns
 
 
 class TrainingSpec(StrictModel):
@@ -210,6 +255,12 @@ class JobSpec(StrictModel):
                 "param:method.sequence_level",
                 "sequence-level KD applies to task causal_lm only (got task '{task}')",
                 {"task": self.task},
+            )
+        if self.data.format in ("chat", "prompt_completion") and self.task != "causal_lm":
+            raise PydanticCustomError(
+                "param:data.format",
+                "format '{format}' applies to task causal_lm only (got task '{task}')",
+                {"format": self.data.format, "task": self.task},
             )
         if getattr(self.method, "top_k", None) is not None and self.task != "causal_lm":
             raise PydanticCustomError(

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from distillery.jobspec.methods import Divergence
+from engine.losses.chunking import PerPosition, chunked_position_sum
 from engine.losses.distributions import generalized_jsd, kl_divergence
 from engine.losses.masking import check_mask, compute_dtype, masked_mean, outside_autocast
 
@@ -22,6 +23,7 @@ def soft_target_loss(
     divergence: Divergence = "forward_kl",
     jsd_beta: float = 0.5,
     mask: Tensor | None = None,
+    chunk_size: int | None = None,
 ) -> Tensor:
     """T^2 * D(p_teacher^T, p_student^T) averaged over positions where mask is True.
 
@@ -33,6 +35,8 @@ def soft_target_loss(
     jsd (generalised, as in GKD, Agarwal et al. 2024): m = beta*p_t + (1-beta)*p_s,
         JSD = beta*KL(p_t||m) + (1-beta)*KL(p_s||m).
     Computed in at least float32; an all-masked batch gives 0 with the graph intact.
+    chunk_size: for [B, T, V] logits, compute it chunk_size positions at a time, never holding the
+    softmaxes of the whole sequence (engine/losses/chunking.py); the same value and gradient.
     """
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(
@@ -47,16 +51,43 @@ def soft_target_loss(
         raise ValueError(f"jsd_beta must be in (0, 1), got {jsd_beta}")
     check_mask(mask, student_logits.shape[:-1])
 
-    dtype = compute_dtype(student_logits)
-    log_p_student = F.log_softmax(student_logits.to(dtype) / temperature, dim=-1)
-    log_p_teacher = F.log_softmax(teacher_logits.detach().to(dtype) / temperature, dim=-1)
+    def per_position(student: Tensor, teacher: Tensor) -> Tensor:
+        dtype = compute_dtype(student)
+        log_p_student = F.log_softmax(student.to(dtype) / temperature, dim=-1)
+        log_p_teacher = F.log_softmax(teacher.detach().to(dtype) / temperature, dim=-1)
+        return divergence_between(log_p_teacher, log_p_student, divergence, jsd_beta)
+
+    return temperature**2 * position_mean(per_position, student_logits, (teacher_logits,), mask, chunk_size)
+
+
+def divergence_between(
+    log_p_teacher: Tensor, log_q_student: Tensor, divergence: str, jsd_beta: float
+) -> Tensor:
+    """The named divergence of the student from the teacher over the last axis (log-probabilities)."""
     if divergence == "forward_kl":
-        per_position = kl_divergence(log_p_teacher, log_p_student)
-    elif divergence == "reverse_kl":
-        per_position = kl_divergence(log_p_student, log_p_teacher)
-    else:
-        per_position = generalized_jsd(log_p_teacher, log_p_student, beta=jsd_beta)
-    return temperature**2 * masked_mean(per_position, mask)
+        return kl_divergence(log_p_teacher, log_q_student)
+    if divergence == "reverse_kl":
+        return kl_divergence(log_q_student, log_p_teacher)
+    return generalized_jsd(log_p_teacher, log_q_student, beta=jsd_beta)
+
+
+def position_mean(
+    per_position: PerPosition,
+    student: Tensor,
+    others: tuple[Tensor, ...],
+    mask: Tensor | None,
+    chunk_size: int | None,
+) -> Tensor:
+    """Mean of per_position(student, *others) over the counted positions, in chunks over a long sequence.
+
+    Chunked when chunk_size is given, the inputs are [B, T, ...] sequences and T is longer than a chunk.
+    """
+    if chunk_size is None or student.dim() < 3 or student.shape[1] <= chunk_size:
+        return masked_mean(per_position(student, *others), mask)
+    if mask is None:
+        mask = torch.ones(student.shape[:2], dtype=torch.bool, device=student.device)
+    total = chunked_position_sum(per_position, student, others, mask, chunk_size)
+    return total / mask.sum().clamp(min=1).to(total.dtype)
 
 
 # A teacher's tail log-mass is floored here, so a reverse KL against a near-certain teacher stays finite.
@@ -74,6 +105,7 @@ def topk_soft_target_loss(
     divergence: Divergence = "forward_kl",
     jsd_beta: float = 0.5,
     mask: Tensor | None = None,
+    chunk_size: int | None = None,
 ) -> Tensor:
     """T^2 * D(p_teacher^T, p_student^T) over the teacher's top k tokens plus one bucket for all others.
 
@@ -83,6 +115,7 @@ def topk_soft_target_loss(
     p_student^T outside those k tokens. A divergence between coarsened distributions never exceeds the one
     between the full distributions (data processing) and equals it when the teacher has no mass outside
     its top k; with k covering the whole vocabulary there is no tail bucket and this is soft_target_loss.
+    chunk_size: as in soft_target_loss.
     """
     if teacher_topk_logprobs.shape != teacher_topk_indices.shape:
         raise ValueError("teacher top-k log-probabilities and indices differ in shape")
@@ -92,23 +125,22 @@ def topk_soft_target_loss(
             f"{tuple(student_logits.shape)}"
         )
     check_mask(mask, student_logits.shape[:-1])
-    dtype = compute_dtype(student_logits)
-    log_q = F.log_softmax(student_logits.to(dtype) / temperature, dim=-1)
-    indices = teacher_topk_indices.long()
-    log_q_top = log_q.gather(-1, indices)
-    log_p_top = teacher_topk_logprobs.detach().to(dtype)
-    if indices.shape[-1] < student_logits.shape[-1]:
-        log_q_tail = torch.logsumexp(log_q.scatter(-1, indices, float("-inf")), dim=-1, keepdim=True)
-        log_p_tail = teacher_tail_logprob.detach().to(dtype).clamp(min=TAIL_LOGPROB_FLOOR).unsqueeze(-1)
-        log_q_top = torch.cat([log_q_top, log_q_tail], dim=-1)
-        log_p_top = torch.cat([log_p_top, log_p_tail], dim=-1)
-    if divergence == "forward_kl":
-        per_position = kl_divergence(log_p_top, log_q_top)
-    elif divergence == "reverse_kl":
-        per_position = kl_divergence(log_q_top, log_p_top)
-    else:
-        per_position = generalized_jsd(log_p_top, log_q_top, beta=jsd_beta)
-    return temperature**2 * masked_mean(per_position, mask)
+
+    def per_position(student: Tensor, top_logprobs: Tensor, top_indices: Tensor, tail: Tensor) -> Tensor:
+        dtype = compute_dtype(student)
+        log_q = F.log_softmax(student.to(dtype) / temperature, dim=-1)
+        indices = top_indices.long()
+        log_q_top = log_q.gather(-1, indices)
+        log_p_top = top_logprobs.detach().to(dtype)
+        if indices.shape[-1] < student.shape[-1]:
+            log_q_tail = torch.logsumexp(log_q.scatter(-1, indices, float("-inf")), dim=-1, keepdim=True)
+            log_p_tail = tail.detach().to(dtype).clamp(min=TAIL_LOGPROB_FLOOR).unsqueeze(-1)
+            log_q_top = torch.cat([log_q_top, log_q_tail], dim=-1)
+            log_p_top = torch.cat([log_p_top, log_p_tail], dim=-1)
+        return divergence_between(log_p_top, log_q_top, divergence, jsd_beta)
+
+    teacher = (teacher_topk_logprobs, teacher_topk_indices, teacher_tail_logprob)
+    return temperature**2 * position_mean(per_position, student_logits, teacher, mask, chunk_size)
 
 
 def topk_teacher_targets(teacher_logits: Tensor, *, k: int, temperature: float) -> dict[str, Tensor]:
@@ -132,16 +164,26 @@ def topk_teacher_targets(teacher_logits: Tensor, *, k: int, temperature: float) 
 
 
 @outside_autocast
-def hard_target_loss(logits: Tensor, labels: Tensor, *, ignore_index: int = -100) -> Tensor:
+def hard_target_loss(
+    logits: Tensor, labels: Tensor, *, ignore_index: int = -100, chunk_size: int | None = None
+) -> Tensor:
     """Mean cross-entropy over positions whose label != ignore_index (0 if none).
 
     CE = -log softmax(logits)[label]. logits [..., V], labels [...] (a causal LM's shift of labels
-    against logits is the caller's job). Computed in at least float32.
+    against logits is the caller's job). Computed in at least float32. chunk_size: as in soft_target_loss.
     """
     if labels.shape != logits.shape[:-1]:
         raise ValueError(
             f"labels {tuple(labels.shape)} do not match logits {tuple(logits.shape)} without the class axis"
         )
+    if chunk_size is not None and logits.dim() == 3 and logits.shape[1] > chunk_size:
+
+        def per_position(student: Tensor, targets: Tensor) -> Tensor:
+            flat = student.to(compute_dtype(student)).reshape(-1, student.shape[-1])
+            losses = F.cross_entropy(flat, targets.reshape(-1), ignore_index=ignore_index, reduction="none")
+            return losses.view(targets.shape)
+
+        return position_mean(per_position, logits, (labels,), labels != ignore_index, chunk_size)
     flat_logits = logits.to(compute_dtype(logits)).reshape(-1, logits.shape[-1])
     flat_labels = labels.reshape(-1)
     # A summed loss divided by the count gives 0 rather than NaN when every label is ignored.

@@ -4,14 +4,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.jobspec.methods import Task
-from engine.batching import EXAMPLE_INDEX
+from engine.batching import EXAMPLE_INDEX, IGNORE_INDEX
 from engine.callbacks import Callbacks
 from engine.data import PreparedData
 from engine.losses import hard_target_loss
+from engine.losses.chunking import chunk_length
 
 
 @dataclass
@@ -90,8 +92,22 @@ def next_token_view(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     return logits[:, :-1], labels[:, 1:]
 
 
+def next_token_labels(labels: Tensor) -> Tensor:
+    """Causal LM: at each position the label of the token it predicts, the next one (-100 at the last).
+
+    The same pairing as next_token_view without slicing the logits, whose backward would allocate a
+    second tensor the size of the logits.
+    """
+    return F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+
+
+def sequence_chunk(logits: Tensor) -> int:
+    """Positions per chunk of a causal LM's token-level losses over these [B, T, V] logits."""
+    return chunk_length(logits.shape[0], logits.shape[-1], device_type=logits.device.type)
+
+
 def cross_entropy(task: Task, logits: Tensor, labels: Tensor) -> Tensor:
-    """Hard-label loss: per sample for classification, per target token (shifted) for causal LM."""
+    """Hard-label loss: per sample for classification, per target token (shifted, chunked) for causal LM."""
     if task == "causal_lm":
-        logits, labels = next_token_view(logits, labels)
+        return hard_target_loss(logits, next_token_labels(labels), chunk_size=sequence_chunk(logits))
     return hard_target_loss(logits, labels)

@@ -19,8 +19,9 @@ from engine.batching import IGNORE_INDEX, collate
 from engine.errors import UserError
 from engine.generation import Sampling, batch_prompts, position_limit, sample_continuations
 from engine.losses import soft_target_loss
-from engine.methods.base import MethodContext, model_inputs, next_token_view
+from engine.methods.base import MethodContext, model_inputs, next_token_labels, sequence_chunk
 from engine.methods.registry import implements
+from engine.methods.response import shared_vocabulary
 from engine.methods.teacher import TeacherMethod, vocabulary_width
 from engine.teacher_fields import TeacherField, TeacherFields
 
@@ -43,20 +44,18 @@ def gkd_loss(
 ) -> Tensor:
     """T^2 * D_beta(p_teacher^T, p_student^T), averaged over the target tokens (labels != -100).
 
-    Logits [B, T, V] of a causal LM: the logits at t predict the label at t + 1. The logits are cut to
-    the vocabulary both models share.
+    Logits [B, T, V] of a causal LM: the logits at t predict the label at t + 1, compared in chunks over
+    the sequence. The logits are cut to the vocabulary both models share.
     """
-    student_logits, labels = next_token_view(student_logits, labels)
-    teacher_logits = teacher_logits[:, :-1]
-    width = min(student_logits.shape[-1], teacher_logits.shape[-1])
+    labels = next_token_labels(labels)
     divergence, jsd_beta = gkd_divergence(beta)
     return soft_target_loss(
-        student_logits[..., :width],
-        teacher_logits[..., :width],
+        *shared_vocabulary(student_logits, teacher_logits),
         temperature=temperature,
         divergence=divergence,
         jsd_beta=jsd_beta,
         mask=labels != IGNORE_INDEX,
+        chunk_size=sequence_chunk(student_logits),
     )
 
 

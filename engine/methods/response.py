@@ -14,7 +14,7 @@ from engine.callbacks import Callbacks
 from engine.data import PreparedData, add_generated_examples, causal_lm_prompts
 from engine.errors import UserError
 from engine.losses import hard_target_loss, soft_target_loss, topk_soft_target_loss
-from engine.methods.base import MethodContext, Task, model_inputs, next_token_view
+from engine.methods.base import MethodContext, Task, model_inputs, next_token_labels, sequence_chunk
 from engine.methods.registry import implements
 from engine.methods.teacher import (
     TeacherMethod,
@@ -34,24 +34,23 @@ def response_loss(
     """alpha * soft_target_loss + (1 - alpha) * cross-entropy, and both terms for logging.
 
     `targets` holds the teacher's "logits", or for a causal LM with top_k its top-k log-probabilities.
-    Causal LM: token-level over the shifted positions whose label is not -100 (padding and prompt),
-    with the spec's divergence; the logits are cut to the shared vocabulary if one model pads it.
+    Causal LM: token-level over the positions whose next token's label is not -100 (padding and
+    prompt), with the spec's divergence, in chunks over the sequence; the logits are cut to the shared
+    vocabulary if one model pads it.
     """
-    mask = None
+    mask, chunk_size = None, None
     if task == "causal_lm":
-        student_logits, labels = next_token_view(student_logits, labels)
-        targets = {name: value[:, :-1] for name, value in targets.items()}
+        labels = next_token_labels(labels)
         mask = labels != IGNORE_INDEX
+        chunk_size = sequence_chunk(student_logits)
     if "logits" in targets:
-        teacher_logits = targets["logits"]
-        width = min(student_logits.shape[-1], teacher_logits.shape[-1])
         kd = soft_target_loss(
-            student_logits[..., :width],
-            teacher_logits[..., :width],
+            *shared_vocabulary(student_logits, targets["logits"]),
             temperature=soft.temperature,
             divergence=soft.divergence,
             jsd_beta=soft.jsd_beta,
             mask=mask,
+            chunk_size=chunk_size,
         )
     else:
         kd = topk_soft_target_loss(
@@ -63,10 +62,21 @@ def response_loss(
             divergence=soft.divergence,
             jsd_beta=soft.jsd_beta,
             mask=mask,
+            chunk_size=chunk_size,
         )
-    ce = hard_target_loss(student_logits, labels)
+    ce = hard_target_loss(student_logits, labels, chunk_size=chunk_size)
     loss = soft.alpha * kd + (1 - soft.alpha) * ce
     return loss, {"loss": loss.item(), "kd": kd.item(), "ce": ce.item()}
+
+
+def shared_vocabulary(student_logits: Tensor, teacher_logits: Tensor) -> tuple[Tensor, Tensor]:
+    """Both logits over the vocabulary they share, sliced only where one model pads its output layer."""
+    width = min(student_logits.shape[-1], teacher_logits.shape[-1])
+    if student_logits.shape[-1] != width:
+        student_logits = student_logits[..., :width]
+    if teacher_logits.shape[-1] != width:
+        teacher_logits = teacher_logits[..., :width]
+    return student_logits, teacher_logits
 
 
 @implements(ResponseMethod)

@@ -21,9 +21,9 @@ from engine.data import (
     prepare_data,
     read_table,
     resolve_label2id,
-    tokenize_causal_lm,
 )
 from engine.errors import UserError
+from engine.lm_data import tokenize_causal_lm
 from engine.models import load_tokenizer
 
 
@@ -55,7 +55,7 @@ def test_causal_lm_labels_mask_the_prompt_and_end_with_eos(engine_env):
     tokenizer = load_tokenizer(engine_env.model_root / "gpt2-counting")
     table = datasets.Dataset.from_dict({"prompt": ["one two"], "text": ["three four"]})
     spec = DataSpec(train_file="f", prompt_column="prompt", max_length=16)
-    row = tokenize_causal_lm(table, spec, tokenizer)[0]
+    row = tokenize_causal_lm(table, spec, tokenizer)[0][0]
     eos = tokenizer.eos_token_id
     assert row["input_ids"] == tokenizer("one two three four")["input_ids"] + [eos]
     assert row["labels"] == [IGNORE_INDEX, IGNORE_INDEX, *row["input_ids"][2:]]

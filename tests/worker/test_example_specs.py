@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 import yaml
-from tiny_assets import counting_rows, jsonl_bytes, save_tiny_bert_classifier, save_tiny_gpt2, sentiment_rows
+from tiny_assets import (
+    counting_chats,
+    counting_rows,
+    jsonl_bytes,
+    save_tiny_bert_classifier,
+    save_tiny_gpt2,
+    sentiment_rows,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("worker_process")]
 
@@ -20,7 +27,13 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "distillery" / "examples"
 SPECS = sorted(EXAMPLES.glob("*.yaml"))
 # The examples' layer lists need 12 encoder layers (MiniLM-L12 style) and 24 decoder layers (GPT-2 medium).
 BERT_PATHS = ["teachers/minilm-sentiment", "teachers/bert-base-sentiment", "base/minilm-l12-h384"]
-GPT2_PATHS = {"teachers/gpt2-medium-support": 24, "base/distilgpt2": 6}
+# The chat example's Qwen paths get tiny GPT-2s too: each path needs a causal LM, of any family.
+GPT2_PATHS = {
+    "teachers/gpt2-medium-support": 24,
+    "base/distilgpt2": 6,
+    "teachers/qwen2.5-1.5b-instruct": 4,
+    "base/qwen2.5-0.5b-instruct": 2,
+}
 
 
 @pytest.fixture
@@ -63,7 +76,10 @@ def test_example_spec_runs_on_the_worker_and_its_student_loads(
     tmp_path: Path,
 ) -> None:
     spec = yaml.safe_load(path.read_text())
-    rows = counting_rows(64) if spec["task"] == "causal_lm" else sentiment_rows(64)
+    if spec["task"] != "causal_lm":
+        rows = sentiment_rows(64)
+    else:
+        rows = counting_chats(64) if spec["data"].get("format") == "chat" else counting_rows(64)
     uploaded = client.post("/v1/files", files={"file": ("rows.jsonl", jsonl_bytes(rows))})
     assert uploaded.status_code == 201, uploaded.text
 

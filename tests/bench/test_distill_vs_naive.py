@@ -97,6 +97,7 @@ def run(seconds: float, test_accuracy: float, job_seconds: float = 100.0) -> dic
         "eval_accuracy": 0.7,
         "test_accuracy": test_accuracy,
         "peak_rss_bytes": 2**30,
+        "precision": "fp32",
     }
 
 

@@ -20,7 +20,12 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "distillery" / "examples"
 SPECS = sorted(EXAMPLES.glob("*.yaml"))
 # The examples' layer lists need 12 encoder layers (MiniLM-L12 style) and 24 decoder layers (GPT-2 medium).
 BERT_PATHS = ["teachers/minilm-sentiment", "teachers/bert-base-sentiment", "base/minilm-l12-h384"]
-GPT2_PATHS = {"teachers/gpt2-medium-support": 24, "base/distilgpt2": 6}
+GPT2_PATHS = {
+    "teachers/gpt2-medium-support": 24,
+    "base/distilgpt2": 6,
+    "teachers/qwen2.5-1.5b-support": 2,
+    "base/smollm2-135m": 2,
+}
 
 
 @pytest.fixture

@@ -224,7 +224,13 @@ def _continuations(
     _synchronize(device)
     seconds = time.perf_counter() - start
     new_tokens = sum(len(tokens) for tokens in generated)
-    texts = [tokenizer.decode(tokens, skip_special_tokens=True) for tokens in generated]
+    # Decoded after its prompt, so a decoder that drops a leading space at the start of a text keeps it.
+    texts = [
+        tokenizer.decode(prompt + tokens, skip_special_tokens=True)[
+            len(tokenizer.decode(prompt, skip_special_tokens=True)) :
+        ]
+        for prompt, tokens in zip(prompts, generated, strict=True)
+    ]
     return texts, new_tokens / seconds if seconds > 0 else None
 
 

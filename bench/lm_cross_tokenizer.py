@@ -16,6 +16,7 @@ the teacher and tokens/s, and their continuations of a few test prompts. Writes
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,13 @@ def job_specs(teacher_base: str, student_base: str, files: Datasets, args: Any) 
             "task": "causal_lm",
             "student": student,
             "data": data,
-            "method": {"type": "response", "cross_tokenizer": "uld", "temperature": 1.0, "alpha": args.alpha},
+            "method": {
+                "type": "response",
+                "cross_tokenizer": "uld",
+                "hybrid": args.hybrid,
+                "temperature": 1.0,
+                "alpha": args.alpha,
+            },
             "report": {"generations": 3, "max_new_tokens": 20},
             "training": training(args.student_epochs),
         },
@@ -147,6 +154,9 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="3,000 train tweets and one epoch per job")
     parser.add_argument("--alpha", type=float, default=0.5, help="weight of the ULD term (1 - alpha: CE)")
+    parser.add_argument("--hybrid", action="store_true", help="match shared tokens one to one")
+    parser.add_argument("--teacher-job", help="reuse this succeeded teacher job of the same data directory")
+    parser.add_argument("--control-job", help="reuse this succeeded control job of the same data directory")
     parser.add_argument("--data-dir", type=Path, default=Path("var/lm-cross-tokenizer"))
     parser.add_argument("--port", type=int, default=8767)
     parser.add_argument("--out", type=Path, default=None)
@@ -167,13 +177,18 @@ def main() -> None:
         files = upload(client, splits.train.path, splits.eval.path, splits.test.path)
         specs = job_specs("gpt2-bytes", "gpt2-pieces", files, args)
         downloads = data_dir / "students"
-        jobs = {"teacher": run_to_end(client, specs["teacher"], "xtok-teacher", downloads, console)}
-        jobs["control"] = run_to_end(client, specs["control"], "xtok-control", downloads, console)
+        jobs = {}
+        for role in ("teacher", "control"):
+            reused = getattr(args, f"{role}_job")
+            if reused:
+                jobs[role] = client.get_job(reused)
+            else:
+                jobs[role] = run_to_end(client, specs[role], f"xtok-{role}", downloads, console)
         distilled = {**specs["distilled"], "teacher": {"job": jobs["teacher"]["id"]}}
         distilled["report"]["control"] = {"job": jobs["control"]["id"]}
         jobs["distilled"] = run_to_end(client, distilled, "xtok-uld", downloads, console)
     summary = summarize(jobs)
-    summary["command"] = "python -m bench.lm_cross_tokenizer" + (" --quick" if args.quick else "")
+    summary["command"] = " ".join(["python -m bench.lm_cross_tokenizer", *sys.argv[1:]])
     summary["data"] = {
         "train_rows": splits.train.rows,
         "eval_rows": splits.eval.rows,

@@ -20,10 +20,13 @@ from engine.callbacks import Callbacks
 from engine.data import PreparedData
 from engine.errors import UserError
 from engine.evaluation import evaluate, evaluate_logits
+from engine.lm_generations import side_by_side
+from engine.lm_report import LanguageModels, batches_in_teacher_tokens, language_model_section, score_split
 from engine.models import check_compatibility, load_teacher, load_tokenizer
 from engine.precision import PrecisionChoice
-from engine.report import build_report
+from engine.report import build_report, measure_latency_ms, model_summary
 from engine.teacher_cache import StoredOutputs
+from engine.token_alignment import TokenAligner
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ class FinalEvaluation:
     data: PreparedData
     device: torch.device
     precision: PrecisionChoice
+    tokenizer: PreTrainedTokenizerBase
+    aligner: TokenAligner | None = None
 
     @property
     def batch_size(self) -> int:
@@ -55,12 +60,16 @@ class FinalEvaluation:
         data = self.data
         return {"eval": data.eval} if data.test is None else {"eval": data.eval, "test": data.test}
 
-    def measure(self, model: torch.nn.Module) -> dict[str, dict[str, float]]:
-        """The model's metrics on each split."""
+    def measure(
+        self, model: torch.nn.Module, aligner: TokenAligner | None = None
+    ) -> dict[str, dict[str, float]]:
+        """The model's metrics on each split (in its own tokens, re-tokenized by `aligner` when given)."""
         metrics = {}
         for split, dataset in self.splits().items():
             order = eval_batch_order(list(dataset["length"]), self.batch_size)
             batches = iterate_batches(dataset, order, pad_token_id=self.data.pad_token_id)
+            if aligner is not None:
+                batches = batches_in_teacher_tokens(batches, aligner)
             metrics[split] = evaluate(
                 model, batches, task=self.spec.task, device=self.device, autocast=self.precision.autocast
             )
@@ -89,7 +98,7 @@ class FinalEvaluation:
         """The teacher's metrics: from its stored logits when there are, else by running it."""
         if stored is not None and "logits" in stored.entry.fields:
             return self.measure_stored(stored)
-        return self.measure(teacher) if teacher is not None else None
+        return self.measure(teacher, self.aligner) if teacher is not None else None
 
     def report(
         self,
@@ -102,6 +111,12 @@ class FinalEvaluation:
         training: dict[str, Any],
     ) -> dict[str, Any]:
         """The job's report: sizes, metrics on each split, latency, retention and how training ran."""
+        latency_batch = longest_batch(
+            self.data.eval, self.latency_batch_size, pad_token_id=self.data.pad_token_id
+        )
+        teacher_latency_batch = None
+        if self.aligner is not None:
+            teacher_latency_batch = next(batches_in_teacher_tokens(iter([latency_batch]), self.aligner))
         return build_report(
             task=self.spec.task,
             method=self.spec.method.type,
@@ -111,12 +126,56 @@ class FinalEvaluation:
             teacher=teacher,
             teacher_dir=teacher_dir if teacher is not None else None,
             teacher_metrics=self.teacher_metrics(teacher, stored),
-            latency_batch=longest_batch(
-                self.data.eval, self.latency_batch_size, pad_token_id=self.data.pad_token_id
-            ),
+            latency_batch=latency_batch,
+            teacher_latency_batch=teacher_latency_batch,
             autocast=self.precision.autocast,
             training=training,
         )
+
+    def control_summary(self, control: PreTrainedModel, control_dir: Path) -> dict[str, Any]:
+        """The control's sizes, metrics on each split and latency, as the student's are reported."""
+        latency_batch = longest_batch(
+            self.data.eval, self.latency_batch_size, pad_token_id=self.data.pad_token_id
+        )
+        latency = measure_latency_ms(control, latency_batch, autocast=self.precision.autocast)
+        return model_summary(control, control_dir, self.measure(control), latency)
+
+    def add_comparisons(
+        self, report: dict[str, Any], models: LanguageModels, control_dir: Path | None
+    ) -> dict[str, Any]:
+        """The report with the control beside the student and, for a causal LM, the language-model section.
+
+        Perplexities in different tokens do not compare, so with two tokenizers retention is taken on
+        bits per byte of the same text.
+        """
+        control = models.control
+        report["control"] = (
+            self.control_summary(control, control_dir) if control is not None and control_dir else None
+        )
+        if self.spec.task != "causal_lm":
+            return report
+        section = self.language_model(models)
+        report["language_model"] = section
+        if models.aligner is not None and section["teacher"] is not None:
+            student_bits = section["student"]["bits_per_byte"]
+            teacher_bits = section["teacher"]["bits_per_byte"]
+            ratio = teacher_bits / student_bits if student_bits and teacher_bits is not None else None
+            report["retention"] = {"bits_per_byte": ratio} if ratio is not None else None
+        return report
+
+    def language_model(self, models: LanguageModels) -> dict[str, Any]:
+        """The causal-LM section: each model on the held-out split, and their generations side by side."""
+        split, dataset = list(self.splits().items())[-1]
+        scores = score_split(
+            dataset,
+            models,
+            batch_size=self.batch_size,
+            pad_token_id=self.data.pad_token_id,
+            device=self.device,
+            autocast=self.precision.autocast,
+        )
+        samples, rates = side_by_side(dataset, models, self.spec.report, seed=self.spec.training.seed)
+        return language_model_section(split, scores, samples, rates, models, self.spec.report)
 
 
 def teacher_for_comparison(
@@ -126,8 +185,13 @@ def teacher_for_comparison(
     data: PreparedData,
     device: torch.device,
     callbacks: Callbacks,
+    *,
+    role: str = "teacher",
 ) -> PreTrainedModel | None:
-    """A teacher named by a method that trains without one, loaded after training for the report only."""
+    """A model the report only compares against, loaded after training; None, with a warning, if unfit.
+
+    It is a teacher named by a method that trains without one, or the control (`role`).
+    """
     try:
         teacher = load_teacher(teacher_dir, task, eager=False, device=device)
         check_compatibility(
@@ -138,7 +202,7 @@ def teacher_for_comparison(
             label2id=data.label2id,
         )
     except UserError as error:
-        callbacks.on_message(f"the teacher is not compared in the report: {error.message}", "warning")
+        callbacks.on_message(f"the {role} is not compared in the report: {error.message}", "warning")
         return None
     return teacher
 

@@ -317,12 +317,18 @@ def check_compatibility(
     teacher_tokenizer: PreTrainedTokenizerBase,
     student_tokenizer: PreTrainedTokenizerBase,
     label2id: dict[str, int] | None,
+    cross_tokenizer: bool = False,
 ) -> None:
-    """Raise a UserError if the teacher cannot teach this student on this data."""
-    if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+    """Raise a UserError if the teacher cannot teach this student on this data.
+
+    Different vocabularies are refused unless the method distils across tokenizers (`cross_tokenizer`).
+    """
+    if not cross_tokenizer and teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
+        advice = " (or, for a causal LM, set method.cross_tokenizer: uld)" if task == "causal_lm" else ""
         raise UserError(
-            f"the student's tokenizer ({len(student_tokenizer)} tokens) differs from the teacher's "
-            f"({len(teacher_tokenizer)} tokens); the teacher must read the same tokens",
+            f"the student's tokenizer ({_vocabulary_name(student_tokenizer)}, {len(student_tokenizer):,} "
+            f"tokens) differs from the teacher's ({_vocabulary_name(teacher_tokenizer)}, "
+            f"{len(teacher_tokenizer):,} tokens); the teacher must read the same tokens{advice}",
             code="incompatible_model",
             param="student.model",
         )
@@ -342,6 +348,12 @@ def check_compatibility(
             code="incompatible_model",
             param="teacher",
         )
+
+
+def _vocabulary_name(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The model directory a tokenizer was loaded from, by name, and its kind."""
+    name = Path(str(tokenizer.name_or_path)).name if tokenizer.name_or_path else "unnamed"
+    return f"{type(tokenizer).__name__} of {name!r}"
 
 
 def student_factory(

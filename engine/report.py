@@ -103,15 +103,19 @@ def build_report(
     latency_batch: dict[str, Tensor],
     autocast: Callable[[], AbstractContextManager[object]],
     training: dict[str, Any],
+    teacher_latency_batch: dict[str, Tensor] | None = None,
 ) -> dict[str, Any]:
     """The report of a finished run; teacher fields are null when there is no teacher.
 
     Metrics are keyed by split (`eval`, and `test` when the job has a test file); retention is taken on
-    the test split when there is one, since the eval split also chose the kept checkpoint.
+    the test split when there is one, since the eval split also chose the kept checkpoint. A teacher
+    with another tokenizer is timed on `teacher_latency_batch`, the same texts in its own tokens.
     """
     student_ms = measure_latency_ms(student, latency_batch, autocast=autocast)
     teacher_ms = (
-        measure_latency_ms(teacher, latency_batch, autocast=autocast) if teacher is not None else None
+        measure_latency_ms(teacher, teacher_latency_batch or latency_batch, autocast=autocast)
+        if teacher is not None
+        else None
     )
     device = next(student.parameters()).device
     split = "test" if "test" in student_metrics else "eval"

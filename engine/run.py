@@ -23,9 +23,11 @@ from engine.data import (
 )
 from engine.errors import UserError
 from engine.final_evaluation import FinalEvaluation, announce_result, teacher_for_comparison
+from engine.lm_report import LanguageModels
 from engine.lora import add_lora, parameter_counts, save_student
 from engine.methods import MethodContext, get_method_class
 from engine.methods.base import Method
+from engine.methods.cross_tokenizer import UniversalLogitDistillation
 from engine.methods.teacher import TeacherMethod
 from engine.models import (
     build_student,
@@ -105,6 +107,7 @@ class LoadedModels:
     teacher_dir: Path | None
     base_dir: Path
     teacher_labels: dict[int, str] | None = None
+    teacher_tokenizer: PreTrainedTokenizerBase | None = None
 
 
 @dataclass
@@ -126,7 +129,7 @@ class JobRun:
         precision = choose_precision(spec.training.precision, self.device)  # refuses bf16 before any work
         callbacks.on_message(describe_choice(precision))
         seed_everything(spec.training.seed)
-        method_class = get_method_class(spec.method.type)
+        method_class = get_method_class(spec.method.type).for_spec(spec.method)
         models = self.load_models(method_class)
         data = self.prepare_data(models)
         data = method_class.extend_train_data(spec, data, models.teacher, models.tokenizer, callbacks)
@@ -153,7 +156,8 @@ class JobRun:
             return RunResult("cancelled", None, report, [metrics_log.path])
         training = self.training_summary(result.state, data, precision, cache_outcome, method)
         student_dir, student = self.save_student(method, models)  # a LoRA student's merge freezes it
-        evaluation = FinalEvaluation(spec, data, self.device, precision)
+        aligner = method.aligner if isinstance(method, UniversalLogitDistillation) else None
+        evaluation = FinalEvaluation(spec, data, self.device, precision, models.tokenizer, aligner)
         report = self.report(evaluation, student, models, stored, student_dir, training)
         return self.publish(report, metrics_log, student_dir)
 
@@ -166,15 +170,16 @@ class JobRun:
             raise UserError(
                 "the student needs 'student.model' or a teacher to start from", param="student.model"
             )
-        teacher = None
+        teacher, tokenizer, teacher_tokenizer = None, load_tokenizer(base_dir), None
         if method_class.needs_teacher:
             if teacher_dir is None:
                 raise UserError(f"method {spec.method.type!r} needs a teacher", param="teacher")
             eager = method_class.needs_eager_attention
             teacher = load_teacher(teacher_dir, spec.task, eager=eager, device=self.device)
+            teacher_tokenizer = tokenizer if teacher_dir == base_dir else load_tokenizer(teacher_dir)
             self.callbacks.on_message(f"loaded teacher ({_millions(teacher)})")
         labels = _teacher_labels(teacher, teacher_dir) if spec.task != "causal_lm" else None
-        return LoadedModels(load_tokenizer(base_dir), teacher, teacher_dir, base_dir, labels)
+        return LoadedModels(tokenizer, teacher, teacher_dir, base_dir, labels, teacher_tokenizer)
 
     def prepare_data(self, models: LoadedModels) -> PreparedData:
         """The tokenized splits, labels in the teacher's order; a teacher that cannot read them is refused."""
@@ -194,14 +199,14 @@ class JobRun:
         )
         for line in data.lm_messages(spec.data.max_length):
             self.callbacks.on_message(line, "warning" if "truncated" in line else "info")
-        if teacher is not None and models.teacher_dir is not None:
-            same = models.teacher_dir == models.base_dir
+        if teacher is not None and models.teacher_tokenizer is not None:
             check_compatibility(
                 task=spec.task,
                 teacher=teacher,
-                teacher_tokenizer=models.tokenizer if same else load_tokenizer(models.teacher_dir),
+                teacher_tokenizer=models.teacher_tokenizer,
                 student_tokenizer=models.tokenizer,
                 label2id=data.label2id,
+                cross_tokenizer=getattr(spec.method, "cross_tokenizer", None) is not None,
             )
         return data
 
@@ -238,6 +243,8 @@ class JobRun:
                 device=device,
             ),
             num_labels=len(data.label2id) if data.label2id is not None else None,
+            tokenizer=models.tokenizer,
+            teacher_tokenizer=models.teacher_tokenizer,
         )
         return method_class(spec.method, context).to(device)
 
@@ -325,7 +332,7 @@ class JobRun:
                 self.device,
                 self.callbacks,
             )
-        return evaluation.report(
+        report = evaluation.report(
             student=student,
             student_dir=student_dir,
             teacher=teacher,
@@ -333,6 +340,28 @@ class JobRun:
             stored=stored,
             training=training,
         )
+        control, control_dir = self.load_control(evaluation)
+        compared = LanguageModels(
+            student, models.tokenizer, teacher, models.teacher_tokenizer, control, evaluation.aligner
+        )
+        return evaluation.add_comparisons(report, compared, control_dir)
+
+    def load_control(self, evaluation: FinalEvaluation) -> tuple[PreTrainedModel | None, Path | None]:
+        """The control the spec names for the report, and its directory; no model if it cannot be compared."""
+        ref = self.spec.report.control
+        if ref is None:
+            return None, None
+        control_dir = self.resolve_model(ref)
+        control = teacher_for_comparison(
+            control_dir,
+            self.spec.task,
+            evaluation.tokenizer,
+            evaluation.data,
+            self.device,
+            self.callbacks,
+            role="control",
+        )
+        return control, control_dir
 
     def publish(self, report: dict[str, Any], metrics_log: MetricsLog, student_dir: Path) -> RunResult:
         """Write the report and the curves, announce the result."""

@@ -5,6 +5,7 @@ Functions take keyword arguments, flush and never commit: the request owns the t
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -22,9 +23,11 @@ from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import TERMINAL_STATUSES, Artifact, Checkpoint, Job, JobEvent, JobStatus
 from app.jobs.schemas import JobCreate
 from app.jobs.transitions import IllegalTransition, transition
+from app.jobs.vocabulary import vocabulary_mismatch
 from app.webhooks.outbox import record_status_change
 from distillery.jobspec import DATA_FILE_FIELDS, JobSpec
 from distillery.jobspec.data_format import detect_format
+from distillery.jobspec.methods import TEACHER_METHODS
 
 ACTIVE_STATUSES = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING]
 CANCEL_RACE_RETRIES = 3
@@ -98,13 +101,22 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
             "training.max_steps", f"max_steps must be at most {settings.max_total_steps} on this service"
         )
     check_files(session=session, tenant=tenant, spec=spec)
-    for prefix, ref in (("teacher", spec.teacher), ("student.model", spec.student.model)):
+    refs = {
+        "teacher": spec.teacher,
+        "student.model": spec.student.model,
+        "report.control": spec.report.control,
+    }
+    resolved = {}
+    for prefix, ref in refs.items():
         if ref is None:
             continue
         try:
-            resolve_model_ref(ref, session=session, tenant=tenant, settings=settings)
+            resolved[prefix] = resolve_model_ref(ref, session=session, tenant=tenant, settings=settings)
         except ModelRefError as error:
             raise InvalidField(f"{prefix}.{error.field}", error.message, code="model_not_found") from error
+    if "teacher" in resolved and "student.model" in resolved:
+        check_vocabularies(spec, teacher_dir=resolved["teacher"], student_dir=resolved["student.model"])
+
 
 
 def check_files(*, session: Session, tenant: str, spec: JobSpec) -> None:
@@ -156,6 +168,23 @@ def _required_columns(spec: JobSpec, file: File, *, labels: bool) -> dict[str, s
     if data.text_pair_column is not None:
         required["data.text_pair_column"] = data.text_pair_column
     return required
+
+
+def check_vocabularies(spec: JobSpec, *, teacher_dir: Path, student_dir: Path) -> None:
+    """Refuse a teacher method whose teacher and student tokenizers differ, unless it distils across them."""
+    if spec.method.type not in TEACHER_METHODS or getattr(spec.method, "cross_tokenizer", None) is not None:
+        return
+    sizes = vocabulary_mismatch(teacher_dir, student_dir)
+    if sizes is None:
+        return
+    advice = " (or, for a causal LM, set method.cross_tokenizer: uld)" if spec.task == "causal_lm" else ""
+    raise InvalidField(
+        "student.model",
+        f"the student's tokenizer (model '{student_dir.name}', {sizes[1]:,} tokens) differs from the "
+        f"teacher's (model '{teacher_dir.name}', {sizes[0]:,} tokens); the teacher must read the same "
+        f"tokens{advice}",
+        code="incompatible_model",
+    )
 
 
 def get_job(*, session: Session, tenant: str, job_id: str) -> Job:

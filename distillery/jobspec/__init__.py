@@ -1,6 +1,14 @@
 """The job spec: what a client posts and what the worker runs; pure pydantic, no torch."""
 
-from distillery.jobspec.job import DATA_FILE_FIELDS, DataSpec, JobSpec, ModelRef, StudentSpec, TrainingSpec
+from distillery.jobspec.job import (
+    DATA_FILE_FIELDS,
+    DataSpec,
+    JobSpec,
+    ModelRef,
+    ReportSpec,
+    StudentSpec,
+    TrainingSpec,
+)
 from distillery.jobspec.lora import LoraSpec
 from distillery.jobspec.methods import (
     AttentionMethod,
@@ -26,6 +34,7 @@ __all__ = [
     "ModelRef",
     "MutualMethod",
     "RelationMethod",
+    "ReportSpec",
     "ResponseMethod",
     "SelfMethod",
     "StudentSpec",

@@ -213,6 +213,28 @@ class TrainingSpec(StrictModel):
     )
 
 
+class ReportSpec(StrictModel):
+    """What the report shows beside the student and its teacher: a control, and sample generations."""
+
+    control: ModelRef | None = Field(
+        None,
+        description="A model trained on the same data without the teacher, such as the student of a "
+        "supervised job ({job: ...}): the report measures it beside the student and the teacher. It must "
+        "read the student's tokens.",
+    )
+    generations: int = Field(
+        3,
+        ge=0,
+        le=16,
+        description="Causal LM: held-out texts whose beginning the teacher, the student and the control "
+        "each continue (greedy), side by side in the report.",
+    )
+    prompt_tokens: int = Field(
+        8, ge=1, le=512, description="Causal LM: student tokens of each held-out text given as the prompt."
+    )
+    max_new_tokens: int = Field(24, ge=1, le=256, description="Causal LM: tokens each model generates.")
+
+
 class JobSpec(StrictModel):
     """Everything the worker needs to run one distillation."""
 
@@ -228,6 +250,7 @@ class JobSpec(StrictModel):
         "teacher (method supervised), as a linked job; the job's result then reports its gain over the "
         f"control. Methods with a teacher only ({', '.join(sorted(TEACHER_METHODS))}).",
     )
+    report: ReportSpec = Field(default_factory=ReportSpec)
 
     @model_validator(mode="after")
     def _method_fits(self) -> Self:
@@ -261,6 +284,12 @@ class JobSpec(StrictModel):
                 "param:data.format",
                 "format '{format}' applies to task causal_lm only (got task '{task}')",
                 {"format": self.data.format, "task": self.task},
+            )
+        if getattr(self.method, "cross_tokenizer", None) is not None and self.task != "causal_lm":
+            raise PydanticCustomError(
+                "param:method.cross_tokenizer",
+                "cross_tokenizer applies to task causal_lm only (got task '{task}')",
+                {"task": self.task},
             )
         if getattr(self.method, "top_k", None) is not None and self.task != "causal_lm":
             raise PydanticCustomError(
@@ -303,6 +332,6 @@ class JobSpec(StrictModel):
         return JobSpec.model_validate(spec)
 
     def model_refs(self) -> list[ModelRef]:
-        """Every model the job reads: its teacher and the student's starting model, where given."""
-        refs = [self.teacher, self.student.model]
+        """Every model the job reads: teacher, the student's starting model and control, where given."""
+        refs = [self.teacher, self.student.model, self.report.control]
         return [ref for ref in refs if ref is not None]

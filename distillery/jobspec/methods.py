@@ -1,11 +1,13 @@
 """Distillation methods: each one a `type` and its own validated parameters."""
 
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 DISCRIMINATOR = "type"
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
+CrossTokenizer = Literal["uld"]
 Task = Literal["sequence_classification", "causal_lm"]
 CLASSIFICATION: frozenset[Task] = frozenset({"sequence_classification"})
 CAUSAL_LM: frozenset[Task] = frozenset({"causal_lm"})
@@ -95,6 +97,38 @@ class ResponseMethod(SoftTargets):
     sequence_level: SequenceLevelKD | None = Field(
         None, description="Causal LM only: add the teacher's generated continuations to the training data."
     )
+    cross_tokenizer: CrossTokenizer | None = Field(
+        None,
+        description="Causal LM only: distil from a teacher whose tokenizer differs from the student's. uld: "
+        "Universal Logit Distillation (Boizard et al. 2024): wherever both tokenizations of a text reach the "
+        "same character, the student's probabilities, sorted, match the teacher's, sorted, under a "
+        "Wasserstein-1 (L1) loss. The teacher runs live. Default: the tokenizers must be the same.",
+    )
+    uld_weight: float = Field(
+        1.0, ge=0, le=100, description="cross_tokenizer only: weight of the sorted Wasserstein term."
+    )
+    hybrid: bool = Field(
+        False,
+        description="cross_tokenizer only: tokens both vocabularies hold (the same string) are matched one "
+        "to one, by an L1 between their probabilities; only the other tokens are sorted.",
+    )
+
+    @model_validator(mode="after")
+    def _cross_tokenizer_options(self) -> Self:
+        if self.cross_tokenizer is None:
+            if self.hybrid:
+                raise PydanticCustomError("param:hybrid", "'hybrid' needs 'cross_tokenizer: uld'")
+            return self
+        clashes = {"top_k": self.top_k, "sequence_level": self.sequence_level}
+        for name, value in clashes.items():
+            if value is not None:
+                raise PydanticCustomError(
+                    f"param:{name}",
+                    "'{name}' reads the teacher in the student's tokens, which cross_tokenizer does not "
+                    "have: leave one of them out",
+                    {"name": name},
+                )
+        return self
 
 
 class FeatureMethod(SoftTargets):

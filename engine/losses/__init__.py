@@ -13,6 +13,7 @@ from engine.losses.divergence import (
 )
 from engine.losses.feature import hidden_state_loss
 from engine.losses.relation import rkd_angle_loss, rkd_distance_loss
+from engine.losses.uld import uld_loss
 
 # Every public loss by name: what the tests that check all losses alike go over.
 LOSSES: dict[str, Callable[..., Tensor]] = {
@@ -24,6 +25,7 @@ LOSSES: dict[str, Callable[..., Tensor]] = {
     "self_attention_relation": self_attention_relation_loss,
     "rkd_distance": rkd_distance_loss,
     "rkd_angle": rkd_angle_loss,
+    "uld": uld_loss,
 }
 
 __all__ = [
@@ -37,4 +39,5 @@ __all__ = [
     "soft_target_loss",
     "topk_soft_target_loss",
     "topk_teacher_targets",
+    "uld_loss",
 ]

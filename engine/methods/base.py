@@ -25,6 +25,8 @@ class MethodContext:
     teacher: PreTrainedModel | None
     new_student: Callable[[int], PreTrainedModel]
     num_labels: int | None
+    tokenizer: PreTrainedTokenizerBase | None = None
+    teacher_tokenizer: PreTrainedTokenizerBase | None = None
 
 
 class Method(nn.Module):
@@ -44,6 +46,11 @@ class Method(nn.Module):
         self.num_labels = ctx.num_labels
         self.student = ctx.student
         self._teacher = (ctx.teacher,)
+
+    @classmethod
+    def for_spec(cls, spec: Any) -> type["Method"]:
+        """The class that runs this spec: this one, or a variant its options select."""
+        return cls
 
     @property
     def teacher(self) -> PreTrainedModel | None:

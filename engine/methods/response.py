@@ -14,7 +14,8 @@ from engine.callbacks import Callbacks
 from engine.data import PreparedData, add_generated_examples, causal_lm_prompts
 from engine.errors import UserError
 from engine.losses import hard_target_loss, soft_target_loss, topk_soft_target_loss
-from engine.methods.base import MethodContext, Task, model_inputs, next_token_labels, sequence_chunk
+from engine.methods.base import Method, MethodContext, Task, model_inputs, next_token_labels, sequence_chunk
+from engine.methods.cross_tokenizer import UniversalLogitDistillation
 from engine.methods.registry import implements
 from engine.methods.teacher import (
     TeacherMethod,
@@ -89,6 +90,11 @@ class ResponseDistillation(TeacherMethod):
             raise UserError("sequence-level KD applies to causal LMs only", param="method.sequence_level")
         self.soft: ResponseMethod = spec
         self.width = vocabulary_width(self.frozen_teacher, self.student) if ctx.task == "causal_lm" else None
+
+    @classmethod
+    def for_spec(cls, spec: ResponseMethod) -> type[Method]:
+        """Universal Logit Distillation when the spec asks for cross-tokenizer KD, else this class."""
+        return UniversalLogitDistillation if spec.cross_tokenizer is not None else cls
 
     @classmethod
     def extend_train_data(

@@ -7,6 +7,7 @@ Fixtures:
       sentiment data, eager attention so attention maps are available;
     - `bert-other-vocab`: the same architecture with a tokenizer whose vocabulary differs;
     - `gpt2-counting`: a 4-layer GPT-2 LM trained briefly on the counting data (EOS, no pad token).
+- `bpe_models` (session): adds two GPT-2s whose byte-level BPE tokenizers differ (cross-tokenizer KD).
   Data files, by file id (see `FILES`): `file-sentiment` (JSONL, text/label, label set by a keyword),
   `file-sentiment-csv` (the same as latin-1 CSV), `file-three-labels` (labels a/b/c),
   `file-counting` (JSONL, text = runs of consecutive number words), `file-counting-prompts`
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 import torch
+from bpe_models import bpe_gpt2, byte_bpe, fit, save_model
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     BertConfig,
@@ -221,6 +223,25 @@ def engine_env(tmp_path_factory: pytest.TempPathFactory) -> EngineEnv:
     gpt.save_pretrained(env.model_root / "gpt2-counting")
     word_tokenizer(VOCAB).save_pretrained(env.model_root / "gpt2-counting")
     return env
+
+
+@pytest.fixture(scope="session")
+def bpe_models(engine_env: EngineEnv) -> dict[str, Any]:
+    """A teacher and a student whose byte-level BPE tokenizers, trained on the counting texts, differ.
+
+    Under `engine_env.model_root`: `gpt2-bpe-teacher` (2 layers, whole number words as tokens, fitted
+    briefly) and `gpt2-bpe-student` (1 layer, untrained, a smaller vocabulary that splits the words).
+    Returns both tokenizers and the texts.
+    """
+    texts = [json.loads(line)["text"] for line in engine_env.files["file-counting"].read_text().splitlines()]
+    teacher_tokenizer, student_tokenizer = byte_bpe(texts, 60), byte_bpe(texts, 36)
+    teacher = bpe_gpt2(teacher_tokenizer, layers=2)
+    fit(teacher, teacher_tokenizer, texts, steps=40)
+    save_model(engine_env.model_root / "gpt2-bpe-teacher", teacher, teacher_tokenizer)
+    save_model(
+        engine_env.model_root / "gpt2-bpe-student", bpe_gpt2(student_tokenizer, layers=1), student_tokenizer
+    )
+    return {"teacher": teacher_tokenizer, "student": student_tokenizer, "texts": texts}
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ GPT2_PATHS = {
     "base/distilgpt2": 6,
     "teachers/qwen2.5-1.5b-instruct": 4,
     "base/qwen2.5-0.5b-instruct": 2,
+    "teachers/qwen2.5-1.5b-support": 2,
+    "base/smollm2-135m": 2,
 }
 
 

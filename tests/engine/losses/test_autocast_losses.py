@@ -43,6 +43,7 @@ def make_inputs(dtype: torch.dtype) -> dict[str, tuple[tuple, dict]]:
         ),
         "rkd_distance": ((rand(8, HIDDEN), rand(8, HIDDEN)), {}),
         "rkd_angle": ((rand(8, HIDDEN), rand(8, HIDDEN)), {}),
+        "uld": ((rand(BATCH * LENGTH, VOCAB), rand(BATCH * LENGTH, VOCAB + 7)), {"temperature": 2.0}),
     }
 
 

@@ -15,6 +15,7 @@ def test_registry_names_every_public_loss():
         "self_attention_relation": losses.self_attention_relation_loss,
         "rkd_distance": losses.rkd_distance_loss,
         "rkd_angle": losses.rkd_angle_loss,
+        "uld": losses.uld_loss,
     } == losses.LOSSES
 
 

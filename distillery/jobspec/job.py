@@ -273,30 +273,7 @@ class JobSpec(StrictModel):
                 "{teachers} (got task '{task}', method '{kind}')",
                 {"task": self.task, "kind": kind, "teachers": " or ".join(sorted(TEACHER_METHODS))},
             )
-        if getattr(self.method, "sequence_level", None) is not None and self.task != "causal_lm":
-            raise PydanticCustomError(
-                "param:method.sequence_level",
-                "sequence-level KD applies to task causal_lm only (got task '{task}')",
-                {"task": self.task},
-            )
-        if self.data.format in ("chat", "prompt_completion") and self.task != "causal_lm":
-            raise PydanticCustomError(
-                "param:data.format",
-                "format '{format}' applies to task causal_lm only (got task '{task}')",
-                {"format": self.data.format, "task": self.task},
-            )
-        if getattr(self.method, "cross_tokenizer", None) is not None and self.task != "causal_lm":
-            raise PydanticCustomError(
-                "param:method.cross_tokenizer",
-                "cross_tokenizer applies to task causal_lm only (got task '{task}')",
-                {"task": self.task},
-            )
-        if getattr(self.method, "top_k", None) is not None and self.task != "causal_lm":
-            raise PydanticCustomError(
-                "param:method.top_k",
-                "top_k applies to task causal_lm only (got task '{task}')",
-                {"task": self.task},
-            )
+        self._check_causal_lm_only()
         if self.control and kind not in TEACHER_METHODS:
             raise PydanticCustomError(
                 "param:control",
@@ -318,6 +295,28 @@ class JobSpec(StrictModel):
                 {"init": self.student.init},
             )
         return self
+
+    def _check_causal_lm_only(self) -> None:
+        """Options that only a causal LM job reads are refused on any other task."""
+        if self.task == "causal_lm":
+            return
+        method = self.method
+        options = {
+            "method.sequence_level": ("sequence-level KD", getattr(method, "sequence_level", None)),
+            "data.format": (
+                f"format '{self.data.format}'",
+                self.data.format in ("chat", "prompt_completion"),
+            ),
+            "method.cross_tokenizer": ("cross_tokenizer", getattr(method, "cross_tokenizer", None)),
+            "method.top_k": ("top_k", getattr(method, "top_k", None)),
+        }
+        for param, (what, value) in options.items():
+            if value is not None and value is not False:
+                raise PydanticCustomError(
+                    f"param:{param}",
+                    "{what} applies to task causal_lm only (got task '{task}')",
+                    {"what": what, "task": self.task},
+                )
 
     def control_spec(self) -> "JobSpec":
         """The control of this job: its student, data, seed and schedule, trained on the labels alone.

@@ -88,7 +88,10 @@ def service(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def tiny_spec(service: Service, settings: Any) -> dict[str, Any]:
-    """Response KD from a tiny BERT teacher on 160 uploaded rows: about 50 steps, seconds of training."""
+    """Response KD from a tiny BERT teacher on 160 uploaded rows: 400 steps, a few seconds of training.
+
+    Long enough that the worker stores progress (at most every 2 s) while the page watches it run.
+    """
     teacher = settings.model_roots[0] / "browser-teacher"
     if not (teacher / "config.json").exists():
         save_tiny_bert_classifier(teacher)
@@ -102,7 +105,7 @@ def tiny_spec(service: Service, settings: Any) -> dict[str, Any]:
         "student": {"init": "teacher_layers", "layers": [0]},
         "data": {"train_file": upload.json()["id"], "max_length": 16},
         "method": {"type": "response", "temperature": 2.0, "alpha": 0.5},
-        "training": {"epochs": 3, "batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.0},
+        "training": {"epochs": 20, "batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.0},
     }
 
 

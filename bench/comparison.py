@@ -136,8 +136,15 @@ def run_to_end(
 ) -> dict[str, Any]:
     """Post a job, show its progress until it ends, download its student; returns the finished job."""
     job = client.create_job(spec, name=name)
-    console.print(f"[bold]{name}[/]: job {job['id']}")
-    job = follow_job(client, job["id"], console, poll=2.0)
+    return finish_job(client, job["id"], name, downloads, console)
+
+
+def finish_job(
+    client: DistilleryClient, job_id: str, name: str, downloads: Path, console: Console
+) -> dict[str, Any]:
+    """Show a posted job's progress until it ends, download its student; returns the finished job."""
+    console.print(f"[bold]{name}[/]: job {job_id}")
+    job = follow_job(client, job_id, console, poll=2.0)
     print_outcome(console, job)
     if job["status"] != "succeeded":
         raise RuntimeError(f"{name} ended {job['status']}: {job['error']}")

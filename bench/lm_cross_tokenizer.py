@@ -21,47 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GPT2Config, PreTrainedTokenizerFast
 
 from bench.comparison import Datasets, job_seconds, run_to_end, upload
-from bench.lm_demo import install_base_model
+from bench.lm_bases import install_base_model, install_metaspace_base
 from bench.service import embedded_service
 from bench.tweets import write_splits
 
 RESULTS = Path(__file__).resolve().parent / "results"
-EOS, UNK = "</s>", "<unk>"
 ROLES = ("teacher", "student", "control")
-
-
-def install_metaspace_base(
-    train_file: Path, target: Path, *, vocab_size: int, layers: int, width: int
-) -> None:
-    """A Metaspace BPE tokenizer trained on the train texts and a GPT-2 config sized to it."""
-    texts = [json.loads(line)["text"] for line in train_file.read_text(encoding="utf-8").splitlines()]
-    bpe = Tokenizer(models.BPE(unk_token=UNK))
-    bpe.pre_tokenizer = pre_tokenizers.Metaspace()
-    bpe.decoder = decoders.Metaspace()
-    alphabet = sorted({char for text in texts for char in text})
-    bpe.train_from_iterator(
-        texts,
-        trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[UNK, EOS], initial_alphabet=alphabet),
-    )
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS, unk_token=UNK)
-    eos_id = tokenizer.convert_tokens_to_ids(EOS)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=width,
-        n_layer=layers,
-        n_head=width // 64,
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-        architectures=["GPT2LMHeadModel"],
-    )
-    target.mkdir(parents=True, exist_ok=True)
-    config.save_pretrained(target)
-    tokenizer.save_pretrained(target)
 
 
 def job_specs(teacher_base: str, student_base: str, files: Datasets, args: Any) -> dict[str, Any]:

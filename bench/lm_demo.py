@@ -1,183 +1,354 @@
-"""The causal-LM demo: a small GPT-2 teacher trained on tweets, distilled token by token into 2 layers.
+"""The causal-LM demo: chats about tweets, a GPT-2-style teacher, three ways to distil it, each with control.
 
-A byte-level BPE tokenizer is trained on the train split, and a GPT-2 config around it is installed as a
-base model. Three jobs go through the embedded service: the 4-layer teacher (supervised, from the config),
-the 2-layer student with token-level KD from the teacher, and the same 2-layer student with the same seed
-and steps but no teacher (the control). Each job keeps its best epoch by eval perplexity; the table
-reports perplexity on held-out test tweets. Writes `bench/results/lm_demo.json`.
+The tweets become chats in OpenAI's `messages` format: a user asks for a tweet's sentiment or for the
+rest of a tweet of a given sentiment, and the assistant answers. Two BPE tokenizers are trained on the
+train chats: a byte-level one (GPT-2's kind) for the teacher and two of the students, and one over
+Metaspace pieces for the third student, so that the two vocabularies differ. Through the embedded
+service, a 4-layer teacher is trained on the chats from its config, then three 2-layer students learn
+from it, each with `control: true` (the same student, data, seed and steps without the teacher, as a
+linked job):
 
-    python -m bench.lm_demo
+- token-level KD (`response`) from the teacher's top-k log-probabilities, stored once in the teacher cache;
+- on-policy KD (`gkd`, forward KL): half of the batches are the student's own sampled answers, scored by
+  the teacher;
+- cross-tokenizer KD (`response` with `cross_tokenizer: uld`) into the student with the other vocabulary.
+
+The loss is taken on the assistant turns. The table gives each student's test perplexity, its top-1
+agreement with the teacher (from the job's `result.language_model`) and its gain in perplexity over its
+control (`result.control.gain`), with the teacher cache's bytes per stored token. Writes
+`bench/results/lm_demo.json`.
+
+    python -m bench.lm_demo            # the full run (scripts/demo --lm)
+    python -m bench.lm_demo --quick    # 1,000 train tweets and one epoch per job
 """
 
 import argparse
 import json
 import logging
+import sys
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GPT2Config, PreTrainedTokenizerFast
+from transformers import AutoTokenizer
 
-from bench.comparison import Datasets, job_facts, report_rows, reported_split, run_three_jobs, upload
+from bench.comparison import Datasets, finish_job, job_seconds, run_to_end, upload
+from bench.lm_bases import EOS, install_base_model, install_metaspace_base
 from bench.service import embedded_service
-from bench.tweets import write_splits
+from bench.tweets import Splits, write_splits
+from distillery.client import DistilleryClient
 
 RESULTS = Path(__file__).resolve().parent / "results"
-EOS = "<|endoftext|>"
+# The same template for both tokenizers, so the teacher reads a student's chat as it was trained. The
+# space before an answer belongs to the answer's turn, so the prompt ends where both tokenizers cut.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if not loop.first %}{{ '\\n' }}{% endif %}"
+    "{{ message['role'] + ': ' + message['content'] + eos_token }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '\\nassistant:' if messages else 'assistant:' }}{% endif %}"
+)
+TEACHER_BASE, PIECES_BASE = "gpt2-chat", "gpt2-chat-pieces"
+STUDENTS = ("response", "gkd", "uld")
 
 
-def install_base_model(train_file: Path, target: Path, *, vocab_size: int, layers: int, width: int) -> None:
-    """A BPE tokenizer trained on the train texts and a GPT-2 config sized to it, as a model directory."""
-    texts = [json.loads(line)["text"] for line in train_file.read_text(encoding="utf-8").splitlines()]
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(
+@dataclass(frozen=True)
+class Scale:
+    """How much data, how large the models and how long each job trains."""
+
+    train_rows: int = 4000
+    eval_rows: int = 500
+    test_rows: int = 1000
+    vocab_size: int = 4096
+    pieces_vocab_size: int = 3072
+    width: int = 256
+    teacher_layers: int = 4
+    student_layers: int = 2
+    teacher_epochs: int = 3
+    student_epochs: int = 2
+    batch_size: int = 32
+    max_length: int = 96
+    learning_rate: float = 1e-3
+    top_k: int = 64
+    new_tokens: int = 32
+    # Forward KL: perplexity is a forward cross-entropy, and GKD's JSD (beta 0.5) cost it 112 points here.
+    gkd_beta: float = 0.0
+
+
+QUICK = Scale(train_rows=1000, eval_rows=200, test_rows=300, teacher_epochs=1, student_epochs=1)
+
+
+def chat(index: int, tweet: dict[str, str]) -> list[dict[str, str]]:
+    """One tweet as a chat: every other one asks for its sentiment, the rest for how it goes on."""
+    words = tweet["text"].split()
+    if index % 2 == 0 and len(words) >= 4:
+        cut = max(1, len(words) // 3)
+        question = f"Continue this {tweet['label']} tweet: {' '.join(words[:cut])}"
+        answer = " ".join(words[cut:])
+    else:
+        question, answer = f"What is the sentiment of this tweet? {tweet['text']}", tweet["label"]
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+
+def write_chats(splits: Splits, out_dir: Path) -> dict[str, Path]:
+    """Each split as chat JSONL, and the train chats as plain text (`tokenizer-texts`) to train BPEs on."""
+    files: dict[str, Path] = {}
+    texts = []
+    for name, split in (("train", splits.train), ("eval", splits.eval), ("test", splits.test)):
+        lines = split.path.read_text(encoding="utf-8").splitlines()
+        chats = [chat(index, json.loads(line)) for index, line in enumerate(lines)]
+        files[name] = out_dir / f"chats-{name}.jsonl"
+        files[name].write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in chats))
+        if name == "train":
+            texts = ["\n".join(f"{turn['role']}: {turn['content']}" for turn in turns) for turns in chats]
+    files["tokenizer"] = out_dir / "tokenizer-texts.jsonl"
+    files["tokenizer"].write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+    return files
+
+
+def install_models(texts: Path, models_root: Path, scale: Scale) -> None:
+    """The teacher's byte-level base and the third student's Metaspace base, both with the chat template."""
+    sizes = {"layers": scale.teacher_layers, "width": scale.width}
+    install_base_model(texts, models_root / TEACHER_BASE, vocab_size=scale.vocab_size, **sizes)
+    install_metaspace_base(
         texts,
-        trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            special_tokens=[EOS],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
+        models_root / PIECES_BASE,
+        vocab_size=scale.pieces_vocab_size,
+        eos=EOS,
+        prepend_scheme="never",
+        **sizes,
     )
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS)
-    eos_id = tokenizer.convert_tokens_to_ids(EOS)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=width,
-        n_layer=layers,
-        n_head=width // 64,
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-        architectures=["GPT2LMHeadModel"],
-    )
-    target.mkdir(parents=True, exist_ok=True)
-    config.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    for name in (TEACHER_BASE, PIECES_BASE):
+        tokenizer = AutoTokenizer.from_pretrained(models_root / name)
+        tokenizer.chat_template = CHAT_TEMPLATE
+        tokenizer.save_pretrained(models_root / name)
 
 
-def job_specs(base: str, teacher_job: str | None, files: Datasets, args: Any) -> dict[str, Any]:
-    """Teacher from the config; student and control share their init (same seed) and differ in the loss."""
+def job_specs(files: Datasets, teacher_job: str | None, scale: Scale) -> dict[str, dict[str, Any]]:
+    """The teacher from its config; three students from the same 2-layer config, each with a control."""
     data = {
         "train_file": files.train_file,
         "eval_file": files.eval_file,
         "test_file": files.test_file,
-        "text_column": "text",
-        "max_length": 64,
+        "format": "chat",
+        "max_length": scale.max_length,
     }
 
     def training(epochs: int) -> dict[str, Any]:
-        return {"epochs": epochs, "batch_size": 32, "learning_rate": 1e-3, "warmup_ratio": 0.05, "seed": 0}
+        return {
+            "epochs": epochs,
+            "batch_size": scale.batch_size,
+            "learning_rate": scale.learning_rate,
+            "warmup_ratio": 0.05,
+            "seed": 0,
+        }
 
-    student = {"init": "config", "model": {"path": base}, "config": {"num_hidden_layers": 2}}
+    def student(base: str, method: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "task": "causal_lm",
+            "teacher": {"job": teacher_job},
+            "student": {
+                "init": "config",
+                "model": {"path": base},
+                "config": {"num_hidden_layers": scale.student_layers},
+            },
+            "data": data,
+            "method": method,
+            "training": training(scale.student_epochs),
+            "control": True,
+            "report": {"generations": 3, "max_new_tokens": 24},
+        }
+
+    generation = {"max_new_tokens": scale.new_tokens, "temperature": 1.0}
     return {
         "teacher": {
             "task": "causal_lm",
-            "student": {"init": "config", "model": {"path": base}, "config": {"num_hidden_layers": 4}},
+            "student": {
+                "init": "config",
+                "model": {"path": TEACHER_BASE},
+                "config": {"num_hidden_layers": scale.teacher_layers},
+            },
             "data": data,
             "method": {"type": "supervised"},
-            "training": training(args.teacher_epochs),
+            "training": training(scale.teacher_epochs),
         },
-        "distilled": {
-            "task": "causal_lm",
-            "teacher": {"job": teacher_job},
-            "student": student,
-            "data": data,
-            "method": {"type": "response", "divergence": "forward_kl", "temperature": 1.0, "alpha": 0.8},
-            "training": training(args.student_epochs),
-        },
-        "control": {
-            "task": "causal_lm",
-            "student": student,
-            "data": data,
-            "method": {"type": "supervised"},
-            "training": training(args.student_epochs),
-        },
+        "response": student(
+            TEACHER_BASE,
+            {
+                "type": "response",
+                "divergence": "forward_kl",
+                "temperature": 1.0,
+                "alpha": 0.8,
+                "top_k": scale.top_k,
+            },
+        ),
+        "gkd": student(
+            TEACHER_BASE,
+            {
+                "type": "gkd",
+                "lmbda": 0.5,
+                "beta": scale.gkd_beta,
+                "temperature": 1.0,
+                "generation": generation,
+            },
+        ),
+        "uld": student(
+            PIECES_BASE,
+            {"type": "response", "cross_tokenizer": "uld", "hybrid": True, "temperature": 1.0, "alpha": 0.2},
+        ),
     }
+
+
+def finish_with_control(
+    client: DistilleryClient, job_id: str, name: str, downloads: Path, console: Console
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Follow a job with `control: true` and then its linked control to the end; returns both, the job
+    read again once the control's gain is in its result."""
+    job = finish_job(client, job_id, name, downloads, console)
+    control = finish_job(client, job["control_job_id"], f"{name}-control", downloads, console)
+    return client.get_job(job_id), control
+
+
+def run_demo(
+    client: DistilleryClient, files: Datasets, scale: Scale, downloads: Path, console: Console
+) -> dict[str, dict[str, Any]]:
+    """The teacher job, then the three students and their controls; returns the finished jobs by role."""
+    teacher_spec = job_specs(files, None, scale)["teacher"]
+    jobs = {"teacher": run_to_end(client, teacher_spec, "lm-teacher", downloads, console)}
+    specs = job_specs(files, jobs["teacher"]["id"], scale)
+    # Queued together, so the worker runs them and their controls back to back.
+    posted = {role: client.create_job(specs[role], name=f"lm-{role}")["id"] for role in STUDENTS}
+    for role in STUDENTS:
+        jobs[role], jobs[f"{role}_control"] = finish_with_control(
+            client, posted[role], f"lm-{role}", downloads, console
+        )
+    return jobs
+
+
+def cache_figures(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The job's teacher cache: status, bytes, tokens stored and bytes per token, where it stored any."""
+    cache = job["result"]["training"].get("teacher_cache")
+    if not cache or not cache.get("tokens"):
+        return cache
+    return {**cache, "bytes_per_token": cache["bytes"] / cache["tokens"]}
+
+
+def student_row(job: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
+    """One student's figures: its language-model section, the teacher's, and the gain over its control."""
+    result = job["result"]
+    section = result["language_model"]
+    summary = result["control"]
+    return {
+        "method": job["spec"]["method"],
+        "vocabulary": section["tokenizers"]["student"]["vocabulary"],
+        "split": section["split"],
+        "student": section["student"],
+        "teacher": section["teacher"],
+        "aligned_fraction": section["aligned_fraction"],
+        "control_perplexity": summary["control_metrics"]["perplexity"],
+        "gain": summary["gain"],
+        "generations": section["generations"],
+        "teacher_cache": cache_figures(job),
+        "jobs": {"student": job["id"], "control": control["id"]},
+        "seconds": {"student": job_seconds(job), "control": job_seconds(control)},
+    }
+
+
+def summarize(jobs: dict[str, dict[str, Any]], scale: Scale) -> dict[str, Any]:
+    """Every student's row, the teacher job's id and time, and the scale it ran at."""
+    teacher = jobs["teacher"]
+    return {
+        "students": {role: student_row(jobs[role], jobs[f"{role}_control"]) for role in STUDENTS},
+        "teacher": {"job": teacher["id"], "seconds": job_seconds(teacher)},
+        "scale": asdict(scale),
+    }
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Perplexity, agreement with the teacher and gain over the control of each student."""
+    header = (
+        f"{'student':<9}{'vocab':>7}{'ppl':>9}{'bits/byte':>11}{'top-1 agree':>13}"
+        f"{'control ppl':>13}{'gain (ppl)':>12}{'cache B/token':>15}"
+    )
+    rows = summary["students"]
+    teacher = next(iter(rows.values()))["teacher"]
+    lines = [
+        f"{next(iter(rows.values()))['split']} split; teacher perplexity {teacher['perplexity']:.2f}, "
+        f"{teacher['bits_per_byte']:.3f} bits per byte",
+        header,
+        "-" * len(header),
+    ]
+    for role, row in rows.items():
+        student, cache = row["student"], row["teacher_cache"] or {"status": "-"}
+        per_token = cache.get("bytes_per_token")
+        stored = cache["status"] if per_token is None else f"{per_token:,.0f}"
+        lines.append(
+            f"{role:<9}{row['vocabulary']:>7}{student['perplexity']:>9.2f}{student['bits_per_byte']:>11.3f}"
+            f"{student['top1_agreement']:>13.3f}{row['control_perplexity']:>13.2f}"
+            f"{row['gain']['perplexity']:>+12.2f}{stored:>15}"
+        )
+    return "\n".join(lines)
+
+
+def prepare(data_dir: Path, scale: Scale) -> tuple[Splits, dict[str, Path]]:
+    """The tweet splits as chats, and the two base models trained on the train chats."""
+    splits = write_splits(
+        data_dir / "datasets",
+        train_rows=scale.train_rows,
+        eval_rows=scale.eval_rows,
+        test_rows=scale.test_rows,
+    )
+    chats = write_chats(splits, data_dir / "datasets")
+    install_models(chats["tokenizer"], data_dir / "models", scale)
+    return splits, chats
+
+
+def run(data_dir: Path, scale: Scale, *, port: int, console: Console) -> dict[str, Any]:
+    """Prepare the data and models, run every job through the embedded service; returns the summary."""
+    splits, chats = prepare(data_dir, scale)
+    console.print(
+        f"Tweets as chats: {splits.train.rows} train, {splits.eval.rows} eval, {splits.test.rows} test; "
+        f"a {scale.vocab_size:,}-token byte-level BPE and a {scale.pieces_vocab_size:,}-token Metaspace "
+        "BPE trained on the train chats"
+    )
+    with embedded_service(data_dir, port=port, log_path=data_dir / "service.log") as client:
+        files = upload(client, chats["train"], chats["eval"], chats["test"])
+        jobs = run_demo(client, files, scale, data_dir / "students", console)
+    summary = summarize(jobs, scale)
+    summary["data"] = {
+        "train_rows": splits.train.rows,
+        "eval_rows": splits.eval.rows,
+        "test_rows": splits.test.rows,
+    }
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--train-rows", type=int, default=12000)
-    parser.add_argument(
-        "--eval-rows", type=int, default=1000, help="tweets that choose each job's best epoch"
-    )
-    parser.add_argument("--test-rows", type=int, default=2000, help="held-out tweets the table reports")
-    parser.add_argument("--teacher-epochs", type=int, default=3)
-    parser.add_argument("--student-epochs", type=int, default=2)
-    parser.add_argument("--data-dir", type=Path, default=Path("var/lm-demo"))
+    parser.add_argument("--quick", action="store_true", help="1,000 train tweets and one epoch per job")
+    parser.add_argument("--top-k", type=int, help="teacher log-probabilities stored per token (default 64)")
+    parser.add_argument("--gkd-beta", type=float, help="GKD's beta: 0 forward KL (the default), 1 reverse KL")
+    parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument("--out", type=Path, default=RESULTS / "lm_demo.json")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    scale = QUICK if args.quick else Scale()
+    if args.top_k is not None:
+        scale = replace(scale, top_k=args.top_k)
+    if args.gkd_beta is not None:
+        scale = replace(scale, gkd_beta=args.gkd_beta)
+    out = args.out or RESULTS / ("lm_demo_quick.json" if args.quick else "lm_demo.json")
+    data_dir = (args.data_dir or Path("var/lm-demo-quick" if args.quick else "var/lm-demo")).resolve()
     logging.basicConfig(level=logging.WARNING)
     console = Console()
-    data_dir = args.data_dir.resolve()
-    splits = write_splits(
-        data_dir / "datasets", train_rows=args.train_rows, eval_rows=args.eval_rows, test_rows=args.test_rows
-    )
-    train = splits.train
-    base = "gpt2-tweets"
-    install_base_model(train.path, data_dir / "models" / base, vocab_size=4096, layers=4, width=256)
-    console.print(
-        f"Tweets: {train.rows} train, {splits.eval.rows} eval, {splits.test.rows} test; "
-        "a 4,096-token BPE tokenizer trained on train"
-    )
-    downloads = data_dir / "students"
-    with embedded_service(data_dir, port=args.port, log_path=data_dir / "service.log") as client:
-        files = upload(client, train.path, splits.eval.path, splits.test.path)
-        jobs = run_three_jobs(
-            client,
-            lambda teacher_job: job_specs(base, teacher_job, files, args),
-            downloads,
-            console,
-            prefix="lm-",
-        )
-    summary = summarize(*jobs)
-    summary["command"] = "scripts/demo --lm"
-    summary["data"] = {
-        "train_rows": train.rows,
-        "eval_rows": splits.eval.rows,
-        "test_rows": splits.test.rows,
-        "seed": 0,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    summary = run(data_dir, scale, port=args.port, console=console)
+    summary["command"] = " ".join(["scripts/demo --lm", *sys.argv[1:]])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
     console.print(format_table(summary))
-
-
-def summarize(teacher: dict[str, Any], distilled: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
-    """Perplexity and size of the three models, from the distilled and control jobs' reports."""
-    rows = report_rows(distilled, control)
-    split = reported_split(rows)
-    perplexity = {name: side[split]["perplexity"] for name, side in rows.items()}
-    return {
-        "rows": rows,
-        "split": split,
-        "teacher_perplexity": perplexity["teacher"],
-        "student_perplexity": perplexity["distilled student"],
-        "control_perplexity": perplexity["control student"],
-        "student_beats_control": perplexity["distilled student"] < perplexity["control student"],
-        "speedup": distilled["result"]["latency"]["speedup"],
-        **job_facts(teacher, distilled, control),
-    }
-
-
-def format_table(summary: dict[str, Any]) -> str:
-    """Parameters, perplexity and latency of each model."""
-    split = summary["split"]
-    header = f"{'model':<18}{'params':>9}{'non-emb':>9}{'perplexity':>12}{'latency ms':>12}   ({split} split)"
-    lines = [header, "-" * len(header)]
-    for name, side in summary["rows"].items():
-        params = side["parameters"]
-        lines.append(
-            f"{name:<18}{params['total'] / 1e6:>8.2f}M{params['without_embeddings'] / 1e6:>8.2f}M"
-            f"{side[split]['perplexity']:>12.2f}{side['latency_ms']:>12.1f}"
-        )
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

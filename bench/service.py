@@ -14,6 +14,8 @@ import httpx
 from app.core.config import DEV_API_KEY
 from distillery.client import DistilleryClient
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def install_model(source: Path, models_root: Path, name: str) -> str:
     """Copy a model directory under the service's model root; returns its reference path."""
@@ -32,6 +34,8 @@ def embedded_service(
     env = {key: value for key, value in os.environ.items() if not key.startswith("DISTILLERY_")}
     env["DISTILLERY_DATA_DIR"] = str(data_dir)
     env["DISTILLERY_RECONCILE_SECONDS"] = "10"
+    # The service runs this checkout's code, whichever checkout the environment was installed from.
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     env.update(settings or {})
     data_dir.mkdir(parents=True, exist_ok=True)
     distillery = Path(sys.executable).with_name("distillery")

@@ -71,6 +71,8 @@ class CacheOutcome:
     examples: int = 0
     seconds: float = 0.0
     teacher_forwards: int = 0
+    # Positions stored over all examples, so that `bytes / tokens` is the entry's cost per token.
+    tokens: int = 0
 
     def message(self) -> str:
         """One log line, e.g. `teacher outputs: cache hit, 12.3 MB for 5000 examples, ...`."""
@@ -164,6 +166,10 @@ class PassPlan:
         )
         return values + INDEX_BYTES_PER_ROW * len(self.unique) + ENTRY_OVERHEAD_BYTES
 
+    def tokens(self) -> int:
+        """Token positions an entry for every unique example stores."""
+        return sum(self.lengths.values())
+
     def examples_digest(self) -> str:
         """sha256 of the sorted unique example hashes: the same set gives the same digest in any order."""
         return hashlib.sha256(b"".join(sorted(self.unique))).hexdigest()
@@ -213,7 +219,8 @@ def prepare_teacher_outputs(
     key = cache_key(material)
     entry = _open_existing(root / key, teacher_pass.fields, callbacks)
     if entry is not None:
-        return _stored(entry, plan), CacheOutcome("hit", "found", key, entry.nbytes, len(plan.unique))
+        outcome = CacheOutcome("hit", "found", key, entry.nbytes, len(plan.unique), tokens=plan.tokens())
+        return _stored(entry, plan), outcome
     needed, train_examples = plan.nbytes(), len(splits["train"])
     if needed > config.max_bytes:
         bound = f"{needed / 1e6:.0f} MB, over the cache bound of {config.max_bytes / 1e6:.0f} MB"
@@ -252,7 +259,9 @@ def _compute_entry(
     make_room(root, incoming=0, max_bytes=config.max_bytes, keep=written.name)  # with the real size
     entry = StoreEntry(written, plan.fields)
     seconds = time.perf_counter() - started
-    outcome = CacheOutcome("miss", "computed", key, entry.nbytes, len(plan.unique), seconds, forwards)
+    outcome = CacheOutcome(
+        "miss", "computed", key, entry.nbytes, len(plan.unique), seconds, forwards, plan.tokens()
+    )
     return _stored(entry, plan), outcome
 
 

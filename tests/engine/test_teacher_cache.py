@@ -62,6 +62,8 @@ def test_a_second_job_reuses_the_first_jobs_outputs_and_never_runs_the_teacher_t
     assert cache_report(second)["status"] == "hit" and cache_report(second)["teacher_forwards"] == 0
     assert cache_report(second)["key"] == cache_report(first)["key"]
     assert cache_report(second)["bytes"] == cache_report(first)["bytes"] > 0
+    # Positions stored, hit or miss: the report's bytes over them is the cost per token.
+    assert cache_report(second)["tokens"] == cache_report(first)["tokens"] > cache_report(first)["examples"]
     assert any(m.startswith("teacher outputs: cache hit") for m in second_log.messages)
     # The same stored targets and seed train the same student, step for step.
     assert train_losses(tmp_path / "second") == pytest.approx(train_losses(tmp_path / "first"))

@@ -29,20 +29,7 @@ def install_base_model(train_file: Path, target: Path, *, vocab_size: int, layer
         ),
     )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS)
-    eos_id = tokenizer.convert_tokens_to_ids(EOS)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=width,
-        n_layer=layers,
-        n_head=max(1, width // 64),
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-        architectures=["GPT2LMHeadModel"],
-    )
-    target.mkdir(parents=True, exist_ok=True)
-    config.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    save_gpt2_base(tokenizer, target, eos=EOS, layers=layers, width=width)
 
 
 def install_metaspace_base(
@@ -70,6 +57,13 @@ def install_metaspace_base(
         trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[UNK, eos], initial_alphabet=alphabet),
     )
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=eos, bos_token=eos, unk_token=UNK)
+    save_gpt2_base(tokenizer, target, eos=eos, layers=layers, width=width)
+
+
+def save_gpt2_base(
+    tokenizer: PreTrainedTokenizerFast, target: Path, *, eos: str, layers: int, width: int
+) -> None:
+    """Save the tokenizer beside a GPT-2 config sized to it, its end-of-text token as BOS and EOS."""
     eos_id = tokenizer.convert_tokens_to_ids(eos)
     config = GPT2Config(
         vocab_size=len(tokenizer),

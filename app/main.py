@@ -1,15 +1,19 @@
 """The ASGI app: `app.main:app`, built by `create_app` from the settings."""
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import anyio
 from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from app.api.allowed_methods import AllowedMethods
@@ -17,20 +21,30 @@ from app.api.body_limit import BodyLimit, BodySizeLimit, upload_limit
 from app.api.database_errors import install_database_error_handlers
 from app.api.errors import install_error_handlers
 from app.api.page_policy import SameOriginPages
+from app.api.pending_limit import PendingRequestLimit
 from app.api.request_id import RequestId
 from app.api.router import root_router
 from app.api.unexpected import CatchUnexpected
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.logs import configure_api_logging
+from app.core.notifications import ChangeNotifications
+from app.docs_pages import mount_docs_pages
+from app.jobs.stream import StreamSource
 from app.metrics.http import HttpMetrics
-from app.metrics.registry import build_metrics
+from app.metrics.registry import ServiceMetrics, build_metrics
 from app.ui import mount_dashboard
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 UPLOAD_PATH = "/v1/files"
+# Threads that read for the open event streams, apart from the request threads, so that a wave of
+# events waking hundreds of streams queues behind these few and never starves requests of threads.
+STREAM_READERS = 4
+# Connections past one per thread: a session ends (and gives its connection back) after its thread
+# is released, and the metrics and readiness probes read the database too.
+POOL_HEADROOM = 8
 DESCRIPTION = """\
 Distillery turns a large model into a small one by knowledge distillation. Upload a dataset, post a
 job that names a teacher, a student and a method, follow its events, then download the trained student
@@ -64,41 +78,87 @@ def upgrade_database(settings: Settings, revision: str = "head") -> None:
     command.upgrade(config, revision)
 
 
+def make_api_engine(settings: Settings) -> Engine:
+    """The API's engine: a connection per request thread and per stream reader, and a few to spare."""
+    return make_engine(
+        settings.database_url,
+        timeout_seconds=settings.database_timeout_seconds,
+        pool_size=settings.api_threads + STREAM_READERS,
+        max_overflow=POOL_HEADROOM,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for some settings (default: the process's, from the environment)."""
     settings = settings or get_settings()
     configure_api_logging(settings)
-    engine = make_engine(settings.database_url, timeout_seconds=settings.database_timeout_seconds)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # The embedded default migrates itself so that a fresh machine just works; a production
-        # deployment migrates once, explicitly, before rolling out.
-        if settings.is_embedded:
-            await run_in_threadpool(upgrade_database, settings)
-        if settings.environment == "development" and settings.dev_api_key:
-            logger.warning("development API key (tenant 'default'): %s", settings.dev_api_key)
-        yield
-        engine.dispose()
-
-    # Swagger UI and ReDoc from assets installed with fastapi-offline, not from a CDN.
+    engine = make_api_engine(settings)
+    notifications = ChangeNotifications(
+        settings.database_url, connect_timeout=settings.database_timeout_seconds
+    )
+    # Swagger UI's and ReDoc's files from fastapi-offline, not a CDN; their pages are app.docs_pages'.
     app = FastAPIOffline(
+        docs_url=None,
+        redoc_url=None,
         title="Distillery",
         description=DESCRIPTION,
         version=package_version(),
         openapi_tags=TAGS,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, engine, notifications),
         swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.read_sessionmaker = make_sessionmaker(engine, read_only=True)
+    app.state.stream_source = StreamSource(
+        app.state.read_sessionmaker,
+        notifications,
+        poll_seconds=settings.event_stream_poll_seconds,
+        readers=anyio.CapacityLimiter(STREAM_READERS),
+    )
     metrics = build_metrics(settings=settings, engine=engine, sessions=app.state.read_sessionmaker)
     app.state.metrics = metrics
     install_error_handlers(app)
     install_database_error_handlers(app, engine)
-    # Added innermost first: CatchUnexpected wraps the others, so nothing they raise drops a connection.
+    _add_middleware(app, settings, metrics)
+    app.include_router(root_router)
+    mount_docs_pages(app)
+    mount_dashboard(app)
+    return app
+
+
+def _lifespan(
+    settings: Settings, engine: Engine, notifications: ChangeNotifications
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shutdown: the thread limiter, migrations where embedded, the change listener."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Every sync handler and dependency runs in this limiter's threads, each holding at most one
+        # pooled connection at a time: with as many connections as threads, none waits for one.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        # The embedded default migrates itself so that a fresh machine just works; a production
+        # deployment migrates once, explicitly, before rolling out.
+        if settings.is_embedded:
+            await run_in_threadpool(upgrade_database, settings)
+        if settings.environment == "development" and settings.dev_api_key:
+            logger.warning("development API key (tenant 'default'): %s", settings.dev_api_key)
+        listener = asyncio.create_task(
+            notifications.run(app.state.database_outage), name="change-notifications"
+        )
+        yield
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        engine.dispose()
+
+    return lifespan
+
+
+def _add_middleware(app: FastAPI, settings: Settings, metrics: ServiceMetrics) -> None:
+    """The middleware stack, added innermost first."""
+    # CatchUnexpected wraps the ones before it, so nothing they raise drops a connection.
     app.add_middleware(AllowedMethods, routes=app.router.routes)
     app.add_middleware(
         BodySizeLimit,
@@ -107,6 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(SameOriginPages)
     app.add_middleware(CatchUnexpected)
+    app.add_middleware(PendingRequestLimit, max_pending=settings.api_max_pending_requests)
     # Outside CatchUnexpected, so a 500 it answers is counted; RequestId outermost, so every line is tagged.
     app.add_middleware(
         HttpMetrics,
@@ -115,9 +176,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes=app.router.routes,
     )
     app.add_middleware(RequestId)
-    app.include_router(root_router)
-    mount_dashboard(app)
-    return app
 
 
 app = create_app()

@@ -8,8 +8,12 @@ less than the rate when other work shares the machine. Listing is measured with 
 jobs of the tenant, bulk-inserted with SQL from a spec the API stored. No worker runs: created jobs stay
 queued. Writes `bench/results/api_load.json`.
 
+The burst case opens 200 connections at once against the job list for 20 s, as a platform's status
+polls after a webhook fan-out do, and records the error rate beside throughput and latency.
+
     python -m bench.api_load                    # 10 s per case, 16 connections
     python -m bench.api_load --seconds 5 --connections 8
+    python -m bench.api_load --only-burst       # the burst case alone
 """
 
 import argparse
@@ -37,6 +41,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import create_key
 from app.core.db import make_engine
+from bench.api_burst import BURST_CASE, cpu_seconds, run_burst
 from bench.local_servers import RedisServer, free_port, scratch_database
 from bench.queue_hygiene_services import SOURCE_ROOT, ServiceProcess, service_env, wait_ready
 from bench.wrk_load import LoadResult, run_wrk
@@ -75,6 +80,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="measured seconds per case")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured seconds before each case")
     parser.add_argument("--connections", type=int, default=16, help="concurrent keep-alive connections")
+    parser.add_argument("--burst-connections", type=int, default=200, help="clients of the burst case")
+    parser.add_argument("--burst-seconds", type=int, default=20, help="measured seconds of the burst case")
+    parser.add_argument("--only-burst", action="store_true", help="run the burst case alone")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--out", type=Path, default=RESULTS / "api_load.json")
     args = parser.parse_args()
@@ -231,8 +239,17 @@ def run_cases(servers: Servers, args: argparse.Namespace) -> dict[str, dict[str,
         return outcome
 
     auth = {"headers": servers.headers}
-    measure("bare endpoint", f"{servers.bare_url}/bare")
     fill_jobs(servers.database_url, total=SMALL_TENANT_JOBS, request=servers.job_request)
+    cases[BURST_CASE] = run_burst(
+        f"{servers.api_url}/v1/jobs?limit=20",
+        headers=servers.headers,
+        connections=args.burst_connections,
+        seconds=args.burst_seconds,
+        server_pid=servers.api_pid,
+    )
+    if args.only_burst:
+        return cases
+    measure("bare endpoint", f"{servers.bare_url}/bare")
     job_id = job_at(servers.database_url, position=0)
     measure("GET /v1/jobs/{id}", f"{servers.api_url}/v1/jobs/{job_id}", **auth)
     for total in (SMALL_TENANT_JOBS, LARGE_TENANT_JOBS):
@@ -312,12 +329,6 @@ def job_at(database_url: str, *, position: int) -> str:
     return str(row[0])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def plain_url(database_url: str) -> str:
     """A libpq URL from a SQLAlchemy one."""
     return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -327,6 +338,8 @@ def summarise(
     cases: dict[str, dict[str, Any]], args: argparse.Namespace, *, load_before: tuple[float, ...]
 ) -> dict[str, Any]:
     """The cases with the targets' verdicts, the machine and the options."""
+    if args.only_burst:
+        return {"cases": cases, "targets": {}, "machine": machine(load_before), "command": command(args)}
     read_share = (
         cases["GET /v1/jobs/{id}"]["requests_per_second"] / cases["bare endpoint"]["requests_per_second"]
     )
@@ -352,13 +365,7 @@ def summarise(
                 for page, value in growth.items()
             },
         },
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_before": [round(value, 2) for value in load_before],
-            "load_average_after": [round(value, 2) for value in os.getloadavg()],
-        },
+        "machine": machine(load_before),
         "flags": {
             "seconds": args.seconds,
             "warmup": args.warmup,
@@ -367,8 +374,25 @@ def summarise(
             "uvicorn": " ".join(UVICORN_OPTIONS),
             "api_key": "created with app.auth.service.create_key (production mode, no development key)",
         },
-        "command": f"python -m bench.api_load --seconds {args.seconds} --connections {args.connections}",
+        "command": command(args),
     }
+
+
+def machine(load_before: tuple[float, ...]) -> dict[str, Any]:
+    """The CPU, its cores and how loaded the machine was around the run."""
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_before": [round(value, 2) for value in load_before],
+        "load_average_after": [round(value, 2) for value in os.getloadavg()],
+    }
+
+
+def command(args: argparse.Namespace) -> str:
+    """The command line that reproduces the run."""
+    line = f"python -m bench.api_load --seconds {args.seconds} --connections {args.connections}"
+    return line + " --only-burst" if args.only_burst else line
 
 
 def cpu_model() -> str:
@@ -383,7 +407,7 @@ def cpu_model() -> str:
 def print_table(result: dict[str, Any]) -> None:
     """The cases and the targets as a table."""
     table = Table(title="API load")
-    for column in ("case", "req/s", "p50 ms", "p99 ms", "errors", "server CPU ms/req"):
+    for column in ("case", "req/s", "p50 ms", "p99 ms", "errors (rate)", "server CPU ms/req"):
         table.add_column(column, justify="left" if column == "case" else "right")
     for name, case in result["cases"].items():
         table.add_row(
@@ -391,12 +415,14 @@ def print_table(result: dict[str, Any]) -> None:
             f"{case['requests_per_second']:.0f}",
             f"{case['p50_ms']:.2f}",
             f"{case['p99_ms']:.2f}",
-            str(case["errors"]),
+            f"{case['errors']} ({case['errors'] / max(case['requests'], 1):.1%})",
             f"{case['server_cpu_ms_per_request']:.2f}",
         )
     console = Console(width=120)
     console.print(table)
     targets = result["targets"]
+    if not targets:
+        return
     share = targets["read_share_of_bare"]
     console.print(f"GET /v1/jobs/{{id}} / bare endpoint: {share['value']:.0%} ({verdict(share)})")
     for page, growth in targets["list_p50_100k_over_1k"].items():

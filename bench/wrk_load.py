@@ -54,6 +54,7 @@ def run_wrk(
     method: str = "GET",
     headers: dict[str, str] | None = None,
     body: str | None = None,
+    timeout_seconds: int = 10,
 ) -> LoadResult:
     """Load `url` with `connections` keep-alive connections for `seconds`; non-2xx/3xx count as errors."""
     lines = [f"wrk.method = {json.dumps(method)}"]
@@ -65,7 +66,7 @@ def run_wrk(
         script = Path(folder) / "case.lua"
         script.write_text("\n".join(lines) + "\n" + REPORT_LUA)
         command = [wrk_path(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
-        command += ["--timeout", "10s", "-s", str(script), url]
+        command += ["--timeout", f"{timeout_seconds}s", "-s", str(script), url]
         completed = subprocess.run(command, capture_output=True, text=True, check=True)
     report = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
     raw = json.loads(report.removeprefix("RESULT "))

@@ -30,21 +30,24 @@ def worker(
 
 
 def webhook_worker(
-    concurrency: Annotated[int, typer.Option(min=1, help="Deliveries sent at once (threads).")] = 4,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Threads sending at once; default: DISTILLERY_WEBHOOK_SENDERS.")
+    ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run a light Celery worker that sends webhooks and re-sends those nobody sent; it never loads torch."""
     from app.core.config import get_settings
     from worker.webhook_app import app
 
-    queue = get_settings().webhook_queue_name
+    settings = get_settings()
+    queue = settings.webhook_queue_name
     app.worker_main(
         [
             "worker",
             "--pool",
             "threads",
             "--concurrency",
-            str(concurrency),
+            str(concurrency or settings.webhook_senders),
             "--queues",
             queue,
             "--hostname",

@@ -17,7 +17,7 @@ app.conf.update(
     task_default_queue=QUEUE,
     task_queues=[Queue(QUEUE)],
     # Sending is I/O: a few threads wait on receivers at once.
-    worker_concurrency=4,
+    worker_concurrency=get_settings().webhook_senders,
 )
 
 __all__ = ["SEND_WEBHOOK_TASK", "app"]

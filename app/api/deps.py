@@ -1,16 +1,16 @@
 """Request dependencies: settings, the artifact store, a transactional session and the caller's tenant."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.errors import ApiError
-from app.auth.service import authenticate
+from app.auth.service import KeyGrant, resolve_key
 from app.core.config import Settings
 from app.core.storage import ArtifactStore
 
@@ -43,19 +43,20 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     """A session whose transaction commits when the handler succeeds and rolls back when it raises.
 
     A GET or HEAD only reads: its session runs in autocommit, which spares the BEGIN and COMMIT round trips.
-    Opening a session does no I/O (it connects on first use), so only its end runs in a thread.
+    Opening a session does no I/O (it connects on first use). A sync handler's route ends the session in
+    the handler's thread (`app.api.session_route`); what is left to end here runs in a thread of its own.
     """
     factory = "read_sessionmaker" if request.method in READ_ONLY_METHODS else "sessionmaker"
     session: Session = getattr(request.app.state, factory)()
     try:
         yield session
     except BaseException:
-        await _in_thread_shielded(_end_session, session, commit=False)
+        await _end_in_thread(session, commit=False)
         raise
-    await _in_thread_shielded(_end_session, session, commit=True)
+    await _end_in_thread(session, commit=True)
 
 
-def _end_session(session: Session, *, commit: bool) -> None:
+def end_session(session: Session, *, commit: bool) -> None:
     """Commit (or roll back) and give the connection back to the pool."""
     try:
         if commit:
@@ -69,23 +70,34 @@ def _end_session(session: Session, *, commit: bool) -> None:
         session.close()
 
 
-async def _in_thread_shielded(function: Callable[..., None], *args: Any, **kwargs: Any) -> None:
-    """Run in a thread even when the request is cancelled, with a capacity of its own, as FastAPI ends a
-    sync dependency: a connection is always given back, and never waits for a thread busy waiting for one."""
+async def _end_in_thread(session: Session, *, commit: bool) -> None:
+    """End a session that still holds work, in a thread even when the request is cancelled, with a
+    capacity of its own, as FastAPI ends a sync dependency: a connection is always given back, and never
+    waits for a thread busy waiting for one. An already-ended session is just closed."""
+    if not (session.in_transaction() or session.new or session.dirty or session.deleted):
+        session.close()
+        return
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(partial(function, *args, **kwargs), limiter=anyio.CapacityLimiter(1))
+        await anyio.to_thread.run_sync(
+            partial(end_session, session, commit=commit), limiter=anyio.CapacityLimiter(1)
+        )
 
 
 # "function" scope: the commit happens before the response is sent, so a 2xx means the change is stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_tenant(
-    session: SessionDep,
+async def get_tenant(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> str:
-    """The tenant of the request's bearer key; 401 without a valid one."""
+    """The tenant of the request's bearer key; 401 without a valid one.
+
+    The key is looked up in a short session of its own, closed in the same thread: the connection is
+    back in the pool before the handler waits for a thread, so a burst of requests cannot leave every
+    thread waiting for a connection that a request queued for a thread holds.
+    """
     if credentials is None:
         raise ApiError(
             401,
@@ -93,10 +105,19 @@ def get_tenant(
             code="missing_api_key",
             headers=CHALLENGE,
         )
-    tenant = authenticate(session=session, token=credentials.credentials, settings=settings)
-    if tenant is None:
+    grant = await anyio.to_thread.run_sync(
+        partial(_resolve_key, request.app.state.read_sessionmaker, credentials.credentials, settings)
+    )
+    if grant is None:
         raise ApiError(401, "the API key is invalid or revoked", code="invalid_api_key", headers=CHALLENGE)
-    return tenant
+    request.state.key_grant = grant
+    return grant.tenant
+
+
+def _resolve_key(sessions: sessionmaker[Session], token: str, settings: Settings) -> KeyGrant | None:
+    """The key's grant, from a session opened and closed here."""
+    with sessions() as session:
+        return resolve_key(session=session, token=token, settings=settings)
 
 
 TenantDep = Annotated[str, Depends(get_tenant)]

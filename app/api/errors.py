@@ -110,15 +110,16 @@ def error_response(
 
 
 ERROR_DESCRIPTIONS = {
-    400: "Bad request: a body that is not UTF-8 JSON, a malformed upload, or an unknown pagination cursor.",
+    400: "Bad request: a body that is not UTF-8 JSON, or a malformed upload.",
     401: "Missing or invalid API key.",
     404: "No such resource for this API key's tenant.",
     409: "The resource's current state does not allow this.",
     413: "The request body or the upload is larger than the service accepts.",
     415: "The upload is not a supported dataset format.",
-    422: "A field is invalid; `param` names it.",
+    422: "A field is invalid, or a pagination cursor (`after`) names no item; `param` names the field.",
     500: "An unexpected failure of the service.",
-    503: "A dependency (database or broker) is unreachable.",
+    503: "A dependency (database or broker) is unreachable (`database_unavailable`), or the API is saturated "
+    "for now (`database_busy`, `server_busy`); retry after `Retry-After` seconds.",
 }
 
 

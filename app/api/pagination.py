@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.api.errors import ApiError
+from app.api.errors import InvalidField
 from distillery.jobspec.text import ResourceId
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page, 1 to 100.")]
@@ -44,14 +44,18 @@ def page_newest_first(
     """One page of `statement`'s rows ordered by (created_at, id) descending, and whether more follow.
 
     `entity` is the listed table (with `id`, `tenant` and `created_at`); an `after` that names no row of
-    the tenant is a 400, so a client never silently restarts from the top.
+    the tenant is a 422 on `after`, so a client never silently restarts from the top.
     """
     if after is not None:
         cursor = session.execute(
             select(entity.created_at, entity.id).where(entity.id == after, entity.tenant == tenant)
         ).first()
         if cursor is None:
-            raise ApiError(400, f"unknown cursor '{after}'", code="invalid_cursor", param="after")
+            raise InvalidField(
+                "after",
+                f"unknown cursor '{after}': pass the `last_id` of a previous page",
+                code="invalid_cursor",
+            )
         # A row comparison, not the equivalent OR: an index range, so a deep page costs what the first does.
         statement = statement.where(
             tuple_(entity.created_at, entity.id) < tuple_(cursor.created_at, cursor.id)

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -11,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.auth.models import ApiKey
+from app.auth.rules import check_key_name, check_tenant
 from app.core.base import utcnow
 from app.core.config import Settings
 
@@ -37,7 +39,13 @@ def hash_key(token: str) -> str:
 def create_key(
     *, session: Session, tenant: str, name: str | None = None, expires_at: datetime | None = None
 ) -> str:
-    """Create a key for a tenant; returns its plaintext, which is never stored and shown only now."""
+    """Create a key for a tenant; returns its plaintext, which is never stored and shown only now.
+
+    Raises InvalidKeyField for a tenant name or label that breaks the rules of `app.auth.rules`.
+    """
+    check_tenant(tenant)
+    if name is not None:
+        check_key_name(name)
     token = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
     session.add(
         ApiKey(
@@ -80,18 +88,37 @@ def key_state(key: ApiKey, now: datetime | None = None) -> str:
     return "active"
 
 
+@dataclass(frozen=True)
+class KeyGrant:
+    """Who a bearer key speaks for: its tenant, and which key it is (None for the development key)."""
+
+    tenant: str
+    key_id: str | None = None
+    expires_at: datetime | None = None
+
+
 def authenticate(*, session: Session, token: str, settings: Settings) -> str | None:
     """The tenant a bearer token belongs to, or None for an unknown, revoked or expired key."""
+    grant = resolve_key(session=session, token=token, settings=settings)
+    return grant.tenant if grant is not None else None
+
+
+def resolve_key(*, session: Session, token: str, settings: Settings) -> KeyGrant | None:
+    """The grant of a bearer token, or None for an unknown, revoked or expired key.
+
+    Give it a short session of its own: the occasional `last_used_at` write goes through it, and a
+    read-only (autocommit) session commits that write at once, so no request holds the key's row.
+    """
     dev_key = settings.dev_api_key
     if (
         settings.environment == "development"
         and dev_key
         and hmac.compare_digest(token.encode(), dev_key.encode())
     ):
-        return DEV_TENANT
+        return KeyGrant(DEV_TENANT)
     now = utcnow()
     row = session.execute(
-        select(ApiKey.id, ApiKey.tenant, ApiKey.last_used_at).where(
+        select(ApiKey.id, ApiKey.tenant, ApiKey.last_used_at, ApiKey.expires_at).where(
             ApiKey.key_hash == hash_key(token),
             ApiKey.revoked_at.is_(None),
             or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
@@ -101,22 +128,31 @@ def authenticate(*, session: Session, token: str, settings: Settings) -> str | N
         return None
     if row.last_used_at is None or _aware(row.last_used_at) < now - LAST_USED_RESOLUTION:
         _touch(session, key_id=row.id, now=now)
-    return str(row.tenant)
+    expires_at = _aware(row.expires_at) if row.expires_at is not None else None
+    return KeyGrant(str(row.tenant), key_id=str(row.id), expires_at=expires_at)
+
+
+def key_is_active(*, session: Session, key_id: str, now: datetime | None = None) -> bool:
+    """Whether a key still exists, unrevoked and unexpired."""
+    key = session.execute(
+        select(ApiKey.revoked_at, ApiKey.expires_at).where(ApiKey.id == key_id)
+    ).first()
+    if key is None or key.revoked_at is not None:
+        return False
+    return key.expires_at is None or _aware(key.expires_at) > (now or utcnow())
 
 
 def _touch(session: Session, *, key_id: str, now: datetime) -> None:
-    """Record a key's use in a short transaction of its own, so no request holds a lock on the key's row."""
+    """Record a key's use; only when the last record is older than the resolution, so once a minute."""
     try:
-        with session.get_bind().engine.connect() as connection:
-            connection.execute(
-                update(ApiKey)
-                .where(
-                    ApiKey.id == key_id,
-                    or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
-                )
-                .values(last_used_at=now)
+        session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_RESOLUTION),
             )
-            connection.commit()
+            .values(last_used_at=now)
+        )
     except SQLAlchemyError:
         # Bookkeeping only: the request was authenticated either way.
         logger.warning("could not record the use of key %s", key_id)

@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     database_timeout_seconds: float = Field(
         5.0, ge=1, description="Longest wait to connect to the database or for a pooled connection."
     )
+    api_threads: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        description="Threads of one API process that run handlers and database reads; its database pool "
+        "holds as many connections, plus a few for session ends and probes, so a thread never waits for one.",
+    )
+    api_max_pending_requests: int = Field(
+        2000,
+        ge=1,
+        description="Requests one API process holds waiting for their answer to start; beyond it, new ones "
+        "get 503 `server_busy` with Retry-After. Open event streams are not counted once they started.",
+    )
     database_retry_seconds: float = Field(
         30.0,
         gt=0,
@@ -85,6 +98,25 @@ class Settings(BaseSettings):
     webhook_backoff_max_seconds: float = Field(3600.0, gt=0, description="Longest wait between two tries.")
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, le=300, description="Timeout of each phase (connect, send, read) of a call to a receiver."
+    )
+    webhook_deadline_seconds: float = Field(
+        20.0,
+        gt=0,
+        le=300,
+        description="Longest one try may take as a whole (resolving, connecting, TLS, sending, the answer),"
+        " whatever the receiver does.",
+    )
+    webhook_senders: int = Field(8, ge=1, le=256, description="Deliveries one webhook worker sends at once.")
+    webhook_endpoint_concurrency: int = Field(
+        2, ge=1, le=100, description="Tries in flight to one endpoint at once, across every webhook worker."
+    )
+    webhook_circuit_failures: int = Field(
+        5, ge=1, le=100, description="Failed tries in a row to one endpoint that open its circuit."
+    )
+    webhook_circuit_open_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long an open circuit postpones an endpoint's deliveries before one probe try.",
     )
     webhook_sweep_seconds: float = Field(
         15.0,

@@ -22,6 +22,11 @@ UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def is_pool_exhausted(error: BaseException) -> bool:
+    """Whether an error is a wait for a pooled connection that timed out: busy, not necessarily down."""
+    return isinstance(error, PoolTimeoutError)
+
+
 def is_database_unreachable(error: BaseException) -> bool:
     """Whether an error means the database is (for now) out of reach, so the same work may succeed later."""
     if isinstance(error, UNREACHABLE_ERRORS):
@@ -29,7 +34,9 @@ def is_database_unreachable(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
-def make_engine(url: str, *, timeout_seconds: float = 5.0) -> Engine:
+def make_engine(
+    url: str, *, timeout_seconds: float = 5.0, pool_size: int = 5, max_overflow: int = 10
+) -> Engine:
     """An engine tuned for the backend: SQLite gets WAL and a busy timeout, Postgres a checked pool.
 
     On a server database, connecting and waiting for a pooled connection both give up after
@@ -51,7 +58,14 @@ def make_engine(url: str, *, timeout_seconds: float = 5.0) -> Engine:
 
         return engine
     connect_args = {"connect_timeout": max(2, round(timeout_seconds))} if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout_seconds, connect_args=connect_args)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_timeout=timeout_seconds,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        connect_args=connect_args,
+    )
 
 
 @lru_cache

@@ -7,11 +7,12 @@ from fastapi import APIRouter, File, Form, Path, UploadFile
 from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.errors import error_responses
 from app.api.pagination import After, Limit, list_page
+from app.api.session_route import SessionEndingRoute
 from app.files import service
 from app.files.schemas import FileDeleted, FileList, FilePublic
 from distillery.jobspec.text import ResourceId, Text
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = APIRouter(prefix="/files", tags=["files"], route_class=SessionEndingRoute)
 
 FileId = Annotated[ResourceId, Path(description="The file's id, e.g. `file_5c1d0e2f...`.")]
 Purpose = Annotated[Text | None, Form(max_length=64, description="Free label, e.g. `train`.")]
@@ -28,7 +29,10 @@ def upload_file(
     tenant: TenantDep,
     settings: SettingsDep,
     store: StoreDep,
-    file: Annotated[UploadFile, File(description="A .jsonl, .csv or .parquet dataset.")],
+    file: Annotated[
+        UploadFile,
+        File(description="A .jsonl, .csv or .parquet dataset; without an extension, its content says which."),
+    ],
     purpose: Purpose = None,
 ) -> FilePublic:
     """Upload a JSONL, CSV or Parquet dataset; it is parsed on upload and its columns recorded."""
@@ -44,7 +48,7 @@ def upload_file(
     return FilePublic.from_row(stored)
 
 
-@router.get("", summary="List files", responses=error_responses(400, 401, 422))
+@router.get("", summary="List files", responses=error_responses(401, 422))
 def list_files(session: SessionDep, tenant: TenantDep, limit: Limit = 20, after: After = None) -> FileList:
     """List the uploaded files, newest first."""
     files, has_more = service.list_files(session=session, tenant=tenant, limit=limit, after=after)

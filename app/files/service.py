@@ -12,7 +12,15 @@ from app.api.pagination import page_newest_first
 from app.core.base import new_id
 from app.core.storage import ArtifactStore
 from app.files.models import File
-from app.files.validation import InvalidDataset, UnsupportedFormat, format_of, inspect_dataset
+from app.files.sniffing import SNIFF_BYTES, sniff_format
+from app.files.validation import (
+    FORMAT_BY_EXTENSION,
+    DatasetFormat,
+    InvalidDataset,
+    UnsupportedFormat,
+    format_of,
+    inspect_dataset,
+)
 from app.jobs import service as jobs_service
 
 MAX_FILENAME_CHARS = 200
@@ -34,6 +42,29 @@ def folder_of(file_id: str) -> str:
     return f"files/{file_id}"
 
 
+def format_and_name(filename: str, stream: BinaryIO) -> tuple[DatasetFormat, str]:
+    """The upload's format and the name it is stored under: its extension's, or, for a name without one,
+    the format its first bytes show, with that format's extension added (jobs read files by extension)."""
+    if PurePosixPath(filename).suffix:
+        try:
+            return format_of(filename), filename
+        except UnsupportedFormat as error:
+            raise ApiError(415, str(error), code="unsupported_file_type", param="file") from error
+    head = stream.read(SNIFF_BYTES)
+    stream.seek(0)
+    fmt = sniff_format(head)
+    if fmt is None:
+        accepted = ", ".join(sorted(FORMAT_BY_EXTENSION))
+        raise ApiError(
+            415,
+            f"'{filename}' has no extension and its content is not JSON Lines, CSV or Parquet; "
+            f"upload a dataset named with one of {accepted}",
+            code="unsupported_file_type",
+            param="file",
+        )
+    return fmt, f"{filename or 'upload'}.{fmt}"
+
+
 def upload_file(
     *,
     session: Session,
@@ -45,11 +76,7 @@ def upload_file(
     max_bytes: int,
 ) -> File:
     """Store an upload under `files/<id>/<filename>`, check it parses, and record it."""
-    safe_name = sanitize_filename(filename)
-    try:
-        fmt = format_of(safe_name)
-    except UnsupportedFormat as error:
-        raise ApiError(415, str(error), code="unsupported_file_type", param="file") from error
+    fmt, safe_name = format_and_name(sanitize_filename(filename), stream)
     file_id = new_id("file")
     key = f"{folder_of(file_id)}/{safe_name}"
     try:

@@ -13,6 +13,7 @@ from app.api.allowed_methods import HEAD_REQUEST
 from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from app.api.errors import ApiError, error_responses
 from app.api.pagination import After, Limit, list_page
+from app.api.session_route import SessionEndingRoute
 from app.core.db import is_database_unreachable
 from app.jobs import service
 from app.jobs.models import JobStatus
@@ -34,7 +35,7 @@ from app.jobs.stream import event_stream
 from distillery.jobspec.text import ResourceId, Text
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], route_class=SessionEndingRoute)
 
 JobId = Annotated[ResourceId, Path(description="The job's id, e.g. `job_3f9a1b2c...`.")]
 JOB_EXAMPLES = load_job_examples()
@@ -90,7 +91,7 @@ def _publish(job_id: str) -> None:
             logger.exception("could not publish job %s; the reconciler will", job_id)
 
 
-@router.get("", summary="List jobs", responses=error_responses(400, 401, 422))
+@router.get("", summary="List jobs", responses=error_responses(401, 422))
 def list_jobs(
     session: SessionDep,
     tenant: TenantDep,
@@ -170,26 +171,33 @@ def stream_events(
         int | None, Query(ge=0, le=MAX_EVENT_ID, description="Start after this event `id`.")
     ] = None,
     last_event_id: Annotated[
-        int | None,
+        str | None,
         Header(
             alias="Last-Event-ID",
-            ge=0,
-            le=MAX_EVENT_ID,
-            description="The last event `id` received, sent when reconnecting; wins over a smaller `after`.",
+            description="The last event `id` received, sent when reconnecting; wins over a smaller `after`. "
+            "A value that is not an event id (such as `null`) is ignored, as the SSE standard has it.",
         ),
     ] = None,
 ) -> EventSourceResponse:
     """Follow a job's events live, as Server-Sent Events, until the job is finished."""
     service.get_job(session=session, tenant=tenant, job_id=job_id)
     return event_stream(
-        request.app.state.read_sessionmaker,
+        request.app.state.stream_source,
         job_id=job_id,
-        after=max(after or 0, last_event_id or 0),
-        poll_seconds=settings.event_stream_poll_seconds,
+        after=max(after or 0, _event_id(last_event_id)),
+        grant=getattr(request.state, "key_grant", None),
         keep_alive_seconds=settings.event_stream_keep_alive_seconds,
         open_streams=request.app.state.metrics.open_streams,
         head_only=bool(request.scope.get(HEAD_REQUEST)),
     )
+
+
+def _event_id(header: str | None) -> int:
+    """The event id a `Last-Event-ID` header names; 0 for a value that is not one."""
+    value = (header or "").strip()
+    if value.isascii() and value.isdigit() and int(value) <= MAX_EVENT_ID:
+        return int(value)
+    return 0
 
 
 @router.get(

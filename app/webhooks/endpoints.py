@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query
 from app.api.deps import SessionDep, SettingsDep, TenantDep
 from app.api.errors import error_responses
 from app.api.pagination import After, Limit, list_page
+from app.api.session_route import SessionEndingRoute
 from app.webhooks import service
 from app.webhooks.models import DeliveryStatus
 from app.webhooks.schemas import (
@@ -20,7 +21,7 @@ from app.webhooks.schemas import (
 )
 from distillery.jobspec.text import ResourceId
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=SessionEndingRoute)
 
 WebhookId = Annotated[ResourceId, Path(description="The webhook's id, e.g. `wh_7e1f2a3b...`.")]
 DeliveryId = Annotated[ResourceId, Path(description="The delivery's id, e.g. `evt_0a1b2c3d...`.")]
@@ -39,7 +40,7 @@ def create_webhook(
     return WebhookCreated(**WebhookPublic.from_row(endpoint).model_dump(), secret=endpoint.secret)
 
 
-@router.get("", summary="List webhooks", responses=error_responses(400, 401, 422))
+@router.get("", summary="List webhooks", responses=error_responses(401, 422))
 def list_webhooks(
     session: SessionDep, tenant: TenantDep, limit: Limit = 20, after: After = None
 ) -> WebhookList:
@@ -64,7 +65,7 @@ def delete_webhook(webhook_id: WebhookId, session: SessionDep, tenant: TenantDep
 @router.get(
     "/{webhook_id}/deliveries",
     summary="List a webhook's deliveries",
-    responses=error_responses(400, 401, 404, 422),
+    responses=error_responses(401, 404, 422),
 )
 def list_deliveries(
     webhook_id: WebhookId,

@@ -42,6 +42,12 @@ class WebhookEndpoint(Base):
     # Kept as is: signing needs the secret itself, as a password check would not.
     secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    consecutive_failures: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", doc="Failed tries in a row; a 2xx sets it back to 0."
+    )
+    circuit_open_until: Mapped[datetime | None] = mapped_column(
+        doc="None: closed. Later than now: open, deliveries wait. Past: half-open, one probe may go."
+    )
 
 
 class WebhookDelivery(Base):
@@ -54,6 +60,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at", "id"),
         Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_sending", "endpoint_id", "sending_until"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("evt"))
@@ -67,6 +74,9 @@ class WebhookDelivery(Base):
     tries: Mapped[int] = mapped_column(Integer, default=0, doc="Tries made since it was last (re)queued.")
     next_attempt_at: Mapped[datetime | None] = mapped_column(
         doc="When the next try is due; while a sender holds it, when its hold lapses."
+    )
+    sending_until: Mapped[datetime | None] = mapped_column(
+        doc="While a try is in flight, the end of its lease: its deadline and some slack."
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

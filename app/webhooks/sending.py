@@ -1,60 +1,28 @@
 """Sending a delivery: take it, call the receiver once, record the try, and say when to try again.
 
-Each try is taken with a compare-and-set on the delivery's due time, so two messages for one delivery
-(a retry and a sweep, say) make one call. Every try is signed anew and carries the delivery's id.
+Each try is taken with a compare-and-set on the delivery's due time and lease, so two messages for one
+delivery (a retry and a sweep, say) make one call. A taken delivery holds a lease (`sending_until`) that
+outlasts its try's deadline: the sweep leaves it alone until then, and the endpoint's tries in flight
+are the deliveries whose lease runs. A delivery whose endpoint is at its limit, or whose circuit is open,
+is postponed without using up a try. Every try is signed anew and carries the delivery's id.
 """
 
-import json
 import logging
 import random
-import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
 
 from app.core.base import utcnow
 from app.core.config import Settings
 from app.core.db import session_scope
+from app.webhooks.calling import Taken, TryResult, call_receiver
+from app.webhooks.endpoint_gate import lease_seconds, record_outcome, wait_before_try
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from app.webhooks.signing import signed_headers
-from app.webhooks.url_safety import UnsafeUrl, pinned_target
 
 logger = logging.getLogger(__name__)
-USER_AGENT = "Distillery-Webhooks/1"
-# What is kept of a receiver's answer: its first bytes, never the whole body.
-EXCERPT_BYTES = 1024
-MAX_ERROR_CHARS = 500
-# A try holds its delivery for this many timeouts (connect, send, read and slack): a sender that dies
-# mid-try leaves it due again once the hold lapses.
-HOLD_TIMEOUTS = 4
-
-
-@dataclass(frozen=True)
-class Taken:
-    """A delivery taken for one try: what to send, and where."""
-
-    delivery_id: str
-    url: str
-    secret: str
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class TryResult:
-    """How one call went."""
-
-    status_code: int | None
-    latency_ms: int
-    error: str | None = None
-    excerpt: str | None = None
-
-    @property
-    def succeeded(self) -> bool:
-        """A 2xx answer; a redirect is not followed, and counts as a failure."""
-        return self.status_code is not None and 200 <= self.status_code < 300
 
 
 def backoff_seconds(tries: int, *, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -63,83 +31,77 @@ def backoff_seconds(tries: int, *, base: float, cap: float, rng: random.Random |
     return delay / 2 + (rng or random).uniform(0, delay / 2)
 
 
-def take(delivery_id: str, *, settings: Settings, now: datetime) -> Taken | None:
-    """Hold a due pending delivery for one try; None when it is not due, finished, held or gone."""
-    hold = timedelta(seconds=HOLD_TIMEOUTS * settings.webhook_timeout_seconds + 10)
+def take(delivery_id: str, *, settings: Settings, now: datetime) -> Taken | float | None:
+    """Hold a due pending delivery for one try; the seconds it was postponed by when its endpoint takes
+    no try now; None when it is not due, finished, held or gone."""
     with session_scope() as session:
-        endpoint_id = session.scalar(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == delivery_id,
-                WebhookDelivery.status == DeliveryStatus.PENDING,
-                WebhookDelivery.next_attempt_at <= now,
-            )
-            .values(next_attempt_at=now + hold)
-            .returning(WebhookDelivery.endpoint_id)
-            .execution_options(synchronize_session=False)
-        )
+        endpoint_id = session.scalar(select(WebhookDelivery.endpoint_id).where(_takeable(delivery_id, now)))
         if endpoint_id is None:
             return None
-        row = session.execute(
-            select(WebhookEndpoint.url, WebhookEndpoint.secret, WebhookDelivery.payload)
-            .join(WebhookDelivery, WebhookDelivery.endpoint_id == WebhookEndpoint.id)
-            .where(WebhookDelivery.id == delivery_id)
-        ).one()
-        return Taken(delivery_id=delivery_id, url=row.url, secret=row.secret, payload=row.payload)
-
-
-def call_receiver(taken: Taken, *, settings: Settings) -> TryResult:
-    """POST the signed payload to the receiver's checked address, with a timeout; keep its first bytes."""
-    body = json.dumps(taken.payload, sort_keys=True, separators=(",", ":"))
-    headers = signed_headers(taken.secret, message_id=taken.delivery_id, body=body, at=utcnow())
-    started = time.monotonic()
-    try:
-        target = pinned_target(
-            taken.url,
-            allow_http=settings.webhook_allow_http,
-            allow_private=settings.webhook_allow_private_addresses,
+        # Takes for one endpoint queue on its row, so its limit holds across senders and processes.
+        endpoint = session.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+        if endpoint is None:
+            return None
+        wait = wait_before_try(session, endpoint, now=now, settings=settings)
+        if wait is not None:
+            postponed = _claim(session, delivery_id, now, next_attempt_at=now + timedelta(seconds=wait))
+            return wait if postponed is not None else None
+        lease_end = now + timedelta(seconds=lease_seconds(settings))
+        payload = _claim(session, delivery_id, now, next_attempt_at=lease_end, sending_until=lease_end)
+        if payload is None:
+            return None
+        return Taken(
+            delivery_id=delivery_id,
+            endpoint_id=endpoint.id,
+            url=endpoint.url,
+            secret=endpoint.secret,
+            payload=payload,
         )
-        headers |= {"host": target.host_header, "content-type": "application/json", "user-agent": USER_AGENT}
-        # No proxy from the environment: the call must go to the address that was checked.
-        with (
-            httpx.Client(timeout=settings.webhook_timeout_seconds, trust_env=False) as client,
-            client.stream(
-                "POST", target.url, content=body, headers=headers, extensions=target.extensions
-            ) as response,
-        ):
-            excerpt = _first_bytes(response)
-    except (UnsafeUrl, httpx.HTTPError) as error:
-        message = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
-        return TryResult(status_code=None, latency_ms=_since(started), error=message)
-    return TryResult(status_code=response.status_code, latency_ms=_since(started), excerpt=excerpt)
 
 
-def _first_bytes(response: httpx.Response) -> str:
-    """The start of the answer's body, read no further than EXCERPT_BYTES."""
-    kept = b""
-    for chunk in response.iter_bytes():
-        kept += chunk
-        if len(kept) >= EXCERPT_BYTES:
-            break
-    return kept[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+def _takeable(delivery_id: str, now: datetime) -> ColumnElement[bool]:
+    """The delivery is pending, due, and held by no try in flight."""
+    return and_(
+        WebhookDelivery.id == delivery_id,
+        WebhookDelivery.status == DeliveryStatus.PENDING,
+        WebhookDelivery.next_attempt_at <= now,
+        _not_in_flight(now),
+    )
 
 
-def _since(started: float) -> int:
-    return round((time.monotonic() - started) * 1000)
+def _not_in_flight(now: datetime) -> ColumnElement[bool]:
+    return or_(WebhookDelivery.sending_until.is_(None), WebhookDelivery.sending_until <= now)
 
 
-def record_try(delivery_id: str, result: TryResult, *, settings: Settings) -> float | None:
-    """Log the try and move the delivery on; returns the seconds until its next try, None when it is done."""
+def _claim(session: Session, delivery_id: str, now: datetime, **values: Any) -> dict[str, Any] | None:
+    """Set `values` on the delivery if it is still takeable (a compare-and-set); returns its payload."""
+    payload: dict[str, Any] | None = session.scalar(
+        update(WebhookDelivery)
+        .where(_takeable(delivery_id, now))
+        .values(**values)
+        .returning(WebhookDelivery.payload)
+        .execution_options(synchronize_session=False)
+    )
+    return payload
+
+
+def record_try(taken: Taken, result: TryResult, *, settings: Settings) -> float | None:
+    """Log the try, end its lease and tell the endpoint's circuit; returns the seconds until the
+    delivery's next try, None when it is done."""
     now = utcnow()
     with session_scope() as session:
-        delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True)
-        if delivery is None:
+        # The endpoint's row first, as in `take`: one order of locks everywhere cannot deadlock.
+        endpoint = session.get(WebhookEndpoint, taken.endpoint_id, with_for_update=True)
+        delivery = session.get(WebhookDelivery, taken.delivery_id, with_for_update=True)
+        if endpoint is None or delivery is None:
             return None  # its endpoint was deleted meanwhile
+        record_outcome(endpoint, succeeded=result.succeeded, now=now, settings=settings)
+        delivery.sending_until = None
         delivery.attempts += 1
         delivery.tries += 1
         session.add(
             WebhookAttempt(
-                delivery_id=delivery_id,
+                delivery_id=delivery.id,
                 number=delivery.attempts,
                 created_at=now,
                 status_code=result.status_code,
@@ -160,20 +122,22 @@ def record_try(delivery_id: str, result: TryResult, *, settings: Settings) -> fl
 
 
 def send_delivery(delivery_id: str, *, settings: Settings) -> float | None:
-    """One try of a delivery if it is due; returns the seconds until the next try, None when none is due."""
+    """One try of a delivery if it is due; returns the seconds until the next try (or until its endpoint
+    may take it), None when none is due."""
     taken = take(delivery_id, settings=settings, now=utcnow())
-    if taken is None:
-        return None
+    if taken is None or isinstance(taken, float):
+        return taken
     result = call_receiver(taken, settings=settings)
     if result.succeeded:
         logger.info("delivered %s (%d ms)", delivery_id, result.latency_ms)
     else:
         logger.info("delivery %s failed: %s", delivery_id, result.error or f"HTTP {result.status_code}")
-    return record_try(delivery_id, result, settings=settings)
+    return record_try(taken, result, settings=settings)
 
 
 def due_unsent(*, settings: Settings, now: datetime, limit: int = 100) -> list[str]:
     """Pending deliveries due for longer than a sweep interval, which no message brought to a sender.
+    A delivery whose try is in flight is not one of them until its lease has lapsed.
 
     Their due time is moved to now, so the next sweep leaves them to the message this one sends.
     """
@@ -185,6 +149,7 @@ def due_unsent(*, settings: Settings, now: datetime, limit: int = 100) -> list[s
                 .where(
                     WebhookDelivery.status == DeliveryStatus.PENDING,
                     WebhookDelivery.next_attempt_at <= cutoff,
+                    _not_in_flight(now),
                 )
                 .order_by(WebhookDelivery.next_attempt_at)
                 .limit(limit)

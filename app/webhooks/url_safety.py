@@ -1,9 +1,12 @@
 """Which receiver URLs the service may call: the scheme, and the addresses their host resolves to.
 
 A receiver on loopback, a private network or a link-local address (a cloud's metadata service) would
-let a tenant reach the service's own network; such addresses are refused unless configured. The host is
-checked when the endpoint is registered and resolved again before every call, and the call goes to the
-address that was checked, so a name that later resolves elsewhere (DNS rebinding) changes nothing.
+let a tenant reach the service's own network; such addresses are refused unless configured. So are the
+IPv6 forms that map, translate or embed an IPv4 address (mapped, NAT64, 6to4, Teredo, IPv4-compatible) and
+site-local ones: a gateway or tunnel may carry them to any IPv4 address, the metadata service's included.
+The host is checked when the endpoint is registered and resolved again before every call, and the call
+goes to the address that was checked, so a name that later resolves elsewhere (DNS rebinding) changes
+nothing.
 """
 
 import ipaddress
@@ -13,6 +16,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# IPv6 networks whose addresses map, translate or embed an IPv4 address, which a gateway or tunnel turns into
+# that IPv4 address (the metadata service's, say) where no check sees it; and deprecated site-local.
+EMBEDDING_NETWORKS = {
+    ipaddress.IPv6Network(network): description
+    for network, description in (
+        ("::ffff:0:0/96", "an IPv4-mapped IPv6 address"),
+        ("::ffff:0:0:0/96", "an IPv4-translated IPv6 address"),
+        ("64:ff9b::/96", "a NAT64 address, which embeds an IPv4 address"),
+        ("64:ff9b:1::/48", "a local-use NAT64 address, which embeds an IPv4 address"),
+        ("::/96", "an IPv4-compatible IPv6 address"),
+        ("2002::/16", "a 6to4 address, which embeds an IPv4 address"),
+        ("2001::/32", "a Teredo address, which embeds an IPv4 address"),
+        ("fec0::/10", "a site-local IPv6 address"),
+    )
+}
 
 
 class UnsafeUrl(ValueError):
@@ -40,13 +58,26 @@ def check_scheme(url: str, *, allow_http: bool) -> None:
 
 def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     """What makes an address uncallable (`not a unicast address`), or None when it may be called."""
+    unwrapped = address
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address.is_unspecified or address.is_multicast:
+        unwrapped = address.ipv4_mapped
+    if unwrapped.is_unspecified or unwrapped.is_multicast:
         return "not a unicast address"
-    if not allow_private and not address.is_global:
+    if allow_private:
+        return None
+    embedding = embedding_network(address)
+    if embedding is not None:
+        return embedding
+    if not address.is_global:
         return "a loopback, private, link-local or reserved address"
     return None
+
+
+def embedding_network(address: IPAddress) -> str | None:
+    """What IPv4-embedding or site-local kind of IPv6 address this is, or None (IPv4 and loopback too)."""
+    if isinstance(address, ipaddress.IPv4Address) or address.is_loopback:
+        return None
+    return next((kind for network, kind in EMBEDDING_NETWORKS.items() if address in network), None)
 
 
 def _refused(host: str, address: IPAddress, refusal: str) -> str:

@@ -46,9 +46,9 @@ def test_jobs_created_in_the_same_instant_keep_a_stable_order(
     assert seen == sorted(ids, reverse=True)
 
 
-def test_an_unknown_cursor_is_400_on_after(client: Any) -> None:
+def test_an_unknown_cursor_is_422_on_after(client: Any) -> None:
     response = client.get("/v1/jobs", params={"after": "job_unknown"})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["error"]["param"] == "after"
 
 

@@ -57,7 +57,7 @@ def test_lists_show_only_the_callers_own(
 
 def test_another_tenants_id_is_not_a_valid_cursor(other_tenant_client: Any, my_job: dict[str, Any]) -> None:
     response = other_tenant_client.get("/v1/jobs", params={"after": my_job["id"]})
-    assert (response.status_code, response.json()["error"]["param"]) == (400, "after")
+    assert (response.status_code, response.json()["error"]["param"]) == (422, "after")
 
 
 def test_another_tenants_job_cannot_be_a_model_reference(

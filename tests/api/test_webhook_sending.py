@@ -1,7 +1,10 @@
-"""One try of a delivery, made in this process against a receiver on loopback: timeouts, refused
-addresses, duplicate messages, the last try, the sweep, and the backoff."""
+"""One try of a delivery, made in this process against a receiver on loopback: timeouts, the try's
+deadline, refused addresses, duplicate messages, the last try, the sweep, the backoff, and an endpoint's
+concurrency limit and circuit breaker."""
 
 import random
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -12,8 +15,9 @@ from standardwebhooks.webhooks import Webhook
 from webhook_receiver import Receiver, running_receiver
 
 from app.core.base import utcnow
-from app.webhooks.models import WebhookAttempt, WebhookDelivery
-from app.webhooks.sending import EXCERPT_BYTES, backoff_seconds, due_unsent, send_delivery
+from app.webhooks.calling import EXCERPT_BYTES
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.webhooks.sending import backoff_seconds, due_unsent, send_delivery
 from app.webhooks.url_safety import UnsafeUrl, pinned_target
 
 LENIENT = {"webhook_allow_http": True, "webhook_allow_private_addresses": True}
@@ -37,6 +41,23 @@ def delivery_to(
         create_job()
         delivery = lenient.get(f"/v1/webhooks/{webhook['id']}/deliveries").json()["data"][0]
         return delivery["id"], webhook["secret"]
+
+    return arrange
+
+
+@pytest.fixture
+def deliveries_to(
+    make_client: Callable[..., Any], settings: Any, create_job: Callable[..., dict[str, Any]]
+) -> Callable[[str, int], list[str]]:
+    """Register one loopback receiver URL for `job.queued` and queue `count` jobs: its deliveries' ids."""
+
+    def arrange(url: str, count: int) -> list[str]:
+        lenient = make_client(api_key=settings.dev_api_key, **LENIENT)
+        webhook = lenient.post("/v1/webhooks", json={"url": url, "events": ["job.queued"]}).json()
+        for _ in range(count):
+            create_job()
+        deliveries = lenient.get(f"/v1/webhooks/{webhook['id']}/deliveries").json()["data"]
+        return [delivery["id"] for delivery in reversed(deliveries)]
 
     return arrange
 
@@ -86,6 +107,80 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_failed_try(
     _, [attempt] = stored(db_session, delivery_id)
     assert attempt.status_code is None and attempt.error is not None and "ReadTimeout" in attempt.error
     assert attempt.latency_ms < 2500
+
+
+def test_a_dripping_receiver_is_cut_at_the_deadline_and_the_sweep_leaves_the_try_in_flight(
+    receiver: Receiver, delivery_to: Callable[..., Any], settings: Any, db_session: Any
+) -> None:
+    receiver.drips["/drip"] = 2.0  # each byte comes well within the 10 s read timeout
+    delivery_id, _ = delivery_to(f"{receiver.url}/drip")
+    bounded = settings.model_copy(
+        update={**LENIENT, "webhook_deadline_seconds": 1.5, "webhook_sweep_seconds": 0.1}
+    )
+    sender = threading.Thread(target=send_delivery, args=(delivery_id,), kwargs={"settings": bounded})
+    sender.start()
+    receiver.wait_for("/drip", 1, timeout=5)
+    # Its due time long past, as a try that outlived a fixed hold would leave it: the lease still runs.
+    db_session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .values(next_attempt_at=utcnow() - timedelta(minutes=5))
+    )
+    db_session.commit()
+    swept_in_flight = due_unsent(settings=bounded, now=utcnow())
+    sender.join(timeout=5)
+
+    delivery, [attempt] = stored(db_session, delivery_id)
+    assert swept_in_flight == [] and not sender.is_alive()
+    assert attempt.error is not None and attempt.error.startswith("DeadlinePassed")
+    assert 1400 <= attempt.latency_ms <= 2000
+    assert delivery.sending_until is None and delivery.status == "pending" and delivery.tries == 1
+
+
+def test_an_endpoint_at_its_limit_postpones_a_delivery_without_using_a_try(
+    receiver: Receiver, deliveries_to: Callable[..., Any], settings: Any, db_session: Any
+) -> None:
+    receiver.hangs.add("/busy")
+    first, second = deliveries_to(f"{receiver.url}/busy", 2)
+    one_at_a_time = settings.model_copy(
+        update={**LENIENT, "webhook_deadline_seconds": 1.0, "webhook_endpoint_concurrency": 1}
+    )
+    sender = threading.Thread(target=send_delivery, args=(first,), kwargs={"settings": one_at_a_time})
+    sender.start()
+    receiver.wait_for("/busy", 1, timeout=5)
+
+    asked_at = utcnow()
+    wait = send_delivery(second, settings=one_at_a_time)
+    postponed, attempts = stored(db_session, second)
+    sender.join(timeout=5)
+
+    assert wait is not None and wait > 0 and attempts == [] and postponed.tries == 0
+    assert postponed.status == "pending" and postponed.next_attempt_at >= asked_at + timedelta(seconds=wait)
+    assert len(receiver.on("/busy")) == 1
+
+
+def test_failed_tries_open_the_circuit_and_a_probe_that_succeeds_closes_it(
+    receiver: Receiver, deliveries_to: Callable[..., Any], settings: Any, db_session: Any
+) -> None:
+    receiver.failures["/down"] = 1
+    first, second = deliveries_to(f"{receiver.url}/down", 2)
+    fragile = settings.model_copy(
+        update={**LENIENT, "webhook_circuit_failures": 1, "webhook_circuit_open_seconds": 0.5}
+    )
+
+    send_delivery(first, settings=fragile)
+    wait = send_delivery(second, settings=fragile)
+    opened = db_session.get(WebhookEndpoint, stored(db_session, first)[0].endpoint_id)
+    open_until, failures = opened.circuit_open_until, opened.consecutive_failures
+    time.sleep(wait or 0)
+    probe = send_delivery(second, settings=fragile)
+
+    delivery, [attempt] = stored(db_session, second)
+    endpoint = db_session.get(WebhookEndpoint, delivery.endpoint_id)
+    assert failures == 1 and open_until is not None and wait is not None and 0.5 <= wait <= 1.0
+    assert len(receiver.on("/down")) == 2  # the postponed delivery made no call while the circuit was open
+    assert probe is None and attempt.status_code == 200 and delivery.status == "succeeded"
+    assert endpoint.circuit_open_until is None and endpoint.consecutive_failures == 0
 
 
 def test_an_address_refused_when_sending_is_never_called(

@@ -42,6 +42,11 @@ class Traffic:
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
 
+    @property
+    def policy_violations(self) -> list[str]:
+        """What the pages' Content-Security-Policy refused, as the browser reported it."""
+        return [text for text in self.console_errors if "Content Security Policy" in text]
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:

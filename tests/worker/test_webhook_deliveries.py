@@ -23,8 +23,8 @@ from standardwebhooks.webhooks import Webhook
 from webhook_receiver import ERROR_BODY, Receiver, running_receiver
 
 from app.jobs.models import Job
+from app.webhooks.calling import EXCERPT_BYTES
 from app.webhooks.models import WebhookDelivery
-from app.webhooks.sending import EXCERPT_BYTES
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("worker_process", "webhook_worker")]
 

@@ -66,11 +66,11 @@ class PreparedData:
 
 def read_table(path: Path, *, cache_dir: Path) -> datasets.Dataset:
     """A JSONL, CSV or Parquet file as a Dataset; CSV is read as UTF-8, then as latin-1."""
-    kinds = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+    kinds = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
     kind = kinds.get(path.suffix.lower())
     if kind is None:
         raise UserError(
-            f"unsupported data file type {path.suffix!r}; use .jsonl, .csv or .parquet",
+            f"unsupported data file type {path.suffix!r}; use .jsonl, .ndjson, .csv or .parquet",
             code="invalid_data",
             param="data.train_file",
         )

@@ -1,4 +1,5 @@
-"""With no configuration, `distillery up` runs a job on SQLite and a serverless broker, with webhooks."""
+"""With no configuration, `distillery up` runs a job on SQLite and a serverless broker, with webhooks
+and a live event stream."""
 
 from pathlib import Path
 
@@ -54,6 +55,8 @@ def test_the_embedded_default_runs_a_job_and_serves_its_student(tmp_path: Path) 
                 "training": {"epochs": 1, "batch_size": 16},
             }
         )
+        # SQLite notifies nothing: the live stream polls, and still sees every event, in order, to the end.
+        streamed = list(client.stream_events(job["id"]))
         done = client.wait(job["id"], poll=1.0, timeout=600)
         student = client.download_student(job["id"], tmp_path / "student")
         request = receiver.wait_for("/hook", 1, timeout=60)[0]
@@ -65,6 +68,8 @@ def test_the_embedded_default_runs_a_job_and_serves_its_student(tmp_path: Path) 
     assert processes_serving(data_dir) == []
 
     assert done["status"] == "succeeded", done["error"]
+    assert [event["id"] for event in streamed] == list(range(1, len(streamed) + 1))
+    assert streamed[-1]["type"] == "status" and streamed[-1]["data"]["status"] == "succeeded"
     assert (data_dir / "distillery.db").is_file() and (data_dir / "broker.db").is_file()
     from transformers import AutoModelForSequenceClassification
 

@@ -37,7 +37,7 @@ def webhook_worker(
 ) -> None:
     """Run a light Celery worker that sends webhooks and re-sends those nobody sent; it never loads torch."""
     from app.core.config import get_settings
-    from worker.webhook_app import app
+    from worker.webhook_app import STANDALONE_FLAGS, app
 
     settings = get_settings()
     queue = settings.webhook_queue_name
@@ -54,6 +54,7 @@ def webhook_worker(
             "webhooks@%h",
             "--loglevel",
             loglevel,
+            *STANDALONE_FLAGS,
         ]
     )
 

@@ -33,6 +33,21 @@ def test_a_latin1_csv_is_read(engine_env, tmp_path):
     assert table[0]["text"].endswith("café")
 
 
+def test_every_extension_the_api_accepts_is_read(tmp_path):
+    from app.files.validation import FORMAT_BY_EXTENSION
+
+    rows = '{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n'
+    for extension, format_name in FORMAT_BY_EXTENSION.items():
+        path = tmp_path / f"data{extension}"
+        if format_name == "parquet":
+            datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]}).to_parquet(str(path))
+        elif format_name == "csv":
+            path.write_text("text,label\na,0\nb,1\n")
+        else:
+            path.write_text(rows)
+        assert read_table(path, cache_dir=tmp_path / "cache")["text"] == ["a", "b"], extension
+
+
 def test_a_missing_label_column_names_the_field():
     table = datasets.Dataset.from_dict({"text": ["a"], "target": [1]})
     with pytest.raises(UserError) as caught:

@@ -21,4 +21,5 @@ FROM base AS worker
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 RUN pip install torch==2.13.0 --index-url ${TORCH_INDEX} && pip install ".[worker]"
 USER distillery
-CMD ["celery", "-A", "worker", "worker", "--loglevel=INFO", "--pool=prefork", "--concurrency=1"]
+# The flags are app.core.celery.WORKER_FLAGS: a lost broker is then a reconnect.
+CMD ["celery", "-A", "worker", "worker", "--loglevel=INFO", "--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle"]

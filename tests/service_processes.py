@@ -8,8 +8,10 @@ from pathlib import Path
 import httpx
 
 
-def start_worker(env: dict[str, str], *, queue_name: str, log_path: Path) -> subprocess.Popen[bytes]:
-    """`celery -A worker worker` on one queue, one job at a time, its output in `log_path`."""
+def start_worker(
+    env: dict[str, str], *, queue_name: str, log_path: Path, concurrency: int = 1
+) -> subprocess.Popen[bytes]:
+    """`celery -A worker worker` on one queue, one job per pool process, its output in `log_path`."""
     command = [
         sys.executable,
         "-m",
@@ -18,7 +20,7 @@ def start_worker(env: dict[str, str], *, queue_name: str, log_path: Path) -> sub
         "worker",
         "worker",
         "--pool=prefork",
-        "--concurrency=1",
+        f"--concurrency={concurrency}",
         f"--queues={queue_name}",
         "--hostname=test@%h",
         "--loglevel=INFO",

@@ -10,6 +10,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run a Celery worker that executes distillation jobs."""
+    from app.core.celery import WORKER_FLAGS
     from app.core.config import get_settings
     from worker.celery_app import celery_app
 
@@ -25,6 +26,7 @@ def worker(
             queue,
             "--loglevel",
             loglevel,
+            *WORKER_FLAGS,
         ]
     )
 
@@ -36,8 +38,9 @@ def webhook_worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run a light Celery worker that sends webhooks and re-sends those nobody sent; it never loads torch."""
+    from app.core.celery import WORKER_FLAGS
     from app.core.config import get_settings
-    from worker.webhook_app import STANDALONE_FLAGS, app
+    from worker.webhook_app import app
 
     settings = get_settings()
     queue = settings.webhook_queue_name
@@ -54,7 +57,7 @@ def webhook_worker(
             "webhooks@%h",
             "--loglevel",
             loglevel,
-            *STANDALONE_FLAGS,
+            *WORKER_FLAGS,
         ]
     )
 

@@ -19,15 +19,6 @@ app.conf.update(
     task_queues=[Queue(QUEUE)],
     # Sending is I/O: a few threads wait on receivers at once.
     worker_concurrency=get_settings().webhook_senders,
-    # No remote control: see STANDALONE_FLAGS.
-    worker_enable_remote_control=False,
 )
-# The worker's broker connection carries its task queue alone. Remote control and gossip each consume a
-# fanout queue on it; when the broker goes away, closing that channel fails, kombu stops closing the others,
-# and the task channel, left open with messages not yet acked (retries waiting for their countdown), is
-# closed again once the transport is gone: `AttributeError: 'NoneType' object has no attribute 'hostname'`
-# ends the worker. Without them a lost broker is a reconnect; without mingle, a reconnect does not wait a
-# second for neighbours. Nothing here uses them: the outbox row, not a message, says what is left to send.
-STANDALONE_FLAGS = ("--without-gossip", "--without-mingle")
 
-__all__ = ["SEND_WEBHOOK_TASK", "STANDALONE_FLAGS", "app"]
+__all__ = ["SEND_WEBHOOK_TASK", "app"]

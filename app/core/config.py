@@ -60,7 +60,7 @@ class Settings(BaseSettings):
         5.0, ge=1, description="Longest wait to connect to the database or for a pooled connection."
     )
     api_threads: int = Field(
-        32,
+        16,
         ge=1,
         le=1000,
         description="Threads of one API process that run handlers and database reads; its database pool "

@@ -31,6 +31,13 @@ def start_worker(
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def start_webhook_worker(env: dict[str, str], *, log_path: Path) -> subprocess.Popen[bytes]:
+    """`distillery webhook-worker`, its output in `log_path`."""
+    command = [sys.executable, "-m", "distillery.cli", "webhook-worker", "--loglevel", "INFO"]
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 def start_api(env: dict[str, str], *, port: int, log_path: Path) -> subprocess.Popen[bytes]:
     """`uvicorn app.main:app` on a port; returns once it answers `/healthz`."""
     command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]

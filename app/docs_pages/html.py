@@ -38,42 +38,26 @@ def swagger_ui_page(
         # A path: the script puts the page's origin in front, as FastAPI's inline script does.
         config["oauth2RedirectUrl"] = assets.root + oauth2_redirect_url
     oauth = f' data-init-oauth="{data_json(init_oauth)}"' if init_oauth else ""
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title>
-<link rel="stylesheet" href="{assets.library}/swagger-ui.css">
-<link rel="icon" href="{assets.library}/favicon.png">
-</head>
-<body>
-<div id="swagger-ui" data-config="{data_json(config)}"{oauth}></div>
+    return _page(
+        title,
+        stylesheet=f"{assets.library}/swagger-ui.css",
+        icon=f"{assets.library}/favicon.png",
+        body=f"""<div id="swagger-ui" data-config="{data_json(config)}"{oauth}></div>
 <script src="{assets.library}/swagger-ui-bundle.js"></script>
-<script src="{assets.page}/swagger-ui-init.js"></script>
-</body>
-</html>
-"""
+<script src="{assets.page}/swagger-ui-init.js"></script>""",
+    )
 
 
 def redoc_page(assets: PageAssets, *, title: str, openapi_url: str) -> str:
     """ReDoc: its bundle starts itself on the `redoc` element; no web fonts, so nothing from elsewhere."""
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title>
-<link rel="stylesheet" href="{assets.page}/redoc.css">
-<link rel="icon" href="{assets.library}/favicon.png">
-</head>
-<body>
-<noscript>ReDoc needs JavaScript to show the documentation.</noscript>
+    return _page(
+        title,
+        stylesheet=f"{assets.page}/redoc.css",
+        icon=f"{assets.library}/favicon.png",
+        body=f"""<noscript>ReDoc needs JavaScript to show the documentation.</noscript>
 <redoc spec-url="{escape(assets.root + openapi_url, quote=True)}"></redoc>
-<script src="{assets.library}/redoc.standalone.js"></script>
-</body>
-</html>
-"""
+<script src="{assets.library}/redoc.standalone.js"></script>""",
+    )
 
 
 def oauth2_redirect_page(assets: PageAssets) -> str:
@@ -86,5 +70,23 @@ def oauth2_redirect_page(assets: PageAssets) -> str:
 <script src="{assets.page}/oauth2-redirect.js"></script>
 </head>
 <body></body>
+</html>
+"""
+
+
+def _page(title: str, *, stylesheet: str, icon: str, body: str) -> str:
+    """A page's skeleton: its title, one stylesheet, an icon and the body's markup."""
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
+<link rel="stylesheet" href="{stylesheet}">
+<link rel="icon" href="{icon}">
+</head>
+<body>
+{body}
+</body>
 </html>
 """

@@ -8,7 +8,6 @@ database is the test Postgres, the receiver an HTTP server on loopback.
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 import redis
-from service_processes import start_worker, stop
+from service_processes import start_webhook_worker, start_worker, stop
 from throwaway_redis import RedisServer, throwaway_redis
 from webhook_receiver import Receiver, running_receiver
 
@@ -48,11 +47,8 @@ def broker(tmp_path: Path) -> Iterator[RedisServer]:
 @contextmanager
 def workers(env: dict[str, str], queue_name: str, logs: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     """Both workers on the broker of `env`, started at once; their logs are shown if a check fails."""
-    command = [sys.executable, "-m", "distillery.cli", "webhook-worker", "--loglevel", "INFO"]
-    with (logs / "webhooks.log").open("wb") as log:
-        webhooks = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     processes = {
-        "webhooks": webhooks,
+        "webhooks": start_webhook_worker(env, log_path=logs / "webhooks.log"),
         # Room for a second job: the worker listens for more while the first one's message is not acked.
         "jobs": start_worker(env, queue_name=queue_name, log_path=logs / "jobs.log", concurrency=2),
     }

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from local_ports import free_port
-from service_processes import start_api, stop
+from service_processes import start_api, start_webhook_worker, stop
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 from webhook_receiver import ERROR_BODY, Receiver, running_receiver
@@ -50,11 +49,7 @@ def webhook_worker(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`distillery webhook-worker` as deployed: calls loopback, retries fast, sweeps every second."""
     log_path = tmp_path_factory.mktemp("webhooks") / "webhook-worker.log"
-    command = [sys.executable, "-m", "distillery.cli", "webhook-worker", "--loglevel", "INFO"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, env={**os.environ, **LENIENT_ENV}, stdout=log, stderr=subprocess.STDOUT
-        )
+    process = start_webhook_worker({**os.environ, **LENIENT_ENV}, log_path=log_path)
     yield process
     if stop(process) not in (0, -15):
         print(log_path.read_text()[-5000:])

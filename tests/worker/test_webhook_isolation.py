@@ -8,13 +8,12 @@ that opens after 2 failed tries in a row for 3 s, and a sweep every half second.
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from service_processes import stop
+from service_processes import start_webhook_worker, stop
 from sqlalchemy import select
 from webhook_receiver import Receiver, running_receiver
 
@@ -49,11 +48,7 @@ def webhook_worker(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`distillery webhook-worker` with short deadlines and a small circuit."""
     log_path = tmp_path_factory.mktemp("webhooks") / "webhook-worker.log"
-    command = [sys.executable, "-m", "distillery.cli", "webhook-worker", "--loglevel", "INFO"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, env={**os.environ, **SLOW_ENV}, stdout=log, stderr=subprocess.STDOUT
-        )
+    process = start_webhook_worker({**os.environ, **SLOW_ENV}, log_path=log_path)
     yield process
     if stop(process) not in (0, -15):
         print(log_path.read_text()[-5000:])

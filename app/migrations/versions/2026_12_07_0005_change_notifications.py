@@ -21,57 +21,43 @@ JOB_CHANNEL = "distillery_jobs"
 KEY_CHANNEL = "distillery_api_keys"
 
 
+# (function, table, event and condition of its trigger, channel, the row's id it sends)
+TRIGGERS = [
+    ("distillery_notify_job_event", "job_events", "AFTER INSERT", "", JOB_CHANNEL, "NEW.job_id"),
+    ("distillery_notify_job_deleted", "jobs", "AFTER DELETE", "", JOB_CHANNEL, "OLD.id"),
+    (
+        "distillery_notify_key_revoked",
+        "api_keys",
+        "AFTER UPDATE OF revoked_at",
+        "WHEN (NEW.revoked_at IS NOT NULL AND OLD.revoked_at IS NULL)",
+        KEY_CHANNEL,
+        "NEW.id",
+    ),
+]
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute(
-        f"""
-        CREATE FUNCTION distillery_notify_job_event() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM pg_notify('{JOB_CHANNEL}', NEW.job_id);
-            RETURN NULL;
-        END $$
-        """
-    )
-    op.execute(
-        "CREATE TRIGGER job_events_notify AFTER INSERT ON job_events "
-        "FOR EACH ROW EXECUTE FUNCTION distillery_notify_job_event()"
-    )
-    op.execute(
-        f"""
-        CREATE FUNCTION distillery_notify_job_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM pg_notify('{JOB_CHANNEL}', OLD.id);
-            RETURN NULL;
-        END $$
-        """
-    )
-    op.execute(
-        "CREATE TRIGGER jobs_notify_deleted AFTER DELETE ON jobs "
-        "FOR EACH ROW EXECUTE FUNCTION distillery_notify_job_deleted()"
-    )
-    op.execute(
-        f"""
-        CREATE FUNCTION distillery_notify_key_revoked() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM pg_notify('{KEY_CHANNEL}', NEW.id);
-            RETURN NULL;
-        END $$
-        """
-    )
-    op.execute(
-        "CREATE TRIGGER api_keys_notify_revoked AFTER UPDATE OF revoked_at ON api_keys "
-        "FOR EACH ROW WHEN (NEW.revoked_at IS NOT NULL AND OLD.revoked_at IS NULL) "
-        "EXECUTE FUNCTION distillery_notify_key_revoked()"
-    )
+    for function, table, event, condition, channel, payload in TRIGGERS:
+        op.execute(
+            f"""
+            CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('{channel}', {payload});
+                RETURN NULL;
+            END $$
+            """
+        )
+        op.execute(
+            f"CREATE TRIGGER {function}_trigger {event} ON {table} "
+            f"FOR EACH ROW {condition} EXECUTE FUNCTION {function}()"
+        )
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute("DROP TRIGGER IF EXISTS api_keys_notify_revoked ON api_keys")
-    op.execute("DROP TRIGGER IF EXISTS jobs_notify_deleted ON jobs")
-    op.execute("DROP TRIGGER IF EXISTS job_events_notify ON job_events")
-    op.execute("DROP FUNCTION IF EXISTS distillery_notify_key_revoked()")
-    op.execute("DROP FUNCTION IF EXISTS distillery_notify_job_deleted()")
-    op.execute("DROP FUNCTION IF EXISTS distillery_notify_job_event()")
+    for function, table, *_ in TRIGGERS:
+        op.execute(f"DROP TRIGGER IF EXISTS {function}_trigger ON {table}")
+        op.execute(f"DROP FUNCTION IF EXISTS {function}()")

@@ -8,6 +8,7 @@ it is lost, every waiter is woken (it may have missed a change) and waiters poll
 SQLite has no notifications: there, `listening` stays false and waiters poll.
 """
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from sqlalchemy import make_url
 
 from app.core.outage import OutageLog
 
+logger = logging.getLogger(__name__)
 JOB_CHANNEL = "distillery_jobs"
 KEY_CHANNEL = "distillery_api_keys"
 CHANNELS = (JOB_CHANNEL, KEY_CHANNEL)
@@ -100,8 +102,11 @@ class ChangeNotifications:
                 await self._listen(outage)
             except (psycopg.Error, OSError) as error:
                 outage.failed(error)
-            self.listening = False
-            self.wake_all()
+            except Exception:
+                logger.exception("the change listener failed; it starts again")
+            finally:
+                self.listening = False
+                self.wake_all()
             await anyio.sleep(RECONNECT_SECONDS)
 
     async def _listen(self, outage: OutageLog) -> None:

@@ -90,6 +90,41 @@ def test_revoking_a_key_closes_its_open_streams_at_once(
     assert reopened.status_code == 401
 
 
+def test_a_stream_still_gets_its_events_after_the_listener_loses_its_connection(
+    burst_api: str, key: str, db_session: Any, create_job: Callable[..., dict[str, Any]]
+) -> None:
+    job_id = create_job()["id"]
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=burst_api, headers=headers, timeout=20) as client, client.stream(
+        "GET", f"/v1/jobs/{job_id}/events/stream"
+    ) as stream:
+        ids = (line for line in stream.iter_lines() if line.startswith("id:"))
+        assert next(ids) == "id: 1"
+        assert _terminate_listeners(db_session) >= 1
+        append_event(db_session, job_id=job_id, message="written while the listener reconnects")
+        db_session.commit()
+        written_at = time.monotonic()
+        assert next(ids) == "id: 2"
+        seen_after = time.monotonic() - written_at
+
+    # The reconnected listener wakes every stream once: far sooner than the 30 s an unwoken one sleeps.
+    assert seen_after < 10.0, f"seen {seen_after:.2f}s after it was written"
+
+
+def _terminate_listeners(db_session: Any) -> int:
+    """End the `LISTEN` connections of the API processes on this database, as a network cut would."""
+    from sqlalchemy import text
+
+    return len(
+        db_session.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            )
+        ).all()
+    )
+
+
 def _keys(db_session: Any) -> list[Any]:
     from app.auth.service import list_keys
 

@@ -36,7 +36,7 @@ from transformers import BertConfig, BertForSequenceClassification
 from bench.levers_workloads import LABELS, supervised, training_pass
 from bench.mfu import cpu_description, forward_flops, interleaved_medians, load_average, synchronised
 from distillery.jobspec import TrainingSpec
-from engine.precision import choose_precision
+from engine.training.precision import choose_precision
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent

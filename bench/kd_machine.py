@@ -45,7 +45,7 @@ def describe_machine(device: str) -> dict[str, Any]:
     import torch
     import transformers
 
-    from engine.precision import choose_precision, probe_bf16
+    from engine.training.precision import choose_precision, probe_bf16
 
     target = torch.device(device)
     flags = cpu_flags()

@@ -57,9 +57,9 @@ from bench.levers_workloads import (
 from bench.mfu import cpu_description, interleaved_medians, load_average, student_of, tweet_batch
 from distillery.jobspec import TrainingSpec
 from engine.compilation import compiled_forward
-from engine.methods.supervised import SupervisedTraining
-from engine.optimization import build_optimizer
-from engine.precision import PrecisionChoice, probe_bf16
+from engine.methods.supervised import SupervisedDistillation as SupervisedTraining
+from engine.training.optimization import build_optimizer
+from engine.training.precision import PrecisionChoice, probe_bf16
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EVAL_BATCH_SIZES = (32, 64, 128, 256)

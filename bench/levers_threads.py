@@ -80,7 +80,7 @@ def main(precision: str, passes: int) -> None:
     from bench.levers_workloads import LABELS, supervised, training_pass
     from bench.mfu import student_of, tweet_batch
     from distillery.jobspec import TrainingSpec
-    from engine.precision import PrecisionChoice
+    from engine.training.precision import PrecisionChoice
 
     transformers_logging.set_verbosity_error()
     torch.manual_seed(0)

@@ -14,10 +14,10 @@ from distillery.jobspec import SupervisedMethod, TrainingSpec
 from engine.batching import eval_batch_order, iterate_batches
 from engine.evaluation import evaluate
 from engine.methods.base import MethodContext
-from engine.methods.supervised import SupervisedTraining
-from engine.optimization import build_optimizer, build_scheduler
-from engine.precision import PrecisionChoice
-from engine.trainer import train_step
+from engine.methods.supervised import SupervisedDistillation as SupervisedTraining
+from engine.training.loop import train_step
+from engine.training.optimization import build_optimizer, build_scheduler
+from engine.training.precision import PrecisionChoice
 
 CPU = torch.device("cpu")
 LABELS = 3

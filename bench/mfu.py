@@ -38,7 +38,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from bench.tweets import load_tweets
 from engine.losses import hard_target_loss
-from engine.precision import probe_bf16
+from engine.training.precision import probe_bf16
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STUDENT_LAYERS = [0, 2, 4]

@@ -31,7 +31,7 @@ from transformers import (
 )
 
 from bench.kd_job import KDJob, child_main, peak_cuda_bytes
-from engine.precision import choose_precision
+from engine.training.precision import choose_precision
 
 
 class DistillationTrainer(Trainer):

@@ -35,8 +35,8 @@ from engine.callbacks import Callbacks
 from engine.methods import MethodContext, get_method_class
 from engine.methods.teacher import TeacherMethod
 from engine.models import student_from_layers
-from engine.precision import choose_precision
 from engine.teacher_cache import TeacherCacheConfig, prepare_teacher_outputs
+from engine.training.precision import choose_precision
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 32

@@ -15,7 +15,7 @@ from distillery.jobspec import DataSpec
 from distillery.jobspec.data_format import ResolvedFormat
 from engine.batching import IGNORE_INDEX
 from engine.errors import UserError
-from engine.lm_data import check_rows, ensure_chat_template, resolve_format, tokenize_causal_lm
+from engine.lm.data import check_rows, ensure_chat_template, resolve_format, tokenize_causal_lm
 
 logger = logging.getLogger(__name__)
 

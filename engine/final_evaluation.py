@@ -20,13 +20,13 @@ from engine.callbacks import Callbacks
 from engine.data import PreparedData
 from engine.errors import UserError
 from engine.evaluation import evaluate, evaluate_logits
-from engine.lm_generations import side_by_side
-from engine.lm_report import LanguageModels, batches_in_teacher_tokens, language_model_section, score_split
+from engine.lm.alignment import TokenAligner
+from engine.lm.generations import side_by_side
+from engine.lm.report import LanguageModels, batches_in_teacher_tokens, language_model_section, score_split
 from engine.models import check_compatibility, load_teacher, load_tokenizer
-from engine.precision import PrecisionChoice
 from engine.report import build_report, measure_latency_ms, model_summary
 from engine.teacher_cache import StoredOutputs
-from engine.token_alignment import TokenAligner
+from engine.training.precision import PrecisionChoice
 
 logger = logging.getLogger(__name__)
 

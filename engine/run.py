@@ -14,7 +14,6 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.jobspec import JobSpec, ModelRef
 from engine.callbacks import Callbacks
-from engine.checkpointing import TrainState
 from engine.compilation import compiled_forward
 from engine.curves import MetricsLog, plot_curves
 from engine.data import (
@@ -23,11 +22,10 @@ from engine.data import (
 )
 from engine.errors import UserError
 from engine.final_evaluation import FinalEvaluation, announce_result, teacher_for_comparison
-from engine.lm_report import LanguageModels
+from engine.lm.report import LanguageModels
 from engine.lora import add_lora, parameter_counts, save_student
-from engine.methods import MethodContext, get_method_class
+from engine.methods import MethodContext, method_class_for
 from engine.methods.base import Method
-from engine.methods.cross_tokenizer import UniversalLogitDistillation
 from engine.methods.teacher import TeacherMethod
 from engine.models import (
     build_student,
@@ -38,15 +36,16 @@ from engine.models import (
     load_tokenizer,
     student_factory,
 )
-from engine.optimization import seed_everything
-from engine.precision import PrecisionChoice, choose_precision, describe_choice
 from engine.teacher_cache import (
     CacheOutcome,
     StoredOutputs,
     TeacherCacheConfig,
     prepare_teacher_outputs,
 )
-from engine.trainer import planned_examples, train
+from engine.training.checkpointing import TrainState
+from engine.training.loop import planned_examples, train
+from engine.training.optimization import seed_everything
+from engine.training.precision import PrecisionChoice, choose_precision, describe_choice
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ class JobRun:
         precision = choose_precision(spec.training.precision, self.device)  # refuses bf16 before any work
         callbacks.on_message(describe_choice(precision))
         seed_everything(spec.training.seed)
-        method_class = get_method_class(spec.method.type).for_spec(spec.method)
+        method_class = method_class_for(spec.method)
         models = self.load_models(method_class)
         data = self.prepare_data(models)
         data = method_class.extend_train_data(spec, data, models.teacher, models.tokenizer, callbacks)
@@ -156,8 +155,7 @@ class JobRun:
             return RunResult("cancelled", None, report, [metrics_log.path])
         training = self.training_summary(result.state, data, precision, cache_outcome, method)
         student_dir, student = self.save_student(method, models)  # a LoRA student's merge freezes it
-        aligner = method.aligner if isinstance(method, UniversalLogitDistillation) else None
-        evaluation = FinalEvaluation(spec, data, self.device, precision, models.tokenizer, aligner)
+        evaluation = FinalEvaluation(spec, data, self.device, precision, models.tokenizer, method.aligner)
         report = self.report(evaluation, student, models, stored, student_dir, training)
         return self.publish(report, metrics_log, student_dir)
 
@@ -171,9 +169,7 @@ class JobRun:
                 "the student needs 'student.model' or a teacher to start from", param="student.model"
             )
         teacher, tokenizer, teacher_tokenizer = None, load_tokenizer(base_dir), None
-        if method_class.needs_teacher:
-            if teacher_dir is None:
-                raise UserError(f"method {spec.method.type!r} needs a teacher", param="teacher")
+        if method_class.needs_teacher and teacher_dir is not None:  # else assert_validated refuses the method
             eager = method_class.needs_eager_attention
             teacher = load_teacher(teacher_dir, spec.task, eager=eager, device=self.device)
             teacher_tokenizer = tokenizer if teacher_dir == base_dir else load_tokenizer(teacher_dir)

@@ -1,9 +1,5 @@
 """Distillation losses: pure PyTorch functions, each documented with its formula and paper."""
 
-from collections.abc import Callable
-
-from torch import Tensor
-
 from engine.losses.attention import attention_map_loss, self_attention_relation_loss
 from engine.losses.divergence import (
     hard_target_loss,
@@ -15,21 +11,7 @@ from engine.losses.feature import hidden_state_loss
 from engine.losses.relation import rkd_angle_loss, rkd_distance_loss
 from engine.losses.uld import uld_loss
 
-# Every public loss by name: what the tests that check all losses alike go over.
-LOSSES: dict[str, Callable[..., Tensor]] = {
-    "soft_target": soft_target_loss,
-    "topk_soft_target": topk_soft_target_loss,
-    "hard_target": hard_target_loss,
-    "hidden_state": hidden_state_loss,
-    "attention_map": attention_map_loss,
-    "self_attention_relation": self_attention_relation_loss,
-    "rkd_distance": rkd_distance_loss,
-    "rkd_angle": rkd_angle_loss,
-    "uld": uld_loss,
-}
-
 __all__ = [
-    "LOSSES",
     "attention_map_loss",
     "hard_target_loss",
     "hidden_state_loss",

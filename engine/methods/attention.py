@@ -18,7 +18,7 @@ from engine.methods.feature import check_layer_map, default_layer_map, num_layer
 from engine.methods.registry import implements
 from engine.methods.response import response_loss
 from engine.methods.teacher import TeacherMethod, response_fields
-from engine.teacher_fields import TeacherField, TeacherFields
+from engine.teacher_cache.fields import TeacherField, TeacherFields
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from distillery.jobspec.methods import Task
+from distillery.jobspec.methods import MethodBase, Task
 from engine.batching import EXAMPLE_INDEX, IGNORE_INDEX
 from engine.callbacks import Callbacks
 from engine.data import PreparedData
+from engine.lm.alignment import TokenAligner
 from engine.losses import hard_target_loss
 from engine.losses.chunking import chunk_length
 
@@ -38,24 +39,29 @@ class Method(nn.Module):
 
     needs_eager_attention: ClassVar[bool] = False
     needs_teacher: ClassVar[bool] = True
+    # Set by a method whose teacher reads other tokens than the student, so the report compares them too.
+    aligner: TokenAligner | None = None
 
     def __init__(self, spec: Any, ctx: MethodContext) -> None:
         super().__init__()
+        assert_validated(spec, ctx)
         self.spec = spec
         self.task: Task = ctx.task
         self.num_labels = ctx.num_labels
         self.student = ctx.student
         self._teacher = (ctx.teacher,)
 
-    @classmethod
-    def for_spec(cls, spec: Any) -> type["Method"]:
-        """The class that runs this spec: this one, or a variant its options select."""
-        return cls
-
     @property
     def teacher(self) -> PreTrainedModel | None:
         """The frozen teacher, or None for methods that train without one."""
         return self._teacher[0]
+
+    @property
+    def frozen_teacher(self) -> PreTrainedModel:
+        """The teacher of a method that needs one, which a validated spec always names."""
+        teacher = self.teacher
+        assert teacher is not None
+        return teacher
 
     @classmethod
     def extend_train_data(
@@ -87,6 +93,17 @@ class Method(nn.Module):
         if self.teacher is not None:
             self.teacher.eval()
         return self
+
+
+def assert_validated(spec: MethodBase, ctx: MethodContext) -> None:
+    """What the job spec's validation promised the engine: the task fits the method, its teacher is there.
+
+    The rules themselves live with the schemas (`MethodBase.tasks`, `needs_teacher`) and are checked,
+    with an error naming the field, when a spec is validated; this only catches a spec that skipped it.
+    """
+    method = spec.type_name()
+    assert ctx.task in spec.tasks, f"method {method!r} does not apply to task {ctx.task!r}"
+    assert ctx.teacher is not None or not spec.needs_teacher, f"method {method!r} needs a teacher"
 
 
 def model_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor]:

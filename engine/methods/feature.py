@@ -20,7 +20,7 @@ from engine.methods.teacher import (
     response_targets,
     vocabulary_width,
 )
-from engine.teacher_fields import TeacherField, TeacherFields
+from engine.teacher_cache.fields import TeacherField, TeacherFields
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,8 @@ from distillery.jobspec.methods import SequenceLevelKD, SoftTargets
 from engine.batching import IGNORE_INDEX
 from engine.callbacks import Callbacks
 from engine.data import PreparedData, add_generated_examples, causal_lm_prompts
-from engine.errors import UserError
 from engine.losses import hard_target_loss, soft_target_loss, topk_soft_target_loss
-from engine.methods.base import Method, MethodContext, Task, model_inputs, next_token_labels, sequence_chunk
-from engine.methods.cross_tokenizer import UniversalLogitDistillation
+from engine.methods.base import MethodContext, Task, model_inputs, next_token_labels, sequence_chunk
 from engine.methods.registry import implements
 from engine.methods.teacher import (
     TeacherMethod,
@@ -24,7 +22,7 @@ from engine.methods.teacher import (
     response_targets,
     vocabulary_width,
 )
-from engine.teacher_fields import TeacherFields
+from engine.teacher_cache.fields import TeacherFields
 
 logger = logging.getLogger(__name__)
 
@@ -86,15 +84,8 @@ class ResponseDistillation(TeacherMethod):
 
     def __init__(self, spec: ResponseMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)
-        if spec.sequence_level is not None and ctx.task != "causal_lm":
-            raise UserError("sequence-level KD applies to causal LMs only", param="method.sequence_level")
         self.soft: ResponseMethod = spec
         self.width = vocabulary_width(self.frozen_teacher, self.student) if ctx.task == "causal_lm" else None
-
-    @classmethod
-    def for_spec(cls, spec: ResponseMethod) -> type[Method]:
-        """Universal Logit Distillation when the spec asks for cross-tokenizer KD, else this class."""
-        return UniversalLogitDistillation if spec.cross_tokenizer is not None else cls
 
     @classmethod
     def extend_train_data(

@@ -8,7 +8,7 @@ from engine.methods.registry import implements
 
 
 @implements(SupervisedMethod)
-class SupervisedTraining(Method):
+class SupervisedDistillation(Method):
     """Cross-entropy on the labels (next-token cross-entropy for a causal LM)."""
 
     def __init__(self, spec: SupervisedMethod, ctx: MethodContext) -> None:

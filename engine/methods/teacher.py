@@ -11,11 +11,10 @@ from transformers import PreTrainedModel
 
 from distillery.jobspec.methods import SoftTargets
 from engine.batching import EXAMPLE_INDEX
-from engine.errors import UserError
 from engine.losses import topk_teacher_targets
 from engine.methods.base import Method, MethodContext, Task, model_inputs
 from engine.teacher_cache import TeacherPass
-from engine.teacher_fields import TeacherField, TeacherFields
+from engine.teacher_cache.fields import TeacherField, TeacherFields
 
 StoredLookup = Callable[[Tensor, int, torch.device], dict[str, Tensor]]
 
@@ -29,16 +28,7 @@ class TeacherMethod(Method):
 
     def __init__(self, spec: Any, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)
-        if ctx.teacher is None:
-            raise UserError(f"method {spec.type!r} needs a teacher", param="teacher")
         self._stored: StoredLookup | None = None
-
-    @property
-    def frozen_teacher(self) -> PreTrainedModel:
-        """The teacher, which this kind of method always has."""
-        teacher = self.teacher
-        assert teacher is not None
-        return teacher
 
     def teacher_fields(self) -> TeacherFields:
         """The per-example outputs the loss reads, and their shapes."""

@@ -23,7 +23,7 @@ from engine.data import (
     resolve_label2id,
 )
 from engine.errors import UserError
-from engine.lm_data import tokenize_causal_lm
+from engine.lm.data import tokenize_causal_lm
 from engine.models import load_tokenizer
 
 

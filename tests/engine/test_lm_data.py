@@ -11,7 +11,7 @@ from distillery.jobspec import DataSpec
 from engine.batching import IGNORE_INDEX
 from engine.data import check_columns, prepare_data
 from engine.errors import UserError
-from engine.lm_data import (
+from engine.lm.data import (
     DEFAULT_CHAT_TEMPLATE,
     chat_example,
     check_rows,

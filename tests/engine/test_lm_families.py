@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM
 
 from distillery.jobspec import JobSpec, ModelRef, StudentSpec
 from engine.errors import UserError
-from engine.lm_data import chat_example
+from engine.lm.data import chat_example
 from engine.models import build_student, load_teacher
 from engine.run import run_job
 

@@ -5,9 +5,10 @@ import torch
 from engine_helpers import RecordingCallbacks
 
 from distillery.jobspec import JobSpec
-from engine import precision as precision_module
 from engine.errors import UserError
-from engine.precision import (
+from engine.run import run_job
+from engine.training import precision as precision_module
+from engine.training.precision import (
     BF16Support,
     PrecisionChoice,
     choose_precision,
@@ -15,7 +16,6 @@ from engine.precision import (
     describe_choice,
     probe_bf16,
 )
-from engine.run import run_job
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 NATIVE = BF16Support(True, "this device runs bf16 natively")

@@ -72,7 +72,7 @@ def test_outputs_are_the_report_the_curves_and_the_metrics(distilled):
 
 
 def test_the_report_and_the_first_event_say_which_precision_and_why(distilled):
-    from engine.precision import choose_precision
+    from engine.training.precision import choose_precision
 
     result, callbacks, _ = distilled
     chosen = choose_precision("auto", torch.device("cpu"))  # the spec leaves the default, auto

@@ -15,8 +15,8 @@ from distillery.jobspec import JobSpec
 from engine.callbacks import Callbacks
 from engine.run import RunResult, run_job
 from engine.teacher_cache import TeacherCacheConfig, TeacherPass, prepare_teacher_outputs
-from engine.teacher_fields import TeacherField
-from engine.teacher_store import entry_paths
+from engine.teacher_cache.fields import TeacherField
+from engine.teacher_cache.store import entry_paths
 
 FEATURE_JOB = {
     "teacher": {"path": "bert-sentiment"},

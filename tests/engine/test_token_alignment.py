@@ -6,7 +6,7 @@ from bpe_models import EOS, byte_bpe
 from tokenizers import processors
 
 from engine.batching import IGNORE_INDEX
-from engine.token_alignment import Token, TokenAligner, target_boundaries
+from engine.lm.alignment import Token, TokenAligner, target_boundaries
 
 TEXTS = ["one two three four five", "six seven eight nine zero", "a dog ate my homework 🙂 really"] * 10
 

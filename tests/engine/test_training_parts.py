@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from distillery.jobspec import TrainingSpec
-from engine.checkpointing import restore_rng_states, rng_states
 from engine.evaluation import classification_metrics, is_improvement, macro_f1
-from engine.optimization import build_optimizer, learning_rate_factor
+from engine.training.checkpointing import restore_rng_states, rng_states
+from engine.training.optimization import build_optimizer, learning_rate_factor
 
 
 def test_biases_and_layer_norms_get_no_weight_decay():
@@ -90,7 +90,7 @@ def test_fused_adamw_takes_the_same_steps_as_the_unfused_update(foreach):
 
 
 def test_throughput_counts_examples_and_unpadded_tokens_per_second_of_training():
-    from engine.trainer import Throughput
+    from engine.training.loop import Throughput
 
     throughput = Throughput()
     padded = {

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from engine.losses import LOSSES, uld_loss
+from engine.losses import uld_loss
 from engine.losses.uld import shared_tokens, sorted_l1
 
 
@@ -107,6 +107,3 @@ def test_sorted_l1_of_a_vocabulary_with_nothing_left_is_the_other_side_s_mass():
     p, q = torch.empty(2, 0, dtype=torch.float64), torch.tensor([[0.2, 0.1], [0.0, 0.3]], dtype=torch.float64)
     assert sorted_l1(p, q).tolist() == pytest.approx([0.3, 0.3])
 
-
-def test_the_loss_is_registered_by_name():
-    assert LOSSES["uld"] is uld_loss

@@ -3,17 +3,10 @@
 import pytest
 import torch
 from engine_helpers import RecordingCallbacks, loss_fell, train_losses
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    BertConfig,
-    BertForSequenceClassification,
-)
+from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from distillery.jobspec import ResponseMethod
-from engine.errors import UserError
-from engine.methods.base import MethodContext
-from engine.methods.response import ResponseDistillation, response_loss
+from engine.methods.response import response_loss
 
 
 def test_classifier_student_learns_from_the_teacher(run_spec, fast_training, tmp_path):
@@ -95,23 +88,6 @@ def test_masked_positions_do_not_change_the_token_level_loss():
     student[0, 3:], teacher[0, 3:] = torch.randn(3, 11), torch.randn(3, 11)
     changed, _ = response_loss("causal_lm", spec, student, {"logits": teacher}, labels)
     assert torch.allclose(loss, changed)
-
-
-def tiny_classifier(seed: int = 0) -> BertForSequenceClassification:
-    """A one-layer BERT classifier over a 20-token vocabulary, in eval mode."""
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
-    )
-    return BertForSequenceClassification(config).eval()
-
-
-def test_sequence_level_on_a_classifier_is_a_user_error():
-    model = tiny_classifier()
-    context = MethodContext("sequence_classification", model, model, lambda seed: model, 2)
-    with pytest.raises(UserError) as caught:
-        ResponseDistillation(ResponseMethod(sequence_level={}), context)
-    assert caught.value.param == "method.sequence_level"
 
 
 def test_a_transfer_set_adds_teacher_labelled_rows_to_training(run_spec, fast_training, tmp_path):

@@ -8,9 +8,10 @@ from bpe_models import bpe_gpt2, byte_bpe, fit
 
 from distillery.jobspec import ResponseMethod
 from engine.batching import IGNORE_INDEX
+from engine.methods import method_class_for
 from engine.methods.base import MethodContext
-from engine.methods.cross_tokenizer import UniversalLogitDistillation
 from engine.methods.response import ResponseDistillation
+from engine.methods.uld import UniversalLogitDistillation
 
 NUMBERS = "zero one two three four five six seven eight nine".split()  # noqa: SIM905
 TEXTS = [" ".join(NUMBERS[(start + i) % 10] for i in range(6)) for start in range(10)] * 4
@@ -50,7 +51,7 @@ def test_the_uld_loss_falls_for_a_student_with_another_vocabulary(
     student_tokenizer.pad_token = student_tokenizer.eos_token
     assert teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab()
     spec = ResponseMethod(cross_tokenizer="uld", hybrid=hybrid, alpha=1.0, temperature=1.0)
-    method_class = ResponseDistillation.for_spec(spec)
+    method_class = method_class_for(spec)
     assert method_class is UniversalLogitDistillation
     student = bpe_gpt2(student_tokenizer, layers=1, seed=1)
     context = MethodContext(
@@ -73,4 +74,4 @@ def test_the_uld_loss_falls_for_a_student_with_another_vocabulary(
 
 
 def test_without_the_option_response_kd_keeps_its_own_class():
-    assert ResponseDistillation.for_spec(ResponseMethod()) is ResponseDistillation
+    assert method_class_for(ResponseMethod()) is ResponseDistillation

@@ -65,8 +65,6 @@ class SelfDistillation(Method):
     def __init__(self, spec: SelfMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)
         self.spec: SelfMethod = spec
-        if ctx.task != "sequence_classification":
-            raise UserError("self-distillation applies to sequence classification only", param="method.type")
         if encoder_layers(self.student) is None or model_head(self.student) is None:
             raise UserError(
                 f"self-distillation needs a BERT- or RoBERTa-style encoder classifier; "

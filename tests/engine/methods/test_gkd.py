@@ -9,7 +9,7 @@ from engine_helpers import loss_fell, train_losses
 from distillery.jobspec import GKDMethod
 from engine.batching import EXAMPLE_INDEX
 from engine.generation import Sampling, batch_prompts, sample_continuations
-from engine.methods.on_policy import GeneralizedDistillation, gkd_loss, on_policy_turn
+from engine.methods.gkd import GKDDistillation, gkd_loss, on_policy_turn
 
 
 def direct_gkd(
@@ -96,7 +96,7 @@ def test_off_policy_batches_read_stored_outputs_and_on_policy_ones_run_the_teach
     make_gpt2, context, lm_batch
 ):
     teacher, student = make_gpt2(layers=2, seed=1), make_gpt2(layers=1, seed=2)
-    method = GeneralizedDistillation(
+    method = GKDDistillation(
         GKDMethod(lmbda=0.5, generation={"max_new_tokens": 3, "prompt_tokens": 2}),
         context(student, teacher, task="causal_lm"),
     )

@@ -16,14 +16,13 @@ from torch import Tensor
 from distillery.jobspec import GKDMethod
 from distillery.jobspec.methods import Divergence
 from engine.batching import IGNORE_INDEX, collate
-from engine.errors import UserError
 from engine.generation import Sampling, batch_prompts, position_limit, sample_continuations
 from engine.losses import soft_target_loss
 from engine.methods.base import MethodContext, model_inputs, next_token_labels, sequence_chunk
 from engine.methods.registry import implements
 from engine.methods.response import shared_vocabulary
 from engine.methods.teacher import TeacherMethod, vocabulary_width
-from engine.teacher_fields import TeacherField, TeacherFields
+from engine.teacher_cache.fields import TeacherField, TeacherFields
 
 
 def gkd_divergence(beta: float) -> tuple[Divergence, float]:
@@ -69,13 +68,11 @@ def on_policy_turn(batches_seen: int, lmbda: float) -> bool:
 
 
 @implements(GKDMethod)
-class GeneralizedDistillation(TeacherMethod):
+class GKDDistillation(TeacherMethod):
     """GKD: the generalised JSD between teacher and student, on data batches and student samples."""
 
     def __init__(self, spec: GKDMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)
-        if ctx.task != "causal_lm":
-            raise UserError("GKD applies to causal LMs only", param="method.type")
         self.spec: GKDMethod = spec
         teacher, student = self.frozen_teacher, self.student
         self.width = vocabulary_width(teacher, student)

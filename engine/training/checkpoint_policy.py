@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 from distillery.jobspec import TrainingSpec
-from engine.checkpointing import TrainState
 from engine.evaluation import PRIMARY_METRIC, is_improvement
+from engine.training.checkpointing import TrainState
 
 
 @dataclass(frozen=True)

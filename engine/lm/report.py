@@ -24,7 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.jobspec import ReportSpec
 from engine.batching import IGNORE_INDEX, eval_batch_order, iterate_batches
-from engine.token_alignment import TeacherBatch, TokenAligner
+from engine.lm.alignment import TeacherBatch, TokenAligner
 
 Autocast = Callable[[], AbstractContextManager[object]]
 

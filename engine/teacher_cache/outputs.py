@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,8 +25,8 @@ from torch import Tensor
 
 from engine.batching import collate
 from engine.callbacks import Callbacks
-from engine.teacher_fields import STORAGE_DTYPES, TeacherFields
-from engine.teacher_store import (
+from engine.teacher_cache.fields import STORAGE_DTYPES, TeacherFields
+from engine.teacher_cache.store import (
     CorruptEntry,
     EntryWriter,
     StoreEntry,
@@ -351,8 +351,3 @@ def _forward(plan: "PassPlan", chunk: list[bytes], teacher_pass: TeacherPass) ->
     inputs = {name: value.to(teacher_pass.device) for name, value in batch.items() if name != "labels"}
     with torch.inference_mode(), teacher_pass.autocast():
         return teacher_pass.run(inputs)
-
-
-def outcome_report(outcome: CacheOutcome) -> dict[str, Any]:
-    """The outcome as the report stores it."""
-    return asdict(outcome)

@@ -6,10 +6,10 @@ from transformers import PreTrainedModel
 
 from distillery.jobspec import ResponseMethod
 from engine.batching import EXAMPLE_INDEX
-from engine.errors import UserError
+from engine.lm.alignment import TeacherBatch, TokenAligner
 from engine.losses.uld import SharedTokens, shared_tokens, uld_loss
 from engine.methods.base import Method, MethodContext, cross_entropy, model_inputs
-from engine.token_alignment import TeacherBatch, TokenAligner
+from engine.methods.registry import implements
 
 
 def teacher_positions(teacher: PreTrainedModel) -> int | None:
@@ -22,6 +22,7 @@ def teacher_positions(teacher: PreTrainedModel) -> int | None:
     return None
 
 
+@implements(ResponseMethod, cross_tokenizer="uld")
 class UniversalLogitDistillation(Method):
     """ULD (Boizard et al. 2024): the student's sorted probabilities match the teacher's, by character.
 
@@ -31,34 +32,24 @@ class UniversalLogitDistillation(Method):
     runs live: its outputs are in its own tokens, which the teacher cache does not store.
     """
 
+    aligner: TokenAligner
+
     def __init__(self, spec: ResponseMethod, ctx: MethodContext) -> None:
         super().__init__(spec, ctx)
-        if ctx.teacher is None:
-            raise UserError(f"method {spec.type!r} needs a teacher", param="teacher")
-        if ctx.task != "causal_lm" or ctx.tokenizer is None or ctx.teacher_tokenizer is None:
-            raise UserError(
-                "cross_tokenizer needs a causal LM teacher and student with their tokenizers",
-                param="method.cross_tokenizer",
-            )
+        teacher = self.frozen_teacher
+        assert ctx.tokenizer is not None and ctx.teacher_tokenizer is not None, "the engine hands both"
         self.soft = spec
         self.aligner = TokenAligner(
-            ctx.tokenizer, ctx.teacher_tokenizer, teacher_max_length=teacher_positions(ctx.teacher)
+            ctx.tokenizer, ctx.teacher_tokenizer, teacher_max_length=teacher_positions(teacher)
         )
         self.shared: SharedTokens | None = None
         if spec.hybrid:
             self.shared = shared_tokens(
                 ctx.teacher_tokenizer.get_vocab(),
                 ctx.tokenizer.get_vocab(),
-                teacher_width=int(ctx.teacher.config.vocab_size),
+                teacher_width=int(teacher.config.vocab_size),
                 student_width=int(ctx.student.config.vocab_size),
             )
-
-    @property
-    def frozen_teacher(self) -> PreTrainedModel:
-        """The teacher, which this method always has."""
-        teacher = self.teacher
-        assert teacher is not None
-        return teacher
 
     def teacher_batch(self, batch: dict[str, Tensor]) -> TeacherBatch:
         """The batch in the teacher's tokens, with the positions where both models follow the same text."""

@@ -23,21 +23,21 @@ from torch import Tensor
 from distillery.jobspec import TrainingSpec
 from engine.batching import epoch_batch_order, eval_batch_order, eval_batch_size, iterate_batches
 from engine.callbacks import Callbacks
-from engine.checkpoint_policy import CheckpointPolicy, describe_evaluation, record_evaluation
-from engine.checkpointing import (
+from engine.curves import MetricsLog
+from engine.data import PreparedData
+from engine.errors import UserError
+from engine.evaluation import evaluate
+from engine.methods.base import Method
+from engine.training.checkpoint_policy import CheckpointPolicy, describe_evaluation, record_evaluation
+from engine.training.checkpointing import (
     TrainState,
     latest_checkpoint,
     load_checkpoint,
     load_method_weights,
     save_checkpoint,
 )
-from engine.curves import MetricsLog
-from engine.data import PreparedData
-from engine.errors import UserError
-from engine.evaluation import evaluate
-from engine.methods.base import Method
-from engine.optimization import build_optimizer, build_scheduler, seed_everything
-from engine.precision import PrecisionChoice
+from engine.training.optimization import build_optimizer, build_scheduler, seed_everything
+from engine.training.precision import PrecisionChoice
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from distillery.jobspec import ReportSpec
 from distillery.jobspec.methods import SequenceLevelKD
 from engine.data import causal_lm_prompts
-from engine.lm_report import LanguageModels, synchronize
+from engine.lm.alignment import TokenAligner
+from engine.lm.report import LanguageModels, synchronize
 from engine.methods.response import generate_continuations
-from engine.token_alignment import TokenAligner
 
 
 def _continuations(

@@ -28,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from engine.teacher_fields import STORAGE_DTYPES, TeacherField, TeacherFields
+from engine.teacher_cache.fields import STORAGE_DTYPES, TeacherField, TeacherFields
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from distillery.jobspec.methods import SelfMethod
 from engine.errors import UserError
 from engine.methods.base import model_inputs
-from engine.methods.self_distill import SelfDistillation, default_exits
+from engine.methods.self_distillation import SelfDistillation, default_exits
 
 
 def test_self_distillation_needs_no_teacher():

@@ -1,0 +1,11 @@
+"""The teacher cache: a method's teacher outputs computed once, stored on disk and shared across jobs."""
+
+from engine.teacher_cache.outputs import (
+    CacheOutcome,
+    StoredOutputs,
+    TeacherCacheConfig,
+    TeacherPass,
+    prepare_teacher_outputs,
+)
+
+__all__ = ["CacheOutcome", "StoredOutputs", "TeacherCacheConfig", "TeacherPass", "prepare_teacher_outputs"]

@@ -1,0 +1,1 @@
+"""The training loop every method shares, with its checkpoints, optimiser and precision."""

@@ -23,17 +23,21 @@ from app.api.errors import install_error_handlers
 from app.api.page_policy import SameOriginPages
 from app.api.pending_limit import PendingRequestLimit
 from app.api.request_id import RequestId
-from app.api.router import root_router
 from app.api.unexpected import CatchUnexpected
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.logs import configure_api_logging
 from app.core.notifications import ChangeNotifications
 from app.docs_pages import mount_docs_pages
+from app.jobs.metrics import job_metrics
+from app.jobs.service import active_jobs_using
 from app.jobs.stream import StreamSource
+from app.metrics.database import DatabaseMetric
 from app.metrics.http import HttpMetrics
 from app.metrics.registry import ServiceMetrics, build_metrics
+from app.router import root_router
 from app.ui import mount_dashboard
+from app.webhooks.metrics import webhook_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +92,11 @@ def make_api_engine(settings: Settings) -> Engine:
     )
 
 
+def database_metrics(settings: Settings) -> list[DatabaseMetric]:
+    """Every metric read from the database at scrape time; a domain with metrics of its own adds them here."""
+    return [*job_metrics(settings), *webhook_metrics()]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API for some settings (default: the process's, from the environment)."""
     settings = settings or get_settings()
@@ -111,13 +120,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.read_sessionmaker = make_sessionmaker(engine, read_only=True)
+    # Files sit below jobs: a file's deletion learns from here which unfinished jobs still read it.
+    app.state.file_users = active_jobs_using
     app.state.stream_source = StreamSource(
         app.state.read_sessionmaker,
         notifications,
         poll_seconds=settings.event_stream_poll_seconds,
         readers=anyio.CapacityLimiter(STREAM_READERS),
     )
-    metrics = build_metrics(settings=settings, engine=engine, sessions=app.state.read_sessionmaker)
+    metrics = build_metrics(
+        engine=engine, sessions=app.state.read_sessionmaker, database_metrics=database_metrics(settings)
+    )
     app.state.metrics = metrics
     install_error_handlers(app)
     install_database_error_handlers(app, engine)

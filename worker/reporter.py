@@ -25,8 +25,8 @@ from app.core.outage import OutageLog
 from app.core.storage import ArtifactStore
 from app.jobs.events import append_event
 from app.jobs.models import Checkpoint, Job, JobStatus
+from app.jobs.webhook_events import record_job_event
 from app.webhooks.models import EventType
-from app.webhooks.outbox import record_job_event
 from engine.callbacks import Callbacks
 
 logger = logging.getLogger(__name__)

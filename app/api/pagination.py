@@ -1,7 +1,7 @@
 """Cursor pagination shared by the list endpoints: newest first, `after` an id from the previous page."""
 
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -18,14 +18,23 @@ After = Annotated[
 ]
 
 
-class ListObject(BaseModel):
-    """A page of items; `has_more` says whether another page follows."""
+Item = TypeVar("Item")
+# The type of the items' ids: a string, or a job event's sequence number.
+Cursor = TypeVar("Cursor", str, int)
+
+
+class ListObject(BaseModel, Generic[Item, Cursor]):
+    """A page of items; `has_more` says whether another page follows; `first_id` and `last_id` are the ids
+    of its first and last item (null on an empty page)."""
 
     object: Literal["list"] = "list"
     has_more: bool
+    data: list[Item]
+    first_id: Cursor | None
+    last_id: Cursor | None
 
 
-ListType = TypeVar("ListType", bound=ListObject)
+ListType = TypeVar("ListType", bound=ListObject[Any, Any])
 
 
 def list_page(list_type: type[ListType], items: Sequence[Any], *, has_more: bool = False) -> ListType:

@@ -2,20 +2,31 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 
-from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
+from app.api.deleted import Deleted
+from app.api.deps import SessionDep, SettingsDep, StoreDep
 from app.api.errors import error_responses
 from app.api.pagination import After, Limit, list_page
 from app.api.session_route import SessionEndingRoute
+from app.auth.deps import TenantDep
 from app.files import service
-from app.files.schemas import FileDeleted, FileList, FilePublic
+from app.files.schemas import FileList, FilePublic
 from distillery.jobspec.text import ResourceId, Text
 
 router = APIRouter(prefix="/files", tags=["files"], route_class=SessionEndingRoute)
 
 FileId = Annotated[ResourceId, Path(description="The file's id, e.g. `file_5c1d0e2f...`.")]
 Purpose = Annotated[Text | None, Form(max_length=64, description="Free label, e.g. `train`.")]
+
+
+async def get_file_users(request: Request) -> service.FileUsers:
+    """Who reads a file: the jobs domain's answer, which `app.main` gives the app (jobs sit above files)."""
+    users_of: service.FileUsers = request.app.state.file_users
+    return users_of
+
+
+FileUsersDep = Annotated[service.FileUsers, Depends(get_file_users)]
 
 
 @router.post(
@@ -62,9 +73,11 @@ def get_file(file_id: FileId, session: SessionDep, tenant: TenantDep) -> FilePub
 
 
 @router.delete("/{file_id}", summary="Delete a file", responses=error_responses(401, 404, 409, 422))
-def delete_file(file_id: FileId, session: SessionDep, tenant: TenantDep, store: StoreDep) -> FileDeleted:
+def delete_file(
+    file_id: FileId, session: SessionDep, tenant: TenantDep, store: StoreDep, users_of: FileUsersDep
+) -> Deleted:
     """Delete a file that no queued or running job uses."""
-    folder = service.delete_file(session=session, tenant=tenant, file_id=file_id)
+    folder = service.delete_file(session=session, tenant=tenant, file_id=file_id, users_of=users_of)
     session.commit()
     store.delete(folder)
-    return FileDeleted(id=file_id)
+    return Deleted(id=file_id, object="file")

@@ -40,17 +40,5 @@ class FilePublic(BaseModel):
         )
 
 
-class FileList(ListObject):
+class FileList(ListObject[FilePublic, str]):
     """A page of files, newest first."""
-
-    data: list[FilePublic]
-    first_id: str | None
-    last_id: str | None
-
-
-class FileDeleted(BaseModel):
-    """The answer to a deletion."""
-
-    id: str
-    object: Literal["file"] = "file"
-    deleted: bool = True

@@ -2,7 +2,7 @@
 
 import re
 from pathlib import PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,10 +21,15 @@ from app.files.validation import (
     format_of,
     inspect_dataset,
 )
-from app.jobs import service as jobs_service
 
 MAX_FILENAME_CHARS = 200
 UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class FileUsers(Protocol):
+    """Ids of the tenant's unfinished jobs that read a file: the jobs domain answers, above this one."""
+
+    def __call__(self, *, session: Session, tenant: str, file_id: str) -> list[str]: ...
 
 
 def sanitize_filename(filename: str) -> str:
@@ -127,16 +132,24 @@ def get_file(*, session: Session, tenant: str, file_id: str, for_update: bool = 
     return file
 
 
+def file_for_job(*, session: Session, tenant: str, file_id: str) -> File | None:
+    """A file of the tenant that a new job reads, or None; share-locked, so that a concurrent deletion
+    waits for the job to commit, and then sees it."""
+    return session.scalar(
+        select(File).where(File.id == file_id, File.tenant == tenant).with_for_update(read=True)
+    )
+
+
 def list_files(*, session: Session, tenant: str, limit: int, after: str | None) -> tuple[list[File], bool]:
     """A page of the tenant's files, newest first, and whether more follow."""
     statement = select(File).where(File.tenant == tenant)
     return page_newest_first(session, statement, entity=File, tenant=tenant, limit=limit, after=after)
 
 
-def delete_file(*, session: Session, tenant: str, file_id: str) -> str:
+def delete_file(*, session: Session, tenant: str, file_id: str, users_of: FileUsers) -> str:
     """Delete a file's row unless an unfinished job reads it; returns its store folder, to remove later."""
     file = get_file(session=session, tenant=tenant, file_id=file_id, for_update=True)
-    users = jobs_service.active_jobs_using(session=session, tenant=tenant, file_id=file_id)
+    users = users_of(session=session, tenant=tenant, file_id=file_id)
     if users:
         raise Conflict(
             f"file '{file_id}' is used by unfinished job(s) {', '.join(users)}; cancel them first",

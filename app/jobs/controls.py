@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.core.base import utcnow
 from app.jobs.events import append_event
 from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
-from app.webhooks.outbox import record_status_change
+from app.jobs.webhook_events import record_status_change
 from distillery.jobspec import JobSpec
 
 # Metrics a smaller value of which is better: their gain is control minus student, so that a positive

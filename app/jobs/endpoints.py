@@ -10,10 +10,12 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from sse_starlette import EventSourceResponse
 
 from app.api.allowed_methods import HEAD_REQUEST
-from app.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
+from app.api.deleted import Deleted
+from app.api.deps import SessionDep, SettingsDep, StoreDep
 from app.api.errors import ApiError, error_responses
 from app.api.pagination import After, Limit, list_page
 from app.api.session_route import SessionEndingRoute
+from app.auth.deps import TenantDep
 from app.core.db import is_database_unreachable
 from app.jobs import service
 from app.jobs.models import JobStatus
@@ -24,7 +26,6 @@ from app.jobs.schemas import (
     CheckpointList,
     CheckpointPublic,
     JobCreate,
-    JobDeleted,
     JobEventList,
     JobEventPublic,
     JobList,
@@ -122,13 +123,13 @@ def cancel_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPubl
 
 
 @router.delete("/{job_id}", summary="Delete a job", responses=error_responses(401, 404, 409, 422))
-def delete_job(job_id: JobId, session: SessionDep, tenant: TenantDep, store: StoreDep) -> JobDeleted:
+def delete_job(job_id: JobId, session: SessionDep, tenant: TenantDep, store: StoreDep) -> Deleted:
     """Delete a finished job with its events, checkpoints and artifacts, and its control run with it."""
     folders = service.delete_job(session=session, tenant=tenant, job_id=job_id)
     session.commit()
     for folder in folders:
         store.delete(folder)
-    return JobDeleted(id=job_id)
+    return Deleted(id=job_id, object="job")
 
 
 @router.get("/{job_id}/events", summary="List a job's events", responses=error_responses(401, 404, 422))

@@ -146,20 +146,8 @@ def _error_of(stored: dict[str, Any] | None) -> JobError | None:
     )
 
 
-class JobList(ListObject):
+class JobList(ListObject[JobPublic, str]):
     """A page of jobs, newest first."""
-
-    data: list[JobPublic]
-    first_id: str | None
-    last_id: str | None
-
-
-class JobDeleted(BaseModel):
-    """The answer to a deletion."""
-
-    id: str
-    object: Literal["job"] = "job"
-    deleted: bool = True
 
 
 class JobEventPublic(BaseModel):
@@ -186,12 +174,8 @@ class JobEventPublic(BaseModel):
         )
 
 
-class JobEventList(ListObject):
+class JobEventList(ListObject[JobEventPublic, int]):
     """A page of events, oldest first."""
-
-    data: list[JobEventPublic]
-    first_id: int | None
-    last_id: int | None
 
 
 class CheckpointPublic(BaseModel):
@@ -220,12 +204,8 @@ class CheckpointPublic(BaseModel):
         )
 
 
-class CheckpointList(ListObject):
+class CheckpointList(ListObject[CheckpointPublic, str]):
     """Every checkpoint of a job, by step."""
-
-    data: list[CheckpointPublic]
-    first_id: str | None
-    last_id: str | None
 
 
 class ArtifactPublic(BaseModel):
@@ -256,12 +236,8 @@ class ArtifactPublic(BaseModel):
         )
 
 
-class ArtifactList(ListObject):
+class ArtifactList(ListObject[ArtifactPublic, str]):
     """Every artifact of a job, by name."""
-
-    data: list[ArtifactPublic]
-    first_id: str | None
-    last_id: str | None
 
 
 BUILT_IN_EXAMPLE: dict[str, Any] = {

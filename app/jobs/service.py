@@ -16,7 +16,7 @@ from app.api.errors import Conflict, InvalidField, NotFound
 from app.api.pagination import page_newest_first
 from app.core.base import utcnow
 from app.core.config import Settings
-from app.files.models import File
+from app.files import service as files_service
 from app.jobs.controls import create_control, stop_control
 from app.jobs.events import append_event
 from app.jobs.model_refs import ModelRefError, resolve_model_ref
@@ -24,7 +24,7 @@ from app.jobs.models import TERMINAL_STATUSES, Artifact, Checkpoint, Job, JobEve
 from app.jobs.schemas import JobCreate
 from app.jobs.transitions import IllegalTransition, transition
 from app.jobs.vocabulary import vocabulary_mismatch
-from app.webhooks.outbox import record_status_change
+from app.jobs.webhook_events import record_status_change
 from distillery.jobspec import DATA_FILE_FIELDS, JobSpec
 from distillery.jobspec.data_format import detect_format
 from distillery.jobspec.methods import TEACHER_METHODS
@@ -131,14 +131,13 @@ def check_files(*, session: Session, tenant: str, spec: JobSpec) -> None:
     for param, file_id in files:
         if file_id is None:
             continue
-        # A shared lock: a concurrent deletion of the file waits for this job to commit, and then sees it.
-        file = session.scalar(
-            select(File).where(File.id == file_id, File.tenant == tenant).with_for_update(read=True)
-        )
+        file = files_service.file_for_job(session=session, tenant=tenant, file_id=file_id)
         if file is None:
             raise InvalidField(param, f"no file '{file_id}' exists", code="file_not_found")
         # A transfer set is unlabeled: it needs the text columns only.
-        columns = _required_columns(spec, file, labels=param != "data.transfer_file")
+        columns = _required_columns(
+            spec, file_id, file.columns, file.format, labels=param != "data.transfer_file"
+        )
         for column_param, column in columns.items():
             if column not in file.columns:
                 raise InvalidField(
@@ -148,17 +147,19 @@ def check_files(*, session: Session, tenant: str, spec: JobSpec) -> None:
                 )
 
 
-def _required_columns(spec: JobSpec, file: File, *, labels: bool) -> dict[str, str]:
-    """The columns the spec reads from this file, by the spec field that names each."""
+def _required_columns(
+    spec: JobSpec, file_id: str, file_columns: list[str], file_format: str, *, labels: bool
+) -> dict[str, str]:
+    """The columns the spec reads from a file with these columns and format, by the spec field naming each."""
     data = spec.data
     if spec.task == "causal_lm":
         fmt = data.format
         if fmt == "auto":
-            fmt = detect_format(file.columns, messages_column=data.messages_column)
-        if fmt == "chat" and file.format == "csv":
+            fmt = detect_format(file_columns, messages_column=data.messages_column)
+        if fmt == "chat" and file_format == "csv":
             raise InvalidField(
                 "data.format",
-                f"file '{file.id}' is CSV; chat messages are read from JSON Lines or Parquet",
+                f"file '{file_id}' is CSV; chat messages are read from JSON Lines or Parquet",
                 code="invalid_data_format",
             )
         return data.lm_columns(fmt)

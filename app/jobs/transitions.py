@@ -9,7 +9,7 @@ from app.api.errors import Conflict
 from app.core.base import utcnow
 from app.jobs.controls import lock_parent, settle
 from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
-from app.webhooks.outbox import record_status_change
+from app.jobs.webhook_events import record_status_change
 
 S = JobStatus
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {

@@ -9,15 +9,7 @@ from prometheus_client.metrics_core import Metric
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import Settings
-from app.jobs.metrics import job_metrics
 from app.metrics.database import DatabaseCollector, DatabaseMetric
-from app.webhooks.metrics import webhook_metrics
-
-
-def database_metrics(settings: Settings) -> Sequence[DatabaseMetric]:
-    """Every metric read from the database at scrape time; a domain with metrics of its own adds them here."""
-    return [*job_metrics(settings), *webhook_metrics()]
 
 
 class PoolCollector:
@@ -50,12 +42,14 @@ class ServiceMetrics:
     open_streams: Gauge
 
 
-def build_metrics(*, settings: Settings, engine: Engine, sessions: sessionmaker[Session]) -> ServiceMetrics:
-    """A registry with the HTTP instruments, the pool's state and the database's metrics."""
+def build_metrics(
+    *, engine: Engine, sessions: sessionmaker[Session], database_metrics: Sequence[DatabaseMetric]
+) -> ServiceMetrics:
+    """A registry with the HTTP instruments, the pool's state and the domains' database metrics."""
     registry = CollectorRegistry()
     # The pool is read before the database metrics, whose own query would show as a connection in use.
     registry.register(PoolCollector(engine))
-    registry.register(DatabaseCollector(sessions, database_metrics(settings)))
+    registry.register(DatabaseCollector(sessions, database_metrics))
     return ServiceMetrics(
         registry=registry,
         http_requests=Counter(

@@ -4,16 +4,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.deps import SessionDep, SettingsDep, TenantDep
+from app.api.deleted import Deleted
+from app.api.deps import SessionDep, SettingsDep
 from app.api.errors import error_responses
 from app.api.pagination import After, Limit, list_page
 from app.api.session_route import SessionEndingRoute
+from app.auth.deps import TenantDep
 from app.webhooks import service
 from app.webhooks.models import DeliveryStatus
 from app.webhooks.schemas import (
     WebhookCreate,
     WebhookCreated,
-    WebhookDeleted,
     WebhookDeliveryList,
     WebhookDeliveryPublic,
     WebhookList,
@@ -56,10 +57,10 @@ def get_webhook(webhook_id: WebhookId, session: SessionDep, tenant: TenantDep) -
 
 
 @router.delete("/{webhook_id}", summary="Delete a webhook", responses=error_responses(401, 404, 422))
-def delete_webhook(webhook_id: WebhookId, session: SessionDep, tenant: TenantDep) -> WebhookDeleted:
+def delete_webhook(webhook_id: WebhookId, session: SessionDep, tenant: TenantDep) -> Deleted:
     """Delete a receiver and its deliveries; nothing more is sent to it."""
     service.delete_endpoint(session=session, tenant=tenant, webhook_id=webhook_id)
-    return WebhookDeleted(id=webhook_id)
+    return Deleted(id=webhook_id, object="webhook")
 
 
 @router.get(

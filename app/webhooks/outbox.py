@@ -5,6 +5,7 @@ that is due and that nobody took.
 """
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event, select
@@ -12,7 +13,6 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from app.api.timestamps import unix_seconds
 from app.core.base import new_id, utcnow
-from app.jobs.models import Job, JobStatus
 from app.webhooks.models import EventType, WebhookDelivery, WebhookEndpoint
 from app.webhooks.queue import publish_delivery
 
@@ -20,75 +20,91 @@ logger = logging.getLogger(__name__)
 
 # Ids of the deliveries a session wrote, kept in `Session.info` until its transaction ends.
 UNSENT_KEY = "webhook_deliveries_unsent"
+# A job's statuses that are events, by value; `cancelling` is none (its end, `cancelled`, is).
 STATUS_EVENTS = {
-    JobStatus.QUEUED: EventType.JOB_QUEUED,
-    JobStatus.RUNNING: EventType.JOB_RUNNING,
-    JobStatus.SUCCEEDED: EventType.JOB_SUCCEEDED,
-    JobStatus.FAILED: EventType.JOB_FAILED,
-    JobStatus.CANCELLED: EventType.JOB_CANCELLED,
+    "queued": EventType.JOB_QUEUED,
+    "running": EventType.JOB_RUNNING,
+    "succeeded": EventType.JOB_SUCCEEDED,
+    "failed": EventType.JOB_FAILED,
+    "cancelled": EventType.JOB_CANCELLED,
 }
+CONTROL_FIELDS = ("job_id", "status", "split", "gain")
 
 
-def record_status_change(session: Session, *, job_id: str, status: JobStatus) -> list[WebhookDelivery]:
-    """Deliveries of a job's new status; `cancelling` is no event (its end, `cancelled`, is)."""
-    event_type = STATUS_EVENTS.get(status)
+@dataclass(frozen=True)
+class JobChange:
+    """What a job's event tells its receivers: the job as it stands in the caller's transaction.
+
+    `parent_id` names a control run's parent; `control` is a job's `result.control`, once its control
+    has ended.
+    """
+
+    job_id: str
+    tenant: str
+    status: str
+    parent_id: str | None = None
+    control: dict[str, Any] | None = None
+
+    def related_jobs(self) -> dict[str, Any]:
+        """A control's parent, or a job's control with its gain once both have ended."""
+        if self.parent_id is not None:
+            return {"parent_id": self.parent_id}
+        if self.control is None:
+            return {}
+        return {"control": {key: self.control[key] for key in CONTROL_FIELDS if key in self.control}}
+
+
+def record_status_change(session: Session, change: JobChange) -> list[str]:
+    """Deliveries of a job's new status, if that status is an event; returns their ids."""
+    event_type = STATUS_EVENTS.get(change.status)
     if event_type is None:
         return []
-    return record_job_event(session, job_id=job_id, event_type=event_type)
+    return record_job_event(session, change, event_type)
 
 
 def record_job_event(
-    session: Session, *, job_id: str, event_type: EventType, data: dict[str, Any] | None = None
-) -> list[WebhookDelivery]:
+    session: Session, change: JobChange, event_type: EventType, data: dict[str, Any] | None = None
+) -> list[str]:
     """One delivery per endpoint of the job's tenant that takes `event_type`, in the caller's transaction.
 
     The payload is `{id, type, created_at, data: {job_id, status, **data}}`; clients re-fetch the job. A
     control run's data names its `parent_id`; a job with a control carries the control's outcome and gain.
+    Returns the ids of the deliveries.
     """
-    rows = session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.events, Job.tenant, Job.status, Job.parent_id, Job.result)
-        .join(Job, Job.tenant == WebhookEndpoint.tenant)
-        .where(Job.id == job_id)
+    endpoints = session.execute(
+        select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.tenant == change.tenant)
     ).all()
     now = utcnow()
+    event_data = {"job_id": change.job_id, "status": change.status, **change.related_jobs(), **(data or {})}
     deliveries = []
-    for row in rows:
-        if row.events is not None and event_type not in row.events:
+    for endpoint in endpoints:
+        if endpoint.events is not None and event_type not in endpoint.events:
             continue
         delivery_id = new_id("evt")
         payload = {
             "id": delivery_id,
             "type": event_type.value,
             "created_at": unix_seconds(now),
-            "data": {"job_id": job_id, "status": row.status, **related_jobs(row), **(data or {})},
+            "data": dict(event_data),
         }
         deliveries.append(
             WebhookDelivery(
                 id=delivery_id,
-                endpoint_id=row.id,
-                tenant=row.tenant,
+                endpoint_id=endpoint.id,
+                tenant=change.tenant,
                 event_type=event_type.value,
-                job_id=job_id,
+                job_id=change.job_id,
                 payload=payload,
                 next_attempt_at=now,
                 created_at=now,
             )
         )
+    delivery_ids = [delivery.id for delivery in deliveries]
     if deliveries:
         session.add_all(deliveries)
         session.flush()
-        send_after_commit(session, [delivery.id for delivery in deliveries])
-    return deliveries
-
-
-def related_jobs(row: Any) -> dict[str, Any]:
-    """A control's parent, or a job's control with its gain once both have ended."""
-    if row.parent_id is not None:
-        return {"parent_id": row.parent_id}
-    control = row.result.get("control") if isinstance(row.result, dict) else None
-    if not isinstance(control, dict):
-        return {}
-    return {"control": {key: control[key] for key in ("job_id", "status", "split", "gain") if key in control}}
+        send_after_commit(session, delivery_ids)
+    return delivery_ids
 
 
 def send_after_commit(session: Session, delivery_ids: list[str]) -> None:

@@ -73,20 +73,8 @@ class WebhookCreated(WebhookPublic):
     )
 
 
-class WebhookList(ListObject):
+class WebhookList(ListObject[WebhookPublic, str]):
     """A page of receivers, newest first."""
-
-    data: list[WebhookPublic]
-    first_id: str | None
-    last_id: str | None
-
-
-class WebhookDeleted(BaseModel):
-    """The answer to a deletion."""
-
-    id: str
-    object: Literal["webhook"] = "webhook"
-    deleted: bool = True
 
 
 class WebhookAttemptPublic(BaseModel):
@@ -145,9 +133,5 @@ class WebhookDeliveryPublic(BaseModel):
         )
 
 
-class WebhookDeliveryList(ListObject):
+class WebhookDeliveryList(ListObject[WebhookDeliveryPublic, str]):
     """A page of deliveries, newest first."""
-
-    data: list[WebhookDeliveryPublic]
-    first_id: str | None
-    last_id: str | None

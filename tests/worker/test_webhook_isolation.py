@@ -18,8 +18,8 @@ from sqlalchemy import select
 from webhook_receiver import Receiver, running_receiver
 
 from app.jobs.models import Job, JobStatus
+from app.jobs.webhook_events import record_job_event
 from app.webhooks.models import EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from app.webhooks.outbox import record_job_event
 from app.webhooks.signing import new_secret
 
 pytestmark = [pytest.mark.slow]
@@ -67,9 +67,9 @@ def tenant_with_receivers(session: Any, urls: list[str]) -> tuple[str, dict[str,
 def send_event(session: Any, job_id: str) -> tuple[list[str], float]:
     """Commit one checkpoint event of the job (the outbox queues its deliveries): their ids, and when."""
     at = time.monotonic()
-    deliveries = record_job_event(session, job_id=job_id, event_type=EventType.JOB_CHECKPOINT)
+    delivery_ids = record_job_event(session, job_id=job_id, event_type=EventType.JOB_CHECKPOINT)
     session.commit()
-    return [delivery.id for delivery in deliveries], at
+    return delivery_ids, at
 
 
 def arrival_seconds(receiver: Receiver, sent: dict[str, float], timeout: float = 5) -> dict[str, float]:

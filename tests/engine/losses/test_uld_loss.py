@@ -106,4 +106,3 @@ def test_no_aligned_positions_give_zero_with_the_graph_intact():
 def test_sorted_l1_of_a_vocabulary_with_nothing_left_is_the_other_side_s_mass():
     p, q = torch.empty(2, 0, dtype=torch.float64), torch.tensor([[0.2, 0.1], [0.0, 0.3]], dtype=torch.float64)
     assert sorted_l1(p, q).tolist() == pytest.approx([0.3, 0.3])
-

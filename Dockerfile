@@ -21,5 +21,5 @@ FROM base AS worker
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 RUN pip install torch==2.13.0 --index-url ${TORCH_INDEX} && pip install ".[worker]"
 USER distillery
-# The flags are app.core.celery.WORKER_FLAGS: a lost broker is then a reconnect.
-CMD ["celery", "-A", "worker", "worker", "--loglevel=INFO", "--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle"]
+# `celery -A worker worker` with the flags of worker/cli.py: one job per process, a lost broker is a reconnect.
+CMD ["distillery", "worker"]

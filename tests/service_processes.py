@@ -7,26 +7,17 @@ from pathlib import Path
 
 import httpx
 
+from worker.cli import worker_arguments
+
 
 def start_worker(
     env: dict[str, str], *, queue_name: str, log_path: Path, concurrency: int = 1
 ) -> subprocess.Popen[bytes]:
     """`celery -A worker worker` on one queue, one job per pool process, its output in `log_path`."""
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker",
-        "worker",
-        "--pool=prefork",
-        f"--concurrency={concurrency}",
-        f"--queues={queue_name}",
-        "--hostname=test@%h",
-        "--loglevel=INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
+    arguments = worker_arguments(
+        pool="prefork", concurrency=concurrency, queue=queue_name, hostname="test@%h"
+    )
+    command = [sys.executable, "-m", "celery", "-A", "worker", *arguments]
     with log_path.open("wb") as log:
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 

@@ -1,8 +1,38 @@
 """`distillery worker` runs distillation jobs; `distillery webhook-worker` sends webhooks."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+
+# What every worker runs with, so that a lost broker is a reconnect. A worker's broker connection must
+# carry its task queue alone: remote control and gossip each consume a fanout queue on it. When the broker
+# goes away, closing that channel fails, kombu stops closing the others, and the task channel, left open
+# with messages not yet acked (a running job's, a webhook retry waiting for its countdown), is used again
+# once the transport is gone: `AttributeError: 'NoneType' object has no attribute 'hostname'` ends the
+# worker. Without mingle, a reconnect does not wait a second for neighbours either. Nothing here uses
+# them: the database, not a message, says what to do.
+RECONNECTING = ("--without-gossip", "--without-mingle")
+
+
+def worker_arguments(
+    *,
+    pool: Literal["prefork", "threads"],
+    concurrency: int,
+    queue: str,
+    loglevel: str = "INFO",
+    hostname: str | None = None,
+) -> list[str]:
+    """The arguments after `celery -A <app>` that start a worker on one queue (the tests use them too)."""
+    named = f"--hostname={hostname}" if hostname else None
+    return [
+        "worker",
+        f"--pool={pool}",
+        f"--concurrency={concurrency}",
+        f"--queues={queue}",
+        *filter(None, [named]),
+        f"--loglevel={loglevel}",
+        *RECONNECTING,
+    ]
 
 
 def worker(
@@ -10,24 +40,12 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run a Celery worker that executes distillation jobs."""
-    from app.core.celery import WORKER_FLAGS
     from app.core.config import get_settings
     from worker.celery_app import celery_app
 
     queue = get_settings().queue_name
     celery_app.worker_main(
-        [
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            str(concurrency),
-            "--queues",
-            queue,
-            "--loglevel",
-            loglevel,
-            *WORKER_FLAGS,
-        ]
+        worker_arguments(pool="prefork", concurrency=concurrency, queue=queue, loglevel=loglevel)
     )
 
 
@@ -38,28 +56,18 @@ def webhook_worker(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
     """Run a light Celery worker that sends webhooks and re-sends those nobody sent; it never loads torch."""
-    from app.core.celery import WORKER_FLAGS
     from app.core.config import get_settings
     from worker.webhook_app import app
 
     settings = get_settings()
-    queue = settings.webhook_queue_name
-    app.worker_main(
-        [
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            str(concurrency or settings.webhook_senders),
-            "--queues",
-            queue,
-            "--hostname",
-            "webhooks@%h",
-            "--loglevel",
-            loglevel,
-            *WORKER_FLAGS,
-        ]
+    arguments = worker_arguments(
+        pool="threads",
+        concurrency=concurrency or settings.webhook_senders,
+        queue=settings.webhook_queue_name,
+        loglevel=loglevel,
+        hostname="webhooks@%h",
     )
+    app.worker_main(arguments)
 
 
 def register(cli: typer.Typer) -> None:

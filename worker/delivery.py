@@ -8,37 +8,19 @@ import logging
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-from sqlalchemy import update
 
 from app.core.config import get_settings
-from app.core.db import session_scope
-from app.jobs.models import Job, JobStatus
+from app.jobs.lifecycle import JobStatus, record_delivery
 from worker.transient import retry_database
 
 logger = logging.getLogger(__name__)
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
 JOB_STOP_SECONDS = 10.0
-
-
-def record_delivery(job_id: str) -> str | None:
-    """Count one delivery of the job's message; returns the job's status, None when there is no such job."""
-    with session_scope() as session:
-        status: str | None = session.scalar(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(deliveries=Job.deliveries + 1)
-            .returning(Job.status)
-            .execution_options(synchronize_session=False)
-        )
-        return status
 
 
 def handle_delivery(job_id: str) -> None:
     """Run a queued job in a fresh process; acknowledge any other delivery at once (a duplicate or stale)."""
     status = retry_database(
-        lambda: record_delivery(job_id),
+        lambda: record_delivery(job_id=job_id),
         budget_seconds=get_settings().database_retry_seconds,
         what=f"counting a delivery of job {job_id}",
     )
@@ -50,12 +32,9 @@ def handle_delivery(job_id: str) -> None:
 
 def run_in_fresh_process(job_id: str) -> None:
     """Run `worker.job_process` for the job and wait for it; it claims the job, so duplicates do nothing."""
-    # The same source tree as this worker, wherever it was started from.
-    path = os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "worker.job_process", job_id, str(os.getpid())],
-        env={**os.environ, "PYTHONPATH": path},
-    )
+    # `-m` puts the working directory, which it shares, first on its path: it finds the worker where this
+    # process did, installed or in a checkout.
+    process = subprocess.Popen([sys.executable, "-m", "worker.job_process", job_id, str(os.getpid())])
     try:
         code = process.wait()
     finally:

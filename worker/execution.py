@@ -6,18 +6,19 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
-
-from app.core.base import utcnow
 from app.core.config import Settings, get_settings
-from app.core.db import session_scope
 from app.core.storage import ArtifactStore, size_and_sha256
-from app.files.models import File
-from app.jobs.events import append_event
-from app.jobs.model_refs import ModelRefError, resolve_model_ref
-from app.jobs.models import Artifact, Job, JobStatus
-from app.jobs.schemas import JobError
-from app.jobs.transitions import IllegalTransition, transition
+from app.jobs.lifecycle import (
+    ClaimedJob,
+    JobError,
+    JobStatus,
+    ModelRefError,
+    StoredArtifact,
+    claim,
+    file_path,
+    model_dir,
+    register_artifacts,
+)
 from distillery.jobspec import DATA_FILE_FIELDS, JobSpec, ModelRef
 from engine.errors import UserError
 from worker.cpu_threads import limit_torch_threads
@@ -26,49 +27,13 @@ from worker.reporter import JobReporter
 from worker.transient import retry_database, transient_code
 
 logger = logging.getLogger(__name__)
-MEDIA_TYPES = {
-    ".json": "application/json",
-    ".png": "image/png",
-    ".jsonl": "application/x-ndjson",
-    ".gz": "application/gzip",
-}
-
-
-def claim(job_id: str, *, worker_id: str) -> Job | None:
-    """Take a queued job for this worker; None when another worker has it or it is no longer queued."""
-    with session_scope() as session:
-        try:
-            transition(
-                session,
-                job_id=job_id,
-                target=JobStatus.RUNNING,
-                sources=[JobStatus.QUEUED],
-                values={
-                    "worker_id": worker_id,
-                    "heartbeat_at": utcnow(),
-                    "started_at": utcnow(),
-                    "attempts": Job.attempts + 1,
-                },
-            )
-        except IllegalTransition as refused:
-            logger.info("not running %s: it is %s", job_id, refused.current)
-            return None
-        job = session.get_one(Job, job_id, populate_existing=True)
-        append_event(
-            session,
-            job_id=job_id,
-            type="status",
-            message=f"running on {worker_id} (attempt {job.attempts})",
-            data={"status": JobStatus.RUNNING.value},
-        )
-        return job
 
 
 def execute_job(job_id: str, *, worker_id: str) -> None:
     """Claim, run and finish a job; every outcome ends in the database, and a transient failure is retried."""
     settings = get_settings()
     job = retry_database(
-        lambda: claim(job_id, worker_id=worker_id),
+        lambda: claim(job_id=job_id, worker_id=worker_id),
         budget_seconds=settings.database_retry_seconds,
         what=f"claiming job {job_id}",
     )
@@ -106,7 +71,7 @@ def execute_job(job_id: str, *, worker_id: str) -> None:
 
 
 def _run(
-    job: Job, *, settings: Settings, store: ArtifactStore, reporter: JobReporter
+    job: ClaimedJob, *, settings: Settings, store: ArtifactStore, reporter: JobReporter
 ) -> dict[str, Any] | None:
     """Run the engine; returns the result summary, or None when the run was cancelled."""
     from engine.run import run_job  # torch is imported only inside the job's process
@@ -120,7 +85,7 @@ def _run(
         workdir=workdir,
         callbacks=reporter,
         resolve_model=lambda ref: _resolve_model(ref, spec=spec, tenant=job.tenant, settings=settings),
-        resolve_file=lambda file_id: _resolve_file(file_id, spec=spec, tenant=job.tenant, store=store),
+        resolve_file=lambda file_id: _resolve_file(file_id, spec=spec, tenant=job.tenant, settings=settings),
         teacher_cache=TeacherCacheConfig(settings.teacher_cache, settings.teacher_cache_max_bytes),
     )
     if result.status == "cancelled" or result.student_dir is None:
@@ -133,52 +98,40 @@ def _run(
 
 
 def _resolve_model(ref: ModelRef, *, spec: JobSpec, tenant: str, settings: Settings) -> Path:
-    def resolve() -> Path:
-        with session_scope() as session:
-            return resolve_model_ref(ref, session=session, tenant=tenant, settings=settings)
-
     try:
         return retry_database(
-            resolve, budget_seconds=settings.database_retry_seconds, what="resolving a model"
+            lambda: model_dir(ref=ref, tenant=tenant, settings=settings),
+            budget_seconds=settings.database_retry_seconds,
+            what="resolving a model",
         )
     except ModelRefError as error:
         owner = "teacher" if ref == spec.teacher else "student.model"
         raise UserError(error.message, code="model_not_found", param=f"{owner}.{error.field}") from error
 
 
-def _resolve_file(file_id: str, *, spec: JobSpec, tenant: str, store: ArtifactStore) -> Path:
-    def find() -> File | None:
-        with session_scope() as session:
-            return session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
-
-    budget = get_settings().database_retry_seconds
-    file = retry_database(find, budget_seconds=budget, what=f"resolving {file_id}")
-    if file is None:
+def _resolve_file(file_id: str, *, spec: JobSpec, tenant: str, settings: Settings) -> Path:
+    path = retry_database(
+        lambda: file_path(file_id=file_id, tenant=tenant, settings=settings),
+        budget_seconds=settings.database_retry_seconds,
+        what=f"resolving {file_id}",
+    )
+    if path is None:
         field = next((name for name in DATA_FILE_FIELDS if getattr(spec.data, name) == file_id), "train_file")
         raise UserError(f"file {file_id} does not exist", code="file_not_found", param=f"data.{field}")
-    return store.path(file.location)
+    return path
 
 
 def _register_artifacts(job_id: str, paths: list[Path], *, store: ArtifactStore, settings: Settings) -> None:
-    files = [path for path in paths if path.is_file()]
-    described = [(path, *size_and_sha256(path)) for path in files]
+    artifacts = [_described(path, store=store) for path in paths if path.is_file()]
+    retry_database(
+        lambda: register_artifacts(job_id=job_id, artifacts=artifacts),
+        budget_seconds=settings.database_retry_seconds,
+        what=f"job {job_id}'s artifacts",
+    )
 
-    def register() -> None:
-        with session_scope() as session:
-            # An earlier attempt of the job may have registered some of them already.
-            session.execute(
-                delete(Artifact).where(Artifact.job_id == job_id, Artifact.name.in_([p.name for p in files]))
-            )
-            for path, size, sha256 in described:
-                session.add(
-                    Artifact(
-                        job_id=job_id,
-                        name=path.name,
-                        bytes=size,
-                        sha256=sha256,
-                        location=str(path.resolve().relative_to(store.root.resolve())),
-                        media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
-                    )
-                )
 
-    retry_database(register, budget_seconds=settings.database_retry_seconds, what=f"job {job_id}'s artifacts")
+def _described(path: Path, *, store: ArtifactStore) -> StoredArtifact:
+    """A stored file's name, key, size and hash."""
+    size, sha256 = size_and_sha256(path)
+    location = str(path.resolve().relative_to(store.root.resolve()))
+    return StoredArtifact(name=path.name, location=location, bytes=size, sha256=sha256)

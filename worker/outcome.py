@@ -5,14 +5,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.core.base import utcnow
 from app.core.config import Settings
-from app.core.db import is_database_unreachable, session_scope
-from app.jobs.events import append_event
-from app.jobs.models import JobStatus
-from app.jobs.queue import publish_job
-from app.jobs.schemas import JobError
-from app.jobs.transitions import IllegalTransition, transition
+from app.core.db import is_database_unreachable
+from app.jobs.lifecycle import JobError, JobStatus, finish, publish_job, requeue
 from worker.reporter import JobReporter
 from worker.transient import retry_database, transient_error
 
@@ -44,33 +39,14 @@ class Outcome:
 
         def write() -> None:
             self.reporter.write_pending()
-            with session_scope() as session:
-                try:
-                    transition(
-                        session,
-                        job_id=self.job_id,
-                        target=target,
-                        worker_id=self.worker_id,
-                        values={
-                            "finished_at": utcnow(),
-                            "result": result,
-                            "error": error.model_dump() if error is not None else None,
-                        },
-                    )
-                except IllegalTransition as refused:
-                    logger.warning(
-                        "could not record %s for %s: it is %s", target, self.job_id, refused.current
-                    )
-                    return
-                message = f"job {target}" + (f": {error.message}" if error else "")
-                append_event(
-                    session,
-                    job_id=self.job_id,
-                    type="status",
-                    level="error" if error else "info",
-                    message=message,
-                    data={"status": target.value, **({"detail": detail} if detail else {})},
-                )
+            finish(
+                job_id=self.job_id,
+                worker_id=self.worker_id,
+                status=target,
+                result=result,
+                error=error,
+                detail=detail,
+            )
 
         self._retrying(write)
 
@@ -89,44 +65,30 @@ class Outcome:
             attempt,
             stored.message,
         )
-        refused: list[str | None] = []
+        status: list[str | None] = []
 
         def write() -> None:
             self.reporter.write_pending()
-            refused.clear()
-            with session_scope() as session:
-                try:
-                    transition(
-                        session,
-                        job_id=self.job_id,
-                        target=JobStatus.QUEUED,
-                        sources=[JobStatus.RUNNING],
-                        worker_id=self.worker_id,
-                        values={"queued_at": utcnow(), "worker_id": None},
-                    )
-                except IllegalTransition as illegal:
-                    refused.append(illegal.current)
-                    return
-                append_event(
-                    session,
+            status[:] = [
+                requeue(
                     job_id=self.job_id,
-                    type="status",
-                    level="warning",
-                    message=(
-                        f"attempt {attempt} hit a transient error ({stored.message}); "
-                        f"queued again for attempt {attempt + 1} of {self.settings.max_attempts}"
-                    ),
-                    data={"error": stored.model_dump()},
+                    worker_id=self.worker_id,
+                    attempt=attempt,
+                    max_attempts=self.settings.max_attempts,
+                    error=stored,
                 )
+            ]
 
         if not self._retrying(write):
             return
-        if refused:
-            if refused[0] == JobStatus.CANCELLING:
-                self.record(JobStatus.CANCELLED)
-            else:
-                logger.warning("could not requeue %s: it is %s", self.job_id, refused[0])
-            return
+        if status[0] == JobStatus.CANCELLING:
+            self.record(JobStatus.CANCELLED)
+        elif status[0] != JobStatus.QUEUED:
+            logger.warning("could not requeue %s: it is %s", self.job_id, status[0])
+        else:
+            self._publish()
+
+    def _publish(self) -> None:
         try:
             publish_job(self.job_id)
         except Exception as unsent:

@@ -15,26 +15,28 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
-
 from app.core.base import utcnow
 from app.core.config import Settings
-from app.core.db import is_database_unreachable, session_scope
+from app.core.db import is_database_unreachable
 from app.core.outage import OutageLog
 from app.core.storage import ArtifactStore
-from app.jobs.events import append_event
-from app.jobs.models import Checkpoint, Job, JobStatus
-from app.jobs.webhook_events import record_job_event
-from app.webhooks.models import EventType
+from app.jobs.lifecycle import (
+    CheckpointSaved,
+    JobStatus,
+    Level,
+    LogLine,
+    MetricsLine,
+    Progress,
+    Record,
+    heartbeat,
+    record_events,
+)
 from engine.callbacks import Callbacks
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 2.0
 CANCEL_CHECK_EVERY_SECONDS = 1.0
 RETRY_EVERY_SECONDS = 1.0
-LIVE = [JobStatus.RUNNING.value, JobStatus.CANCELLING.value]
-Write = Callable[[Session], object]
 
 
 class JobReporter(Callbacks):
@@ -48,8 +50,8 @@ class JobReporter(Callbacks):
         self._last_progress = 0.0
         self._last_cancel_check = 0.0
         self._last_heartbeat = time.monotonic()  # the claim stored one
-        self._unsent_progress: dict[str, Any] = {}
-        self._pending: deque[Write] = deque()
+        self._unsent_progress: Progress | None = None
+        self._pending: deque[Record] = deque()
         self._pending_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._outage = OutageLog(logger, what=f"the database (job {job_id})")
@@ -65,8 +67,8 @@ class JobReporter(Callbacks):
         self._stopped.set()
         self._heartbeat.join(timeout=5)
 
-    def on_message(self, message: str, level: Literal["info", "warning", "error"] = "info") -> None:
-        self._record(lambda session: append_event(session, job_id=self.job_id, message=message, level=level))
+    def on_message(self, message: str, level: Level = "info") -> None:
+        self._record(LogLine(message=message, level=level))
 
     def on_progress(self, *, step: int, total_steps: int, epoch: float) -> None:
         now = time.monotonic()
@@ -75,38 +77,23 @@ class JobReporter(Callbacks):
         self._last_progress = now
         elapsed = now - self._started
         eta = utcnow() + timedelta(seconds=elapsed / step * (total_steps - step)) if step else None
-        self._unsent_progress = {
-            "step": step,
-            "total_steps": total_steps,
-            "epoch": epoch,
-            "estimated_finish_at": eta,
-        }
+        self._unsent_progress = Progress(
+            step=step, total_steps=total_steps, epoch=epoch, estimated_finish_at=eta
+        )
         self._try(self._update)
 
     def on_metrics(
         self, *, step: int, epoch: float, split: Literal["train", "eval"], metrics: dict[str, float]
     ) -> None:
-        metrics = dict(metrics)  # written later if the database is away; the engine may reuse the dict
-        summary = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items())
-        self._record(
-            lambda session: append_event(
-                session,
-                job_id=self.job_id,
-                type="metrics",
-                message=f"{split} step {step}: {summary}",
-                data={"split": split, "step": step, "epoch": epoch, "metrics": metrics},
-            )
-        )
+        # Written later if the database is away: a copy, since the engine may reuse the dict.
+        self._record(MetricsLine(step=step, epoch=epoch, split=split, metrics=dict(metrics)))
 
     def on_checkpoint(
         self, *, step: int, epoch: float, path: Path, metrics: dict[str, Any], is_best: bool
     ) -> None:
         location = str(path.resolve().relative_to(self.store.root.resolve()))
-        metrics = dict(metrics)
         self._record(
-            lambda session: self._add_checkpoint(
-                session, step=step, epoch=epoch, location=location, metrics=metrics, is_best=is_best
-            )
+            CheckpointSaved(step=step, epoch=epoch, location=location, metrics=dict(metrics), is_best=is_best)
         )
 
     def should_stop(self) -> bool:
@@ -120,13 +107,13 @@ class JobReporter(Callbacks):
     def write_pending(self) -> None:
         """Write the buffered records and any unsent progress; raises while the database is unreachable."""
         self._write_buffer()
-        if self._unsent_progress:
+        if self._unsent_progress is not None:
             self._update()
 
-    def _record(self, write: Write) -> None:
+    def _record(self, record: Record) -> None:
         """Buffer a record that must not be lost, then try to write the buffer."""
         with self._pending_lock:
-            self._pending.append(write)
+            self._pending.append(record)
         self._try(lambda: self._write_buffer(wait=False))
 
     def _sync(self) -> None:
@@ -143,9 +130,7 @@ class JobReporter(Callbacks):
                 batch = list(self._pending)
             if not batch:
                 return
-            with session_scope() as session:
-                for write in batch:
-                    write(session)
+            record_events(job_id=self.job_id, records=batch, settings=self.settings)
             with self._pending_lock:
                 for _ in batch:
                     self._pending.popleft()
@@ -167,55 +152,12 @@ class JobReporter(Callbacks):
         else:
             self._outage.answered()
 
-    def _add_checkpoint(
-        self,
-        session: Session,
-        *,
-        step: int,
-        epoch: float,
-        location: str,
-        metrics: dict[str, Any],
-        is_best: bool,
-    ) -> None:
-        # The engine keeps only the latest and the best checkpoints: forget rows whose folder is gone.
-        for old in session.query(Checkpoint).filter(Checkpoint.job_id == self.job_id).all():
-            if not self.store.path(old.location).exists():
-                session.delete(old)
-            elif is_best and old.is_best:
-                old.is_best = False
-        session.add(
-            Checkpoint(
-                job_id=self.job_id,
-                step=step,
-                epoch=epoch,
-                metrics=metrics,
-                location=location,
-                is_best=is_best,
-            )
-        )
-        append_event(
-            session,
-            job_id=self.job_id,
-            type="checkpoint",
-            message=f"checkpoint at step {step}",
-            data={"step": step, "epoch": epoch, "metrics": metrics, "is_best": is_best},
-        )
-        record_job_event(
-            session, job_id=self.job_id, event_type=EventType.JOB_CHECKPOINT, data={"step": step}
-        )
-
     def _update(self) -> None:
         """Refresh the heartbeat (with any unsent progress) and learn whether a cancel was requested."""
         progress = self._unsent_progress
-        with session_scope() as session:
-            status = session.scalar(
-                update(Job)
-                .where(Job.id == self.job_id, Job.worker_id == self.worker_id, Job.status.in_(LIVE))
-                .values(heartbeat_at=utcnow(), **progress)
-                .returning(Job.status)
-            )
+        status = heartbeat(job_id=self.job_id, worker_id=self.worker_id, progress=progress)
         if self._unsent_progress is progress:
-            self._unsent_progress = {}
+            self._unsent_progress = None
         if status is None:
             self.lease_lost = True
             logger.warning("job %s is no longer leased to %s", self.job_id, self.worker_id)

@@ -10,7 +10,6 @@ from celery.signals import (
     task_postrun,
     task_prerun,
     worker_process_init,
-    worker_ready,
     worker_shutdown,
 )
 
@@ -18,10 +17,10 @@ from app.core.celery import RUN_JOB_TASK
 from app.core.config import get_settings
 from app.core.db import get_engine
 from app.core.logs import job_id, use_json_lines
-from worker.reconciler import Reconciler
+from worker.periodic import run_while_worker_runs
+from worker.reconciler import reconciler
 
 logger = logging.getLogger(__name__)
-_reconciler: Reconciler | None = None
 _job_tokens: dict[str, Token[str | None]] = {}
 
 
@@ -31,18 +30,12 @@ def _reset_connections(**_: Any) -> None:
     get_engine().dispose(close=False)
 
 
-@worker_ready.connect
-def _start_reconciler(**_: Any) -> None:
-    """Re-publish lost jobs and recover orphaned ones while the worker runs."""
-    global _reconciler
-    _reconciler = Reconciler(get_settings())
-    _reconciler.start()
+# Re-publish lost jobs and recover orphaned ones while the worker runs.
+run_while_worker_runs(lambda: reconciler(get_settings()))
 
 
 @worker_shutdown.connect
-def _stop_reconciler(**_: Any) -> None:
-    if _reconciler is not None:
-        _reconciler.stop()
+def _close_connections(**_: Any) -> None:
     get_engine().dispose()
 
 

@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from app.core.db import is_database_unreachable
-from app.jobs.schemas import JobError
+from app.jobs.lifecycle import JobError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

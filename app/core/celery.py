@@ -9,14 +9,6 @@ from app.core.config import Settings, get_settings
 
 RUN_JOB_TASK = "distillery.run_job"
 SEND_WEBHOOK_TASK = "distillery.send_webhook"
-# What every worker runs with (`distillery worker`, `distillery webhook-worker`, the worker image), so that a
-# lost broker is a reconnect. A worker's broker connection must carry its task queue alone: remote control
-# and gossip each consume a fanout queue on it. When the broker goes away, closing that channel fails, kombu
-# stops closing the others, and the task channel, left open with messages not yet acked (a running job's, a
-# webhook retry waiting for its countdown), is used again once the transport is gone: `AttributeError:
-# 'NoneType' object has no attribute 'hostname'` ends the worker. Without mingle, a reconnect does not wait
-# a second for neighbours either. Nothing here uses them: the database, not a message, says what to do.
-WORKER_FLAGS = ("--without-gossip", "--without-mingle")
 
 
 def make_celery(settings: Settings | None = None, *, include: Sequence[str] = ()) -> Celery:
@@ -49,7 +41,7 @@ def make_celery(settings: Settings | None = None, *, include: Sequence[str] = ()
         # Pool processes are kept: each real job runs in a fresh process of its own (worker.delivery),
         # so a stale or duplicate delivery costs one database update, not a process restart.
         worker_hijack_root_logger=False,
-        # No remote control: see WORKER_FLAGS.
+        # No remote control: see worker/cli.py:RECONNECTING, the flags every worker starts with.
         worker_enable_remote_control=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options=transport_options(settings.broker_url, settings.visibility_timeout_seconds),

@@ -7,8 +7,6 @@ job carries them.
 
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -59,16 +57,6 @@ def json_formatter() -> logging.Formatter:
         reserved_attrs=NOT_LOGGED,
         timestamp="time",
     )
-
-
-@contextmanager
-def job_context(job: str) -> Iterator[None]:
-    """Every line logged inside carries `job_id`."""
-    token = job_id.set(job)
-    try:
-        yield
-    finally:
-        job_id.reset(token)
 
 
 def configure_api_logging(settings: Settings) -> None:

@@ -47,11 +47,6 @@ class ArtifactStore:
             partial.unlink(missing_ok=True)
         return size, digest.hexdigest()
 
-    def put_file(self, key: str, source: Path) -> tuple[int, str]:
-        """Copy a local file to a key; returns (size, sha256)."""
-        with source.open("rb") as stream:
-            return self.put_stream(key, stream)
-
     def iter_bytes(self, key: str) -> Iterator[bytes]:
         """Stream a stored file in chunks."""
         with self.path(key).open("rb") as stream:

@@ -9,6 +9,8 @@ from app.jobs.models import Job, JobStatus
 from app.webhooks import outbox
 from app.webhooks.outbox import EventType, JobChange
 
+__all__ = ["EventType", "job_change", "record_job_event", "record_status_change"]
+
 
 def job_change(session: Session, job_id: str) -> JobChange | None:
     """The job as its receivers see it now (after this transaction's own writes); None if it is gone."""

@@ -5,7 +5,6 @@ from typing import Any
 
 import pytest
 
-from app.core.storage import ArtifactStore
 from distillery.jobspec import JobSpec
 from engine.errors import UserError
 from worker.execution import _resolve_file
@@ -24,8 +23,7 @@ def spec_with_files(train_file: str, **files: str) -> JobSpec:
 
 
 def test_an_uploaded_file_resolves_to_its_stored_path(settings: Any, train_file: str) -> None:
-    store = ArtifactStore(settings.artifacts)
-    path = _resolve_file(train_file, spec=spec_with_files(train_file), tenant="default", store=store)
+    path = _resolve_file(train_file, spec=spec_with_files(train_file), tenant="default", settings=settings)
     assert path.is_file() and path.is_relative_to(Path(settings.artifacts).resolve())
 
 
@@ -33,5 +31,5 @@ def test_an_uploaded_file_resolves_to_its_stored_path(settings: Any, train_file:
 def test_a_missing_file_names_the_field_that_refers_to_it(settings: Any, train_file: str, field: str) -> None:
     spec = spec_with_files(train_file, **{field: "file_missing"})
     with pytest.raises(UserError) as raised:
-        _resolve_file("file_missing", spec=spec, tenant="default", store=ArtifactStore(settings.artifacts))
+        _resolve_file("file_missing", spec=spec, tenant="default", settings=settings)
     assert (raised.value.code, raised.value.param) == ("file_not_found", f"data.{field}")

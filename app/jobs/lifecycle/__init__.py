@@ -1,0 +1,53 @@
+"""The lifecycle seam: every write a worker makes about a job, and the reads it needs to run one.
+
+Workers (`worker/`) reach the service's tables through these functions only; an import-linter contract
+in pyproject.toml holds them to it. Every function takes keyword arguments and plain data (ids, dicts,
+`Settings`, the frozen records below) and returns plain data, so that a reporter in another process or
+on another machine calls the same functions. Each opens and commits its own transaction; retrying
+through a database outage is the caller's policy.
+"""
+
+from app.jobs.lifecycle.ending import finish, requeue
+from app.jobs.lifecycle.inputs import file_path, model_dir
+from app.jobs.lifecycle.records import (
+    CheckpointSaved,
+    ClaimedJob,
+    Level,
+    LogLine,
+    MetricsLine,
+    Progress,
+    Record,
+    StoredArtifact,
+)
+from app.jobs.lifecycle.recovery import recover_orphans, resend_lost
+from app.jobs.lifecycle.running import claim, heartbeat, record_delivery, record_events, register_artifacts
+from app.jobs.model_refs import ModelRefError
+from app.jobs.models import JobStatus
+from app.jobs.queue import publish_job
+from app.jobs.schemas import JobError
+
+__all__ = [
+    "CheckpointSaved",
+    "ClaimedJob",
+    "JobError",
+    "JobStatus",
+    "Level",
+    "LogLine",
+    "MetricsLine",
+    "ModelRefError",
+    "Progress",
+    "Record",
+    "StoredArtifact",
+    "claim",
+    "file_path",
+    "finish",
+    "heartbeat",
+    "model_dir",
+    "publish_job",
+    "record_delivery",
+    "record_events",
+    "recover_orphans",
+    "register_artifacts",
+    "requeue",
+    "resend_lost",
+]

@@ -1,4 +1,4 @@
-"""The work `bench.levers` times, run through the engine's own code: its training step and its evaluation."""
+"""The work `bench.speed.levers` times, run by the engine's own code: its training step, its evaluation."""
 
 import copy
 import random

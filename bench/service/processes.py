@@ -1,4 +1,4 @@
-"""Real servers and processes for the queue-hygiene benchmark: Postgres database, Redis, API and workers."""
+"""Real servers and processes for the service benchmarks: Postgres database, Redis, API and workers."""
 
 import contextlib
 import os

@@ -1,12 +1,3 @@
 #!/usr/bin/env bash
-# Benchmarks for a machine with one NVIDIA GPU, in under 5 minutes (docs/benchmarks.md, "On a GPU"):
-# tokens/s and bf16 MFU of a BERT-base-sized teacher's forward and a 6-layer student's training step,
-# then bench.mfu and, where they exist, bench.distill_vs_naive and bench.teacher_cache, all on CUDA.
-# Without CUDA it falls back to the CPU with tiny sizes and says so. Writes bench/results/gpu.json.
-#
-#   bash bench/gpu.sh                                      # PYTHON=... to pick the interpreter
-#   bash bench/gpu.sh --tiny --device cpu --out /tmp/gpu.json
-set -euo pipefail
-cd "$(dirname "$0")/.."
-python="${PYTHON:-python}"
-exec "$python" -m bench.gpu "$@"
+# Moved to bench/speed/gpu.sh: an alias of the old command, for one release.
+exec bash "$(dirname "$0")/speed/gpu.sh" "$@"

@@ -1,5 +1,5 @@
 """A free TCP port on the loopback interface, for services the tests start."""
 
-from bench.local_servers import free_port
+from bench.service.local_servers import free_port
 
 __all__ = ["free_port"]

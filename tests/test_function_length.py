@@ -1,10 +1,10 @@
-"""Every function fits on a screen: none in the packages is over 60 lines, migrations aside."""
+"""Every function fits on a screen: none in the packages or bench/ is over 60 lines, migrations aside."""
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("app", "worker", "engine", "distillery")
+PACKAGES = ("app", "worker", "engine", "distillery", "bench")
 MAX_LINES = 60
 
 

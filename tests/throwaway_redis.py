@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.local_servers import RedisServer
+from bench.service.local_servers import RedisServer
 
 
 @contextmanager

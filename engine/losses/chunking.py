@@ -5,7 +5,7 @@ A per-position loss over [batch, length, vocabulary] logits keeps several softma
 for its backward pass (both models' log-probabilities, probabilities, differences). Here each chunk of
 positions is computed, differentiated with respect to the student's logits at once, and freed: the
 forward pass fills a gradient buffer the size of the logits, and the backward pass only scales it.
-Peak memory is the logits, that buffer, and one chunk's intermediates (bench/lm_loss_memory.py).
+Peak memory is the logits, that buffer, and one chunk's intermediates (bench/lm/loss_memory.py).
 """
 
 from collections.abc import Callable

@@ -1,4 +1,4 @@
-"""bench.distill_vs_naive at a tiny scale: the cached teacher, both pipelines on one job, and the verdicts."""
+"""bench.naive.distill_vs_naive at a tiny scale: the cached teacher, both pipelines on a job, the verdicts."""
 
 from collections.abc import Iterator
 from dataclasses import replace
@@ -10,10 +10,10 @@ import torch
 from rich.console import Console
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
 
-from bench import engine_kd, naive_kd
-from bench.kd_job import KDJob, TeacherRecipe
-from bench.kd_report import build_summary, print_summary
-from bench.kd_teacher import cache_key, cached_teacher
+from bench.naive import engine_side, naive_side
+from bench.naive.job import KDJob, TeacherRecipe
+from bench.naive.report import build_summary, print_summary
+from bench.naive.teacher import cache_key, cached_teacher
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -73,7 +73,7 @@ def test_the_teacher_is_reused_from_its_cache_when_the_settings_match(tiny_job: 
 def test_both_pipelines_train_the_same_student_on_the_same_job(tiny_job: KDJob, init: str) -> None:
     job = replace(tiny_job, init=init)
 
-    plain, ours = naive_kd.run(job), engine_kd.run(job)
+    plain, ours = naive_side.run(job), engine_side.run(job)
 
     for result in (plain, ours):
         assert result["steps"] == 2 * 96 // 16  # two epochs of the same batches
@@ -84,7 +84,7 @@ def test_both_pipelines_train_the_same_student_on_the_same_job(tiny_job: KDJob, 
     assert ours["precision"] in ("fp32", "bf16")
     assert (plain["side"], ours["side"]) == ("plain", "ours")
     if init == "base":
-        same = naive_kd.run(replace(job, plain_precision="auto"))
+        same = naive_side.run(replace(job, plain_precision="auto"))
         assert same["precision"] == ours["precision"]
 
 

@@ -1,4 +1,4 @@
-"""bench/gpu.sh in its CPU fallback: tiny models, the figures it would report on a GPU, nothing else run."""
+"""bench/speed/gpu.sh in its CPU fallback: tiny models, the figures it gives on a GPU, nothing else run."""
 
 import json
 import os
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_gpu_script_falls_back_to_the_cpu_with_tiny_sizes_and_says_so(tmp_path):
     out = tmp_path / "gpu.json"
     run = subprocess.run(
-        ["bash", "bench/gpu.sh", "--tiny", "--device", "cpu", "--out", str(out)],
+        ["bash", "bench/speed/gpu.sh", "--tiny", "--device", "cpu", "--out", str(out)],
         cwd=ROOT,
         env={**os.environ, "PYTHON": sys.executable},
         capture_output=True,

@@ -8,9 +8,9 @@ import pytest
 from local_ports import free_port
 from rich.console import Console
 
-from bench.comparison import upload
-from bench.lm_demo import STUDENTS, Scale, chat, format_table, prepare, run_demo, summarize
-from bench.service import embedded_service
+from bench.demo.comparison import upload
+from bench.lm.demo import STUDENTS, Scale, chat, format_table, prepare, run_demo, summarize
+from bench.service.embedded import embedded_service
 
 pytestmark = pytest.mark.slow
 

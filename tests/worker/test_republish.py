@@ -18,7 +18,7 @@ from app.core.base import utcnow
 from app.core.celery import make_celery
 from app.jobs.models import Job, JobStatus
 from app.jobs.queue import publish_job
-from bench.local_servers import RedisServer
+from bench.service.local_servers import RedisServer
 from worker.broker_contents import held_messages
 from worker.reconciler import reconcile_once
 

@@ -1,4 +1,4 @@
-"""The teacher both sides of `bench.distill_vs_naive` share: the base model fine-tuned by Distillery.
+"""The teacher both sides of `bench.naive.distill_vs_naive` share: the base model fine-tuned by Distillery.
 
 The base model is trained on the train split with method `supervised` (keeping its best epoch on the
 eval split) and the result is cached under a directory named by a hash of everything that shapes it:
@@ -6,7 +6,7 @@ the recipe, the base model's files and the split files' contents. A later run wi
 reuses it instead of training again. Runs in a child process, so the benchmark's own process stays
 small (a child's peak RSS starts from its parent's):
 
-    python -m bench.kd_teacher REQUEST.json OUT.json
+    python -m bench.naive.teacher REQUEST.json OUT.json
 """
 
 import hashlib
@@ -19,7 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.kd_job import TeacherRecipe
+from bench.naive.job import TeacherRecipe
+from bench.result_file import write_json
 from distillery.jobspec import JobSpec
 from engine.run import run_job
 
@@ -106,7 +107,7 @@ def cached_teacher(
             "eval_accuracy": report["student"]["eval"]["accuracy"],
             "test_accuracy": report["student"]["test"]["accuracy"],
         }
-        (result.student_dir / TEACHER_INFO).write_text(json.dumps(info, indent=2) + "\n")
+        write_json(result.student_dir / TEACHER_INFO, info)
         shutil.rmtree(target, ignore_errors=True)
         result.student_dir.rename(target)  # complete or absent: the info file is in it before the move
     return target, {**info, "cached": False}
@@ -122,7 +123,7 @@ def main() -> None:
         cache_root=Path(request["cache_root"]),
         device=request["device"],
     )
-    Path(sys.argv[2]).write_text(json.dumps({"teacher_dir": str(teacher_dir), "info": info}, indent=2) + "\n")
+    write_json(Path(sys.argv[2]), {"teacher_dir": str(teacher_dir), "info": info})
 
 
 if __name__ == "__main__":

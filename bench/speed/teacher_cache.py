@@ -11,13 +11,12 @@ that the cached jobs take no more than 1.2 times its time, and that a reused job
 forward at all. Writes
 `bench/results/teacher_cache.json` (or `teacher_cache_quick.json`).
 
-    python -m bench.teacher_cache            # 2,000 train and 500 eval tweets, 2 epochs
-    python -m bench.teacher_cache --quick    # 300 and 100, 1 epoch: about a minute
-    python -m bench.teacher_cache --device cuda
+    python -m bench.speed.teacher_cache            # 2,000 train and 500 eval tweets, 2 epochs
+    python -m bench.speed.teacher_cache --quick    # 300 and 100, 1 epoch: about a minute
+    python -m bench.speed.teacher_cache --device cuda
 """
 
 import argparse
-import json
 import os
 import shutil
 import time
@@ -29,13 +28,14 @@ from rich.console import Console
 from rich.table import Table
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from bench.mfu import cpu_description, load_average
+from bench.paths import RESULTS
+from bench.result_file import write_result
+from bench.speed.mfu import cpu_description, load_average
 from bench.tweets import write_splits
 from distillery.jobspec import JobSpec
 from engine.run import run_job
 from engine.teacher_cache import TeacherCacheConfig
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 1.2
 METHODS: dict[str, dict[str, Any]] = {
     "feature": {"type": "feature"},
@@ -203,10 +203,8 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     result = measure(args)
     out = args.out or RESULTS / ("teacher_cache_quick.json" if args.quick else "teacher_cache.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)
-    print(f"wrote {out}")
+    write_result(result, out)
 
 
 if __name__ == "__main__":

@@ -11,21 +11,20 @@ Every figure is the median of repeats taken in turn, so other load on the machin
 Each figure is divided by the matmul rate of the precision it ran in; so is the rate of the FLOPs torch
 really ran, padding included (its FLOP counter). Writes `bench/results/mfu.json`.
 
-    python -m bench.mfu
-    python -m bench.mfu --repeats 20 --threads 2
-    python -m bench.mfu --device cuda --out bench/results/mfu_cuda.json   # matmuls of 8192 there
+    python -m bench.speed.mfu
+    python -m bench.speed.mfu --repeats 20 --threads 2
+    python -m bench.speed.mfu --device cuda --out bench/results/mfu_cuda.json   # matmuls of 8192 there
 """
 
 import argparse
 import copy
-import json
 import os
 import platform
 import random
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -36,11 +35,12 @@ from rich.table import Table
 from torch import Tensor, nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
+from bench.paths import RESULTS
+from bench.result_file import write_result
 from bench.tweets import load_tweets
 from engine.losses import hard_target_loss
 from engine.training.precision import probe_bf16
 
-RESULTS = Path(__file__).resolve().parent / "results"
 STUDENT_LAYERS = [0, 2, 4]
 MATMUL_SIZE = 2048
 CUDA_MATMUL_SIZE = 8192  # a 2048 matmul is over too soon on a GPU to show its rate
@@ -225,52 +225,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "teacher_forward": forward_flops(config, config.num_hidden_layers, lengths, num_labels=LABELS),
     }
 
-    runs: dict[str, Callable[[], object]] = {
-        "matmul/fp32": matmul(torch.float32, size, args.device),
-        "matmul/bf16": matmul(torch.bfloat16, size, args.device),
-    }
-    for precision in PRECISIONS:
-        student = student_of(teacher).train()
-        optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
-        runs[f"student_training_step/{precision}"] = training_step(student, optimizer, batch, precision)
-        alone = student_of(teacher).train()  # keeps its gradients, so its AdamW step has work to do
-        for phase, part in step_phases(
-            alone, torch.optim.AdamW(alone.parameters()), batch, precision
-        ).items():
-            runs[f"{phase}/{precision}"] = part
-        runs[f"teacher_forward/{precision}"] = teacher_forward(teacher.eval(), batch, precision)
-    runs = {name: synchronised(run, args.device) for name, run in runs.items()}
+    runs = timed_runs(teacher, batch, size, args.device)
     seconds = interleaved_medians(runs, warmup=2, repeats=args.repeats)
     rates = {precision: 2 * size**3 / seconds[f"matmul/{precision}"] for precision in PRECISIONS}
-
-    workloads: dict[str, dict[str, Any]] = {}
-    for name in useful:
-        for precision in PRECISIONS:
-            took = seconds[f"{name}/{precision}"]
-            achieved = useful[name] / took
-            workloads.setdefault(name, {})[precision] = {
-                "seconds": round(took, 4),
-                "useful_gflop": round(useful[name] / 1e9, 2),
-                "achieved_gflops": round(achieved / 1e9, 1),
-                "fraction_of_matmul_rate": round(achieved / rates[precision], 3),
-            }
-    for precision in PRECISIONS:
-        phases = {phase: seconds[f"{phase}/{precision}"] for phase in ("forward", "optimizer")}
-        phases["backward"] = seconds[f"student_training_step/{precision}"] - sum(phases.values())
-        for phase, took in phases.items():
-            workloads["student_training_step"][precision][f"{phase}_seconds"] = round(took, 4)
-    counted_student = student_of(teacher).train()
-    executed = {
-        "student_training_step": executed_flops(
-            training_step(counted_student, torch.optim.SGD(counted_student.parameters()), batch, "fp32")
-        ),
-        "teacher_forward": executed_flops(teacher_forward(teacher, batch, "fp32")),
-    }
-    for name, flops in executed.items():
-        workloads[name]["executed_gflop_padded"] = round(flops / 1e9, 2)
-        for precision in PRECISIONS:
-            rate = flops / seconds[f"{name}/{precision}"]
-            workloads[name][precision]["executed_fraction_of_matmul_rate"] = round(rate / rates[precision], 3)
+    workloads = workload_figures(useful, seconds, rates)
+    add_executed_flops(workloads, teacher, batch, seconds, rates)
     train = workloads["student_training_step"]
     return {
         "benchmark": "mfu",
@@ -302,6 +261,72 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }
+
+
+def timed_runs(
+    teacher: Any, batch: dict[str, Tensor], size: int, device: str
+) -> dict[str, Callable[[], object]]:
+    """What is timed, by name: the matmuls, the student's step and its phases, the teacher's forward."""
+    runs: dict[str, Callable[[], object]] = {
+        "matmul/fp32": matmul(torch.float32, size, device),
+        "matmul/bf16": matmul(torch.bfloat16, size, device),
+    }
+    for precision in PRECISIONS:
+        student = student_of(teacher).train()
+        optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
+        runs[f"student_training_step/{precision}"] = training_step(student, optimizer, batch, precision)
+        alone = student_of(teacher).train()  # keeps its gradients, so its AdamW step has work to do
+        for phase, part in step_phases(
+            alone, torch.optim.AdamW(alone.parameters()), batch, precision
+        ).items():
+            runs[f"{phase}/{precision}"] = part
+        runs[f"teacher_forward/{precision}"] = teacher_forward(teacher.eval(), batch, precision)
+    return {name: synchronised(run, device) for name, run in runs.items()}
+
+
+def workload_figures(
+    useful: Mapping[str, float], seconds: dict[str, float], rates: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """Per workload and precision: its time, useful FLOPs, achieved rate and share of the matmul rate."""
+    workloads: dict[str, dict[str, Any]] = {}
+    for name in useful:
+        for precision in PRECISIONS:
+            took = seconds[f"{name}/{precision}"]
+            achieved = useful[name] / took
+            workloads.setdefault(name, {})[precision] = {
+                "seconds": round(took, 4),
+                "useful_gflop": round(useful[name] / 1e9, 2),
+                "achieved_gflops": round(achieved / 1e9, 1),
+                "fraction_of_matmul_rate": round(achieved / rates[precision], 3),
+            }
+    for precision in PRECISIONS:
+        phases = {phase: seconds[f"{phase}/{precision}"] for phase in ("forward", "optimizer")}
+        phases["backward"] = seconds[f"student_training_step/{precision}"] - sum(phases.values())
+        for phase, took in phases.items():
+            workloads["student_training_step"][precision][f"{phase}_seconds"] = round(took, 4)
+    return workloads
+
+
+def add_executed_flops(
+    workloads: dict[str, dict[str, Any]],
+    teacher: Any,
+    batch: dict[str, Tensor],
+    seconds: dict[str, float],
+    rates: dict[str, float],
+) -> None:
+    """Add the FLOPs each workload really ran, padding included, and their share of the matmul rate."""
+    counted_student = student_of(teacher).train()
+    executed = {
+        "student_training_step": executed_flops(
+            training_step(counted_student, torch.optim.SGD(counted_student.parameters()), batch, "fp32")
+        ),
+        "teacher_forward": executed_flops(teacher_forward(teacher, batch, "fp32")),
+    }
+    for name, flops in executed.items():
+        workloads[name]["executed_gflop_padded"] = round(flops / 1e9, 2)
+        for precision in PRECISIONS:
+            rate = flops / seconds[f"{name}/{precision}"]
+            workloads[name][precision]["executed_fraction_of_matmul_rate"] = round(rate / rates[precision], 3)
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -367,10 +392,8 @@ def main() -> None:
     args = parser.parse_args()
     result = measure(args)
     result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)
-    Console().print(f"Wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ test tweets: perplexity in each model's own tokens, bits per byte of the same te
 the teacher and tokens/s, and their continuations of a few test prompts. Writes
 `bench/results/lm_cross_tokenizer.json`.
 
-    python -m bench.lm_cross_tokenizer            # the full run
-    python -m bench.lm_cross_tokenizer --quick    # 3,000 train tweets, 1 epoch each: a few minutes
+    python -m bench.lm.cross_tokenizer            # the full run
+    python -m bench.lm.cross_tokenizer --quick    # 3,000 train tweets, 1 epoch each: a few minutes
 """
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -22,12 +21,13 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.comparison import Datasets, job_seconds, run_to_end, upload
-from bench.lm_bases import install_base_model, install_metaspace_base
-from bench.service import embedded_service
+from bench.demo.comparison import Datasets, job_seconds, run_to_end, upload
+from bench.lm.bases import install_base_model, install_metaspace_base
+from bench.paths import RESULTS
+from bench.result_file import write_result
+from bench.service.embedded import embedded_service
 from bench.tweets import write_splits
 
-RESULTS = Path(__file__).resolve().parent / "results"
 ROLES = ("teacher", "student", "control")
 
 
@@ -155,15 +155,14 @@ def main() -> None:
         distilled["report"]["control"] = {"job": jobs["control"]["id"]}
         jobs["distilled"] = run_to_end(client, distilled, "xtok-uld", downloads, console)
     summary = summarize(jobs)
-    summary["command"] = " ".join(["python -m bench.lm_cross_tokenizer", *sys.argv[1:]])
+    summary["command"] = " ".join(["python -m bench.lm.cross_tokenizer", *sys.argv[1:]])
     summary["data"] = {
         "train_rows": splits.train.rows,
         "eval_rows": splits.eval.rows,
         "test_rows": splits.test.rows,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
     console.print(format_table(summary["language_model"]))
+    write_result(summary, out, console=console)
 
 
 if __name__ == "__main__":

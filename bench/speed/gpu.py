@@ -6,20 +6,19 @@ autocast (fp32 where the device has no native bf16) the teacher's inference forw
 training step as the engine takes it (`train_step`: forward, cross-entropy, backward, clipping, fused
 AdamW). Batches are random token ids whose lengths are drawn uniformly from a quarter of the max length
 to all of it, each batch padded to its longest; tokens/s and FLOPs count real tokens only (see
-`bench.mfu` for the FLOP count). Utilisation is against the rate of `torch.mm` measured on the same
-device in the same precision. Then it runs `bench.mfu --device cuda` and, where their modules exist,
-`bench.distill_vs_naive` and `bench.teacher_cache` with `--quick --device cuda`, each in the time left
-of a 5-minute budget, and records how each ended. Writes `bench/results/gpu.json`.
+`bench.speed.mfu` for the FLOP count). Utilisation is against the rate of `torch.mm` measured on the same
+device in the same precision. Then it runs `bench.speed.mfu --device cuda` and, where their modules
+exist, `bench.naive.distill_vs_naive` and `bench.speed.teacher_cache` with `--quick --device cuda`, each in
+the time left of a 5-minute budget, and records how each ended. Writes `bench/results/gpu.json`.
 
 Without CUDA it falls back to the CPU with tiny models (`--tiny`, a seconds-long check that the script
 works) and skips the other benchmarks: its figures say nothing about a GPU.
 
-    bash bench/gpu.sh
-    python -m bench.gpu --tiny --device cpu --out /tmp/gpu.json
+    bash bench/speed/gpu.sh
+    python -m bench.speed.gpu --tiny --device cpu --out /tmp/gpu.json
 """
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -33,15 +32,15 @@ from rich.table import Table
 from torch import Tensor
 from transformers import BertConfig, BertForSequenceClassification
 
-from bench.levers_workloads import LABELS, supervised, training_pass
-from bench.mfu import cpu_description, forward_flops, interleaved_medians, load_average, synchronised
+from bench.paths import RESULTS, ROOT
+from bench.result_file import write_result
+from bench.speed.levers_workloads import LABELS, supervised, training_pass
+from bench.speed.mfu import cpu_description, forward_flops, interleaved_medians, load_average, synchronised
 from distillery.jobspec import TrainingSpec
 from engine.training.precision import choose_precision
 
-RESULTS = Path(__file__).resolve().parent / "results"
-ROOT = Path(__file__).resolve().parent.parent
 BUDGET_SECONDS = 290  # the whole script, other benchmarks included, stays under 5 minutes
-OTHER_BENCHMARKS = ("distill_vs_naive", "teacher_cache")
+OTHER_BENCHMARKS = ("bench.naive.distill_vs_naive", "bench.speed.teacher_cache")
 
 
 @dataclass(frozen=True)
@@ -178,11 +177,10 @@ def measure(sizes: Sizes, device: torch.device) -> dict[str, Any]:
 
 
 def other_benchmarks(out_dir: Path, deadline: float) -> list[dict[str, Any]]:
-    """Run bench.mfu and, where they exist, the other CUDA benchmarks, each in the time left."""
-    commands = [["bench.mfu", "--device", "cuda", "--out", str(out_dir / "mfu_cuda.json")]]
+    """Run bench.speed.mfu and, where they exist, the other CUDA benchmarks, each in the time left."""
+    commands = [["bench.speed.mfu", "--device", "cuda", "--out", str(out_dir / "mfu_cuda.json")]]
     records: list[dict[str, Any]] = []
-    for name in OTHER_BENCHMARKS:
-        module = f"bench.{name}"
+    for module in OTHER_BENCHMARKS:
         present = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True)
         if present.returncode != 0:
             records.append({"module": module, "status": "skipped: the module is not in this tree"})
@@ -192,7 +190,7 @@ def other_benchmarks(out_dir: Path, deadline: float) -> list[dict[str, Any]]:
             [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True
         )
         if "--out" in usage.stdout:  # keeps the CPU results beside it
-            command += ["--out", str(out_dir / f"{name}_quick_cuda.json")]
+            command += ["--out", str(out_dir / f"{module.rsplit('.', 1)[-1]}_quick_cuda.json")]
         commands.append(command)
     for command in commands:
         record: dict[str, Any] = {"module": command[0], "command": "python -m " + " ".join(command)}
@@ -235,6 +233,7 @@ def print_table(result: dict[str, Any]) -> None:
     Console().print(table)
     for record in result["other_benchmarks"]:
         Console().print(f"{record['module']}: {record['status']}")
+    Console().print(f"Whole run: {result['seconds']} s")
 
 
 def main() -> None:
@@ -256,7 +255,9 @@ def main() -> None:
     sizes = TINY if args.tiny or fallback else Sizes()
     figures = measure(sizes, device)
     if fallback or args.tiny:
-        others = [{"module": "bench.mfu and the others", "status": "skipped: CUDA runs only, at full sizes"}]
+        others = [
+            {"module": "bench.speed.mfu and the others", "status": "skipped: CUDA runs only, at full sizes"}
+        ]
     else:
         others = other_benchmarks(args.out.parent, deadline=start + BUDGET_SECONDS)
     result = {
@@ -272,10 +273,8 @@ def main() -> None:
         "seconds": round(time.monotonic() - start, 1),
         "load_average": load_average(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)
-    Console().print(f"Wrote {args.out} in {result['seconds']} s")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

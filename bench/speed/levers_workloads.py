@@ -1,4 +1,4 @@
-"""The work `bench.levers` times, run through the engine's own code: its training step and its evaluation."""
+"""The work `bench.speed.levers` times, run by the engine's own code: its training step, its evaluation."""
 
 import copy
 import random
@@ -14,7 +14,7 @@ from distillery.jobspec import SupervisedMethod, TrainingSpec
 from engine.batching import eval_batch_order, iterate_batches
 from engine.evaluation import evaluate
 from engine.methods.base import MethodContext
-from engine.methods.supervised import SupervisedDistillation as SupervisedTraining
+from engine.methods.supervised import SupervisedDistillation
 from engine.training.loop import train_step
 from engine.training.optimization import build_optimizer, build_scheduler
 from engine.training.precision import PrecisionChoice
@@ -29,7 +29,7 @@ ADAMW: dict[str, dict[str, bool | None]] = {
 }
 
 
-def supervised(student: PreTrainedModel) -> SupervisedTraining:
+def supervised(student: PreTrainedModel) -> SupervisedDistillation:
     """The engine's supervised method around the student: cross-entropy on the labels."""
     context = MethodContext(
         task="sequence_classification",
@@ -38,11 +38,11 @@ def supervised(student: PreTrainedModel) -> SupervisedTraining:
         new_student=lambda seed: student,
         num_labels=LABELS,
     )
-    return SupervisedTraining(SupervisedMethod(), context).train()
+    return SupervisedDistillation(SupervisedMethod(), context).train()
 
 
 def training_pass(
-    method: SupervisedTraining,
+    method: SupervisedDistillation,
     batches: list[dict[str, Tensor]],
     training: TrainingSpec,
     precision: PrecisionChoice,

@@ -18,8 +18,8 @@ agreement with the teacher (from the job's `result.language_model`) and its gain
 control (`result.control.gain`), with the teacher cache's bytes per stored token. Writes
 `bench/results/lm_demo.json`.
 
-    python -m bench.lm_demo            # the full run (scripts/demo --lm)
-    python -m bench.lm_demo --quick    # 1,000 train tweets and one epoch per job
+    python -m bench.lm.demo            # the full run (scripts/demo --lm)
+    python -m bench.lm.demo --quick    # 1,000 train tweets and one epoch per job
 """
 
 import argparse
@@ -33,13 +33,14 @@ from typing import Any
 from rich.console import Console
 from transformers import AutoTokenizer
 
-from bench.comparison import Datasets, finish_job, job_seconds, run_to_end, upload
-from bench.lm_bases import EOS, install_base_model, install_metaspace_base
-from bench.service import embedded_service
+from bench.demo.comparison import Datasets, finish_job, job_seconds, run_to_end, upload
+from bench.lm.bases import EOS, install_base_model, install_metaspace_base
+from bench.paths import RESULTS
+from bench.result_file import write_result
+from bench.service.embedded import embedded_service
 from bench.tweets import Splits, write_splits
 from distillery.client import DistilleryClient
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # The same template for both tokenizers, so the teacher reads a student's chat as it was trained. The
 # space before an answer belongs to the answer's turn, so the prompt ends where both tokenizers cut.
 CHAT_TEMPLATE = (
@@ -134,46 +135,40 @@ def job_specs(files: Datasets, teacher_job: str | None, scale: Scale) -> dict[st
         "format": "chat",
         "max_length": scale.max_length,
     }
+    teacher = {
+        "task": "causal_lm",
+        "student": {
+            "init": "config",
+            "model": {"path": TEACHER_BASE},
+            "config": {"num_hidden_layers": scale.teacher_layers},
+        },
+        "data": data,
+        "method": {"type": "supervised"},
+        "training": training_options(scale, scale.teacher_epochs),
+    }
+    students = {
+        name: student_spec(base, method, data=data, teacher_job=teacher_job, scale=scale)
+        for name, (base, method) in student_methods(scale).items()
+    }
+    return {"teacher": teacher, **students}
 
-    def training(epochs: int) -> dict[str, Any]:
-        return {
-            "epochs": epochs,
-            "batch_size": scale.batch_size,
-            "learning_rate": scale.learning_rate,
-            "warmup_ratio": 0.05,
-            "seed": 0,
-        }
 
-    def student(base: str, method: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "task": "causal_lm",
-            "teacher": {"job": teacher_job},
-            "student": {
-                "init": "config",
-                "model": {"path": base},
-                "config": {"num_hidden_layers": scale.student_layers},
-            },
-            "data": data,
-            "method": method,
-            "training": training(scale.student_epochs),
-            "control": True,
-            "report": {"generations": 3, "max_new_tokens": 24},
-        }
+def training_options(scale: Scale, epochs: int) -> dict[str, Any]:
+    """The training options every job of the demo shares, for this many epochs."""
+    return {
+        "epochs": epochs,
+        "batch_size": scale.batch_size,
+        "learning_rate": scale.learning_rate,
+        "warmup_ratio": 0.05,
+        "seed": 0,
+    }
 
+
+def student_methods(scale: Scale) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Each student's base model and method: response KD, GKD, and ULD across tokenizers."""
     generation = {"max_new_tokens": scale.new_tokens, "temperature": 1.0}
     return {
-        "teacher": {
-            "task": "causal_lm",
-            "student": {
-                "init": "config",
-                "model": {"path": TEACHER_BASE},
-                "config": {"num_hidden_layers": scale.teacher_layers},
-            },
-            "data": data,
-            "method": {"type": "supervised"},
-            "training": training(scale.teacher_epochs),
-        },
-        "response": student(
+        "response": (
             TEACHER_BASE,
             {
                 "type": "response",
@@ -183,7 +178,7 @@ def job_specs(files: Datasets, teacher_job: str | None, scale: Scale) -> dict[st
                 "top_k": scale.top_k,
             },
         ),
-        "gkd": student(
+        "gkd": (
             TEACHER_BASE,
             {
                 "type": "gkd",
@@ -193,10 +188,30 @@ def job_specs(files: Datasets, teacher_job: str | None, scale: Scale) -> dict[st
                 "generation": generation,
             },
         ),
-        "uld": student(
+        "uld": (
             PIECES_BASE,
             {"type": "response", "cross_tokenizer": "uld", "hybrid": True, "temperature": 1.0, "alpha": 0.2},
         ),
+    }
+
+
+def student_spec(
+    base: str, method: dict[str, Any], *, data: dict[str, Any], teacher_job: str | None, scale: Scale
+) -> dict[str, Any]:
+    """A student's job: the base model's config cut to the student's layers, distilled with a control."""
+    return {
+        "task": "causal_lm",
+        "teacher": {"job": teacher_job},
+        "student": {
+            "init": "config",
+            "model": {"path": base},
+            "config": {"num_hidden_layers": scale.student_layers},
+        },
+        "data": data,
+        "method": method,
+        "training": training_options(scale, scale.student_epochs),
+        "control": True,
+        "report": {"generations": 3, "max_new_tokens": 24},
     }
 
 
@@ -346,9 +361,8 @@ def main() -> None:
     console = Console()
     summary = run(data_dir, scale, port=args.port, console=console)
     summary["command"] = " ".join(["scripts/demo --lm", *sys.argv[1:]])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
     console.print(format_table(summary))
+    write_result(summary, out, console=console)
 
 
 if __name__ == "__main__":

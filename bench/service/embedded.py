@@ -12,9 +12,8 @@ from pathlib import Path
 import httpx
 
 from app.core.config import DEV_API_KEY
+from bench.paths import ROOT
 from distillery.client import DistilleryClient
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def install_model(source: Path, models_root: Path, name: str) -> str:

@@ -18,12 +18,11 @@ so the sequence length changes from batch to batch as in training.
    its settings at start): torch's default, OMP_WAIT_POLICY=PASSIVE, 1 thread, twice the cores.
 Every figure is a median of repeats taken in turn. Writes `bench/results/levers.json`.
 
-    python -m bench.levers
-    python -m bench.levers --repeats 3 --eval-rows 256
+    python -m bench.speed.levers
+    python -m bench.speed.levers --repeats 3 --eval-rows 256
 """
 
 import argparse
-import json
 import os
 import subprocess
 import tempfile
@@ -40,8 +39,10 @@ from rich.table import Table
 from torch import Tensor
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from bench.levers_threads import fresh_process, step_in_fresh_processes
-from bench.levers_workloads import (
+from bench.paths import RESULTS
+from bench.result_file import write_result
+from bench.speed.levers_threads import fresh_process, step_in_fresh_processes
+from bench.speed.levers_workloads import (
     ADAMW,
     CPU,
     LABELS,
@@ -54,14 +55,13 @@ from bench.levers_workloads import (
     training_pass,
     with_gradients,
 )
-from bench.mfu import cpu_description, interleaved_medians, load_average, student_of, tweet_batch
+from bench.speed.mfu import cpu_description, interleaved_medians, load_average, student_of, tweet_batch
 from distillery.jobspec import TrainingSpec
 from engine.compilation import compiled_forward
-from engine.methods.supervised import SupervisedDistillation as SupervisedTraining
+from engine.methods.supervised import SupervisedDistillation
 from engine.training.optimization import build_optimizer
 from engine.training.precision import PrecisionChoice, probe_bf16
 
-RESULTS = Path(__file__).resolve().parent / "results"
 EVAL_BATCH_SIZES = (32, 64, 128, 256)
 
 
@@ -76,7 +76,7 @@ class Setup:
     choices: dict[str, PrecisionChoice]
     auto: str  # the precision `auto` picks here
 
-    def method(self) -> SupervisedTraining:
+    def method(self) -> SupervisedDistillation:
         """A fresh student (layers 0, 2, 4 of the teacher) in the engine's supervised method."""
         return supervised(student_of(self.teacher))
 
@@ -309,10 +309,8 @@ def main() -> None:
     args = parser.parse_args()
     result = measure(args)
     result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)
-    Console().print(f"Wrote {args.out}")
+    write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The job both pipelines of `bench.distill_vs_naive` run, and how each run happens in a child process.
+"""The job both pipelines of `bench.naive.distill_vs_naive` run, and how each run happens in a child process.
 
 A side is a module with `run(job) -> dict`; `python -m bench.<module> JOB.json OUT.json` runs it on a job
 written as JSON and writes what it returns. The parent imports no torch: on Linux a child's
@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.paths import ROOT
+from bench.result_file import write_json
+
 # Every other layer of MiniLM-L6's six, as DistilBERT takes every other layer of BERT-base.
 STUDENT_LAYERS = [0, 2, 4]
 # Where the student's layers come from: the pretrained base model, or the fine-tuned teacher.
@@ -99,7 +101,7 @@ def child_main(run: Callable[[KDJob], dict[str, Any]]) -> None:
 
     result["threads"] = torch.get_num_threads()
     result["own_peak_rss_bytes"] = own_peak_rss_bytes()
-    Path(sys.argv[2]).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(Path(sys.argv[2]), result)
 
 
 def run_child(

@@ -11,8 +11,8 @@ runs first, so loading the kernels' code is not counted. The first full run's pe
 start with what the allocator kept from it); time is the median of the runs.
 Writes `bench/results/lm_loss_memory.json`.
 
-    python -m bench.lm_loss_memory
-    python -m bench.lm_loss_memory --length 4096 --vocabs 32000 151936 --threads 2 --repeats 3
+    python -m bench.lm.loss_memory
+    python -m bench.lm.loss_memory --length 4096 --vocabs 32000 151936 --threads 2 --repeats 3
 """
 
 import argparse
@@ -24,7 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench.paths import RESULTS
+from bench.result_file import write_result
+
 MODES = ("whole", "chunked")
 GIB = 2**30
 
@@ -99,7 +101,7 @@ def measure_one(vocab: int, length: int, batch: int, mode: str, repeats: int) ->
 def run_child(vocab: int, mode: str, args: argparse.Namespace) -> dict[str, Any]:
     """One measurement in a fresh process, so no other allocation shares its memory."""
     command = [
-        sys.executable, "-m", "bench.lm_loss_memory", "--child", mode, "--vocabs", str(vocab),
+        sys.executable, "-m", "bench.lm.loss_memory", "--child", mode, "--vocabs", str(vocab),
         "--length", str(args.length), "--batch", str(args.batch), "--threads", str(args.threads),
         "--repeats", str(args.repeats),
     ]  # fmt: skip
@@ -159,7 +161,7 @@ def main() -> None:
         return
     import torch
 
-    from bench.mfu import cpu_description, load_average
+    from bench.speed.mfu import cpu_description, load_average
     from engine.losses.chunking import CHUNK_ELEMENTS
 
     load_before = load_average()
@@ -167,15 +169,13 @@ def main() -> None:
     report(results)
     machine = {**cpu_description(), "threads": args.threads, "torch": torch.__version__}
     record = {
-        "command": "python -m bench.lm_loss_memory " + " ".join(sys.argv[1:]),
+        "command": "python -m bench.lm.loss_memory " + " ".join(sys.argv[1:]),
         "chunk_elements": CHUNK_ELEMENTS,
         "results": results,
         "machine": machine,
         "load_average": {"before": load_before, "after": load_average()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(record, args.out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Thread settings of a job's fresh process, each measured in fresh processes of its own, taken in turn.
 
 OpenMP reads its settings when the process starts, so each variant is a new interpreter with its own
-environment that times the engine's training step (`python -m bench.levers_threads PRECISION PASSES`
+environment that times the engine's training step (`python -m bench.speed.levers_threads PRECISION PASSES`
 prints the median milliseconds per step as JSON).
 """
 
@@ -11,10 +11,10 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.paths import ROOT
+
 # What a job's fresh interpreter starts with, before the job process caps its threads.
 FRESH_PROCESS = """
 import json, os, torch
@@ -52,7 +52,7 @@ def step_in_fresh_processes(
                 if key not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")
             }
             run = subprocess.run(
-                [sys.executable, "-m", "bench.levers_threads", precision, str(passes)],
+                [sys.executable, "-m", "bench.speed.levers_threads", precision, str(passes)],
                 env={**env, **overrides},
                 cwd=ROOT,
                 capture_output=True,
@@ -77,8 +77,8 @@ def main(precision: str, passes: int) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
-    from bench.levers_workloads import LABELS, supervised, training_pass
-    from bench.mfu import student_of, tweet_batch
+    from bench.speed.levers_workloads import LABELS, supervised, training_pass
+    from bench.speed.mfu import student_of, tweet_batch
     from distillery.jobspec import TrainingSpec
     from engine.training.precision import PrecisionChoice
 

@@ -1,0 +1,1 @@
+"""The demo: a classifier distilled on real tweets through the embedded service, and its comparison table."""

@@ -1,0 +1,1 @@
+"""Distillery's engine against the plain Hugging Face pipeline a user would write, on the same job."""

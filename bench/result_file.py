@@ -1,0 +1,19 @@
+"""Writes a benchmark's result as indented JSON (under `bench/results/` by default) and says where."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write `value` to `path` as indented JSON with a final newline, making its folder if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def write_result(result: dict[str, Any], out: Path, *, console: Console | None = None) -> None:
+    """Write a benchmark's result to `out` and print where it went."""
+    write_json(out, result)
+    (console or Console()).print(f"Wrote {out}")

@@ -96,6 +96,7 @@ def test_a_compiler_that_fails_on_this_worker_is_a_user_error_naming_the_option(
     assert "forward" not in vars(model)
 
 
+@pytest.mark.slow
 def test_a_job_with_compile_on_trains_its_student_compiled(run_spec, fast_training, backend, tmp_path):
     spec = {
         "student": {

@@ -1,6 +1,7 @@
 """Writes a benchmark's result as indented JSON (under `bench/results/` by default) and says where."""
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,3 +18,8 @@ def write_result(result: dict[str, Any], out: Path, *, console: Console | None =
     """Write a benchmark's result to `out` and print where it went."""
     write_json(out, result)
     (console or Console()).print(f"Wrote {out}")
+
+
+def uptime() -> str:
+    """`uptime`'s line: how loaded the machine was when a result was taken."""
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()

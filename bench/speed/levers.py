@@ -24,7 +24,6 @@ Every figure is a median of repeats taken in turn. Writes `bench/results/levers.
 
 import argparse
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from torch import Tensor
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from bench.paths import RESULTS
-from bench.result_file import write_result
+from bench.result_file import uptime, write_result
 from bench.speed.levers_threads import fresh_process, step_in_fresh_processes
 from bench.speed.levers_workloads import (
     ADAMW,
@@ -308,7 +307,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "levers.json")
     args = parser.parse_args()
     result = measure(args)
-    result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+    result["uptime"] = uptime()
     print_table(result)
     write_result(result, args.out)
 

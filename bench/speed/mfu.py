@@ -22,7 +22,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -36,7 +35,7 @@ from torch import Tensor, nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from bench.paths import RESULTS
-from bench.result_file import write_result
+from bench.result_file import uptime, write_result
 from bench.tweets import load_tweets
 from engine.losses import hard_target_loss
 from engine.training.precision import probe_bf16
@@ -391,7 +390,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "mfu.json")
     args = parser.parse_args()
     result = measure(args)
-    result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+    result["uptime"] = uptime()
     print_table(result)
     write_result(result, args.out)
 

@@ -134,9 +134,7 @@ def resolve_key(*, session: Session, token: str, settings: Settings) -> KeyGrant
 
 def key_is_active(*, session: Session, key_id: str, now: datetime | None = None) -> bool:
     """Whether a key still exists, unrevoked and unexpired."""
-    key = session.execute(
-        select(ApiKey.revoked_at, ApiKey.expires_at).where(ApiKey.id == key_id)
-    ).first()
+    key = session.execute(select(ApiKey.revoked_at, ApiKey.expires_at).where(ApiKey.id == key_id)).first()
     if key is None or key.revoked_at is not None:
         return False
     return key.expires_at is None or _aware(key.expires_at) > (now or utcnow())

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     max_epochs: int = Field(100, ge=1)
     max_total_steps: int = Field(1_000_000, ge=1)
     max_attempts: int = Field(3, ge=1, description="Deliveries of one job before it fails for good.")
+    max_job_devices: int = Field(8, ge=1, description="Most devices one job may ask for (resources.devices).")
+    max_job_memory_gb: float = Field(
+        1024.0, gt=0, description="Most memory per device one job may ask for (resources.min_memory_gb)."
+    )
 
     heartbeat_seconds: float = Field(10.0, gt=0)
     lease_seconds: float = Field(

@@ -25,7 +25,7 @@ from app.jobs.schemas import JobCreate
 from app.jobs.transitions import IllegalTransition, transition
 from app.jobs.vocabulary import vocabulary_mismatch
 from app.jobs.webhook_events import record_status_change
-from distillery.jobspec import DATA_FILE_FIELDS, JobSpec
+from distillery.jobspec import DATA_FILE_FIELDS, JobSpec, ResourcesSpec
 from distillery.jobspec.data_format import detect_format
 from distillery.jobspec.methods import TEACHER_METHODS
 
@@ -100,6 +100,7 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
         raise InvalidField(
             "training.max_steps", f"max_steps must be at most {settings.max_total_steps} on this service"
         )
+    check_resources(spec.resources, settings=settings)
     check_files(session=session, tenant=tenant, spec=spec)
     refs = {
         "teacher": spec.teacher,
@@ -117,6 +118,22 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
     if "teacher" in resolved and "student.model" in resolved:
         check_vocabularies(spec, teacher_dir=resolved["teacher"], student_dir=resolved["student.model"])
 
+
+def check_resources(resources: ResourcesSpec, *, settings: Settings) -> None:
+    """A job asks for no more than this deployment lets one job have."""
+    if resources.devices > settings.max_job_devices:
+        raise InvalidField(
+            "resources.devices",
+            f"devices must be at most {settings.max_job_devices} on this service "
+            "(DISTILLERY_MAX_JOB_DEVICES)",
+        )
+    memory = resources.min_memory_gb
+    if memory is not None and memory > settings.max_job_memory_gb:
+        raise InvalidField(
+            "resources.min_memory_gb",
+            f"min_memory_gb must be at most {settings.max_job_memory_gb:g} on this service "
+            "(DISTILLERY_MAX_JOB_MEMORY_GB)",
+        )
 
 
 def check_files(*, session: Session, tenant: str, spec: JobSpec) -> None:

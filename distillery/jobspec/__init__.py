@@ -21,11 +21,13 @@ from distillery.jobspec.methods import (
     SelfMethod,
     SupervisedMethod,
 )
+from distillery.jobspec.resources import FSDP_METHODS, ResourcesSpec
 
 __all__ = [
     "DATA_FILE_FIELDS",
     "AttentionMethod",
     "DataSpec",
+    "FSDP_METHODS",
     "FeatureMethod",
     "GKDMethod",
     "JobSpec",
@@ -35,6 +37,7 @@ __all__ = [
     "MutualMethod",
     "RelationMethod",
     "ReportSpec",
+    "ResourcesSpec",
     "ResponseMethod",
     "SelfMethod",
     "StudentSpec",

@@ -23,6 +23,7 @@ from distillery.jobspec.methods import (
     SupervisedMethod,
     Task,
 )
+from distillery.jobspec.resources import FSDP_METHODS, Parallelism, Priority, ResourcesSpec
 from distillery.jobspec.student_config import check_student_config, known_fields_schema
 from distillery.jobspec.text import ColumnName, ModelPath, ResourceId
 
@@ -173,7 +174,13 @@ class TrainingSpec(StrictModel):
 
     epochs: int = Field(3, ge=1, le=1000)
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser steps.")
-    batch_size: int = Field(32, ge=1, le=4096)
+    batch_size: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="Examples per optimiser step (before gradient accumulation), over all devices: a job "
+        "on N devices gives each batch_size / N, so the same spec trains the same way on any number.",
+    )
     eval_batch_size: int | None = Field(
         None,
         ge=1,
@@ -204,6 +211,12 @@ class TrainingSpec(StrictModel):
     early_stopping_patience: int | None = Field(None, ge=1, description="Evaluations without improvement.")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="Default: at each evaluation.")
     group_by_length: bool = True
+    parallelism: Parallelism = Field(
+        "auto",
+        description="With resources.devices > 1. ddp: every device holds the whole student; fsdp: the "
+        "student (and a teacher too large for one device) is sharded across devices with FSDP2 (methods "
+        f"{', '.join(sorted(FSDP_METHODS))}); auto: ddp unless the models would not fit one device.",
+    )
     teacher_cache: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Teacher outputs computed once before training, stored, and shared with every job on "
@@ -251,6 +264,12 @@ class JobSpec(StrictModel):
         f"control. Methods with a teacher only ({', '.join(sorted(TEACHER_METHODS))}).",
     )
     report: ReportSpec = Field(default_factory=ReportSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    priority: Priority = Field(
+        "normal",
+        description="Which queued job a free worker takes first: high before normal before low; a job "
+        "that waits long enough counts as the next level up, so low jobs still run.",
+    )
 
     @model_validator(mode="after")
     def _method_fits(self) -> Self:
@@ -287,6 +306,7 @@ class JobSpec(StrictModel):
                 "method '{kind}' changes the student's own layers and cannot train a LoRA student",
                 {"kind": kind},
             )
+        self._check_devices()
         needs_base = self.student.init != "pretrained" and self.student.model is None
         if needs_base and self.teacher is None:
             raise PydanticCustomError(
@@ -295,6 +315,23 @@ class JobSpec(StrictModel):
                 {"init": self.student.init},
             )
         return self
+
+    def _check_devices(self) -> None:
+        """The batch splits evenly across devices, and FSDP only shards the methods it can."""
+        devices = self.resources.devices
+        if self.training.batch_size % devices:
+            raise PydanticCustomError(
+                "param:training.batch_size",
+                "batch_size {batch} is the global batch and must split evenly across {devices} devices",
+                {"batch": self.training.batch_size, "devices": devices},
+            )
+        if self.training.parallelism == "fsdp" and self.method.type not in FSDP_METHODS:
+            raise PydanticCustomError(
+                "param:training.parallelism",
+                "method '{kind}' reads the models' inner layers or trains more than one student, which an "
+                "FSDP shard does not hold whole: use parallelism ddp (methods FSDP shards: {allowed})",
+                {"kind": self.method.type, "allowed": ", ".join(sorted(FSDP_METHODS))},
+            )
 
     def _check_causal_lm_only(self) -> None:
         """Options that only a causal LM job reads are refused on any other task."""

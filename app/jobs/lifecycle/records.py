@@ -15,6 +15,7 @@ class ClaimedJob:
     tenant: str
     spec: dict[str, Any]
     attempts: int
+    devices: tuple[int, ...] = ()  # the worker's accelerator indices given to the job; empty on the CPU
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,63 @@
+"""What a job asks of the hardware is checked at creation: each refusal is a 422 naming its field."""
+
+from typing import Any
+
+import pytest
+
+from tests.api.test_input_bounds import assert_invalid, with_field
+
+
+def test_resources_default_to_one_device_of_any_kind_at_normal_priority(
+    client: Any, job_spec: dict[str, Any]
+) -> None:
+    response = client.post("/v1/jobs", json=job_spec)
+    assert response.status_code == 201, response.text
+    spec = response.json()["spec"]
+    assert spec["resources"] == {"accelerator": "auto", "devices": 1, "min_memory_gb": None}
+    assert (spec["priority"], spec["training"]["parallelism"]) == ("normal", "auto")
+
+
+def test_a_multi_device_job_is_accepted_with_its_global_batch(client: Any, job_spec: dict[str, Any]) -> None:
+    body = with_field(with_field(job_spec, "resources", {"devices": 2, "accelerator": "cpu"}), "priority", "high")
+    body = with_field(body, "training.batch_size", 8)
+    response = client.post("/v1/jobs", json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["spec"]["resources"]["devices"] == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "param"),
+    [
+        ("resources.devices", 9, "resources.devices"),  # above the service's DISTILLERY_MAX_JOB_DEVICES (8)
+        ("resources.devices", 0, "resources.devices"),
+        ("resources.accelerator", "tpu", "resources.accelerator"),
+        ("resources.min_memory_gb", 5000, "resources.min_memory_gb"),
+        ("resources.min_memory_gb", -1, "resources.min_memory_gb"),
+        ("priority", "urgent", "priority"),
+        ("training.parallelism", "pipeline", "training.parallelism"),
+    ],
+)
+def test_requests_beyond_the_service_or_outside_the_choices_are_refused(
+    client: Any, job_spec: dict[str, Any], field: str, value: Any, param: str
+) -> None:
+    body = with_field(job_spec, "training.batch_size", 72)  # splits across 9 devices: the limit is what fails
+    assert_invalid(client.post("/v1/jobs", json=with_field(body, field, value)), param)
+
+
+def test_a_global_batch_that_does_not_split_across_the_devices_is_refused(
+    client: Any, job_spec: dict[str, Any]
+) -> None:
+    body = with_field(with_field(job_spec, "resources.devices", 3), "training.batch_size", 8)
+    response = client.post("/v1/jobs", json=body)
+    assert_invalid(response, "training.batch_size")
+    assert "3 devices" in response.json()["error"]["message"]
+
+
+def test_fsdp_refuses_a_method_that_reads_inner_layers_and_says_why(
+    client: Any, job_spec: dict[str, Any]
+) -> None:
+    body = with_field(job_spec, "method", {"type": "feature"})
+    body = with_field(with_field(body, "training.parallelism", "fsdp"), "resources.devices", 2)
+    response = client.post("/v1/jobs", json=body)
+    assert_invalid(response, "training.parallelism")
+    assert "ddp" in response.json()["error"]["message"]

@@ -30,7 +30,7 @@ from worker.reporter import JobReporter
 
 logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
-# Once rank 0 has exited, how long the other ranks have to finish by themselves.
+# Once rank 0 has exited, or the job has ended, how long the other ranks have to finish by themselves.
 SETTLE_SECONDS = 5.0
 # A cancel that rank 0 has not acted on in this long ends the group from here.
 CANCEL_OVERDUE_SECONDS = 30.0
@@ -106,20 +106,26 @@ def run_until_ended(job: ClaimedJob, *, worker_id: str, settings: Settings, grou
 
 
 def watch(group: ProcessGroup, job_watch: "JobWatch", told_to_stop: threading.Event) -> StopReason:
-    """Wait until the group exits, or until it must be stopped; returns why."""
-    leader_exited_at: float | None = None
+    """Wait until the group exits, or until it must be stopped; returns why.
+
+    Once rank 0 has exited or the job is no longer this worker's, the other ranks have a few seconds to
+    finish by themselves, as they do after rank 0 recorded the job's end.
+    """
+    pending: StopReason | None = None
+    stop_at = 0.0
     while not group.exited():
         if told_to_stop.wait(POLL_SECONDS):
             return StopReason.TOLD_TO_STOP
         now = time.monotonic()
-        if leader_exited_at is None and group.rank_exited(0):
-            leader_exited_at = now
-        if leader_exited_at is not None and now - leader_exited_at > SETTLE_SECONDS:
-            return StopReason.LEADER_EXITED
-        reason = job_watch.reason_to_stop(now)
-        if reason is not None:
-            return reason
-    return StopReason.EXITED
+        if pending is not None:
+            if now >= stop_at:
+                return pending
+            continue
+        pending = StopReason.LEADER_EXITED if group.rank_exited(0) else job_watch.reason_to_stop(now)
+        if pending is StopReason.CANCEL_OVERDUE:
+            return pending
+        stop_at = now + SETTLE_SECONDS
+    return pending or StopReason.EXITED
 
 
 @dataclass

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -77,15 +78,20 @@ def test_cancelling_a_two_process_job_ends_every_process_of_its_group(
 
 
 def test_a_rank_killed_mid_job_ends_the_group_and_the_next_attempt_resumes_from_the_checkpoint(
-    client: Any, db_session: Any, distill_spec: dict[str, Any], wait_for: Callable[..., dict[str, Any]]
+    client: Any,
+    db_session: Any,
+    settings: Any,
+    distill_spec: dict[str, Any],
+    wait_for: Callable[..., dict[str, Any]],
 ) -> None:
     spec = two_device_spec(distill_spec, epochs=6, eval_every_steps=4, checkpoint_every_steps=4)
     job = post_job(client, spec)
-    wait_for(
-        client, job["id"], until=lambda j: any(e["type"] == "checkpoint" for e in events_of(client, j["id"]))
-    )
-    process = job_process(db_session, job["id"])
-    agent, ranks = group_of(process)
+    checkpoints = Path(settings.artifacts) / "jobs" / job["id"] / "checkpoints"
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.glob("step-*")):
+        assert time.monotonic() < deadline, "no checkpoint written"
+        time.sleep(0.05)
+    agent, ranks = group_of(job_process(db_session, job["id"]))
 
     ranks[1].send_signal(signal.SIGKILL)
 
@@ -94,9 +100,10 @@ def test_a_rank_killed_mid_job_ends_the_group_and_the_next_attempt_resumes_from_
     assert done["status"] == "succeeded", done["error"]
     assert done["attempts"] == 2
     messages = [event["message"] for event in events_of(client, job["id"])]
-    requeued = [m for m in messages if "queued again for attempt 2" in m]
-    assert requeued and "rank 1" in requeued[0] and "SIGKILL" in requeued[0], messages
-    assert any(m.startswith("resumed from the checkpoint at step") for m in messages), messages
+    requeue = next(i for i, message in enumerate(messages) if "queued again for attempt 2" in message)
+    assert "rank 1" in messages[requeue] and "SIGKILL" in messages[requeue], messages[requeue]
+    resumed = [m for m in messages[requeue:] if m.startswith("resumed from the checkpoint at step")]
+    assert resumed, messages[requeue:]
 
 
 def test_killing_the_job_process_ends_the_agent_and_the_ranks(

@@ -11,7 +11,6 @@ import enum
 import logging
 import signal
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,25 +70,32 @@ def run_group(job: ClaimedJob, *, worker_id: str, settings: Settings) -> None:
     with tempfile.TemporaryDirectory(prefix="distillery-group-") as folder:
         group_dir = GroupDir(Path(folder))
         group_dir.write_handoff(Handoff(job=job, worker_id=worker_id, inputs=inputs))
-        end = run_until_ended(job, worker_id=worker_id, settings=settings, group_dir=group_dir)
+        watch_job = JobWatch(job.id, worker_id, settings)
+        end = run_until_ended(job, processes=processes, group_dir=group_dir, job_watch=watch_job)
         logger.info(
             "job %s: the group ended (%s), agent exit code %s", job.id, end.reason.value, end.exit_code
         )
-        if group_dir.leader_done() or end.reason in (StopReason.TOLD_TO_STOP, StopReason.JOB_ENDED):
-            return  # rank 0 recorded the end, or the lease runs out and the reconciler decides
-        if end.reason is StopReason.CANCEL_OVERDUE:
-            outcome.record(JobStatus.CANCELLED)
-            return
-        errors = {rank: text for rank in range(processes) if (text := group_dir.error(rank)) is not None}
-        failure = describe_failure(end.agent_output, exit_code=end.exit_code, rank_errors=errors)
-        outcome.retry_later(GroupFailed(failure), attempt=job.attempts)
+        record_end(end, group_dir=group_dir, processes=processes, outcome=outcome, attempt=job.attempts)
 
 
-def run_until_ended(job: ClaimedJob, *, worker_id: str, settings: Settings, group_dir: GroupDir) -> GroupEnd:
+def record_end(end: GroupEnd, *, group_dir: GroupDir, processes: int, outcome: Outcome, attempt: int) -> None:
+    """Record the job's end when rank 0 did not: a failed group is retried, an unheeded cancel ends it."""
+    if group_dir.leader_done() or end.reason in (StopReason.TOLD_TO_STOP, StopReason.JOB_ENDED):
+        return  # rank 0 recorded the end, or the lease runs out and the reconciler decides
+    if end.reason is StopReason.CANCEL_OVERDUE:
+        outcome.record(JobStatus.CANCELLED)
+        return
+    errors = {rank: text for rank in range(processes) if (text := group_dir.error(rank)) is not None}
+    failure = describe_failure(end.agent_output, exit_code=end.exit_code, rank_errors=errors)
+    outcome.retry_later(GroupFailed(failure), attempt=attempt)
+
+
+def run_until_ended(
+    job: ClaimedJob, *, processes: int, group_dir: GroupDir, job_watch: "JobWatch"
+) -> GroupEnd:
     """Start the group, watch it until it ends or must be stopped, and stop whatever is left of it."""
-    processes = JobSpec.model_validate(job.spec).resources.devices
-    told_to_stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: told_to_stop.set())
+    told_to_stop = StopRequest()
+    previous = signal.signal(signal.SIGTERM, told_to_stop.handle)
     try:
         group = ProcessGroup(
             torchrun_command(job, processes=processes),
@@ -97,7 +103,7 @@ def run_until_ended(job: ClaimedJob, *, worker_id: str, settings: Settings, grou
             group_dir=group_dir,
         )
         try:
-            reason = watch(group, JobWatch(job.id, worker_id, settings), told_to_stop)
+            reason = watch(group, job_watch, told_to_stop)
         finally:
             exit_code = group.stop()
     finally:
@@ -105,7 +111,7 @@ def run_until_ended(job: ClaimedJob, *, worker_id: str, settings: Settings, grou
     return GroupEnd(reason=reason, exit_code=exit_code, agent_output=group.agent_output())
 
 
-def watch(group: ProcessGroup, job_watch: "JobWatch", told_to_stop: threading.Event) -> StopReason:
+def watch(group: ProcessGroup, job_watch: "JobWatch", told_to_stop: "StopRequest") -> StopReason:
     """Wait until the group exits, or until it must be stopped; returns why.
 
     Once rank 0 has exited or the job is no longer this worker's, the other ranks have a few seconds to
@@ -114,7 +120,8 @@ def watch(group: ProcessGroup, job_watch: "JobWatch", told_to_stop: threading.Ev
     pending: StopReason | None = None
     stop_at = 0.0
     while not group.exited():
-        if told_to_stop.wait(POLL_SECONDS):
+        time.sleep(POLL_SECONDS)
+        if told_to_stop.requested:
             return StopReason.TOLD_TO_STOP
         now = time.monotonic()
         if pending is not None:
@@ -126,6 +133,16 @@ def watch(group: ProcessGroup, job_watch: "JobWatch", told_to_stop: threading.Ev
             return pending
         stop_at = now + SETTLE_SECONDS
     return pending or StopReason.EXITED
+
+
+@dataclass
+class StopRequest:
+    """Set by SIGTERM (the Celery worker stopping); a plain flag, since a signal handler must not lock."""
+
+    requested: bool = False
+
+    def handle(self, *_: object) -> None:
+        self.requested = True
 
 
 @dataclass

@@ -6,7 +6,6 @@ each rank's group, by the PIDs the ranks left in the group's folder.
 """
 
 import contextlib
-import logging
 import os
 import signal
 import subprocess
@@ -24,7 +23,6 @@ from app.jobs.lifecycle import ClaimedJob
 from worker.cpu_threads import threads_per_process
 from worker.group_dir import GROUP_DIR_ENV, JOB_PROCESS_ENV, GroupDir
 
-logger = logging.getLogger(__name__)
 # Between SIGTERM and SIGKILL. Under delivery.JOB_STOP_SECONDS (10 s), after which the Celery pool process
 # kills the job process, and the agent and the ranks with it.
 STOP_GRACE_SECONDS = 8.0
@@ -46,8 +44,6 @@ def torchrun_command(job: ClaimedJob, *, processes: int) -> list[str]:
         str(processes),
         "--max-restarts",
         "0",
-        "--shutdown-timeout",
-        str(int(STOP_GRACE_SECONDS)),
         "-m",
         "worker.rank",
         job.id,

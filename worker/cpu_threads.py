@@ -41,14 +41,20 @@ def usable_cpus(root: Path = CGROUP) -> int:
     return max(1, cpus)
 
 
-def limit_torch_threads(root: Path = CGROUP) -> tuple[int, int]:
-    """Cap torch's intra- and inter-op threads at the usable CPUs; returns the two counts in effect.
+def threads_per_process(processes: int, root: Path = CGROUP) -> int:
+    """The usable CPUs shared evenly by the processes of one job (its ranks), at least 1 each."""
+    return max(1, usable_cpus(root) // processes)
+
+
+def limit_torch_threads(root: Path = CGROUP, *, processes: int = 1) -> tuple[int, int]:
+    """Cap torch's intra- and inter-op threads at this process's share of the usable CPUs; returns the
+    two counts in effect.
 
     Call it before torch runs any parallel work: inter-op threads can be set only before they start.
     """
     import torch
 
-    cpus = usable_cpus(root)
+    cpus = threads_per_process(processes, root)
     if torch.get_num_threads() > cpus:
         logger.info("%d usable CPUs: torch's %d threads cut to %d", cpus, torch.get_num_threads(), cpus)
         torch.set_num_threads(cpus)

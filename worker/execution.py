@@ -1,30 +1,27 @@
-"""Runs one job: claim it, run the engine, store its artifacts and record the outcome."""
+"""Runs one job: claim it, run the engine, store its artifacts and record the outcome.
+
+A job on one device runs in this process. A job on several runs as a process group
+(`worker/process_group.py`) whose rank 0 calls `run_claimed` here, as this process would.
+"""
 
 import logging
 import tarfile
-import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.config import Settings, get_settings
 from app.core.storage import ArtifactStore, size_and_sha256
-from app.jobs.lifecycle import (
-    ClaimedJob,
-    JobError,
-    JobStatus,
-    ModelRefError,
-    StoredArtifact,
-    claim,
-    file_path,
-    model_dir,
-    register_artifacts,
-)
-from distillery.jobspec import DATA_FILE_FIELDS, JobSpec, ModelRef
-from engine.errors import UserError
+from app.jobs.lifecycle import ClaimedJob, JobStatus, StoredArtifact, claim, register_artifacts
+from distillery.jobspec import JobSpec
+from engine.callbacks import Callbacks
 from worker.cpu_threads import limit_torch_threads
+from worker.job_inputs import DatabaseInputs, JobInputs
 from worker.outcome import Outcome
 from worker.reporter import JobReporter
-from worker.transient import retry_database, transient_code
+from worker.transient import retry_database
+
+if TYPE_CHECKING:
+    from engine.run import RunResult
 
 logger = logging.getLogger(__name__)
 
@@ -39,28 +36,34 @@ def execute_job(job_id: str, *, worker_id: str) -> None:
     )
     if job is None:
         return
+    if job_devices(job) > 1:
+        from worker.process_group import run_group
+
+        run_group(job, worker_id=worker_id, settings=settings)
+    else:
+        run_claimed(job, worker_id=worker_id, settings=settings)
+
+
+def job_devices(job: ClaimedJob) -> int:
+    """How many devices (processes) the job's spec asks for."""
+    return int((job.spec.get("resources") or {}).get("devices", 1))
+
+
+def run_claimed(
+    job: ClaimedJob, *, worker_id: str, settings: Settings, inputs: JobInputs | None = None
+) -> None:
+    """Run a claimed job in this process, reporting to the database, and record how it ended.
+
+    The process is the job's only one, or rank 0 of its group (given the inputs resolved beforehand).
+    """
     store = ArtifactStore(settings.artifacts)
-    reporter = JobReporter(job_id=job_id, worker_id=worker_id, settings=settings, store=store)
-    outcome = Outcome(job_id=job_id, worker_id=worker_id, settings=settings, reporter=reporter)
+    reporter = JobReporter(job_id=job.id, worker_id=worker_id, settings=settings, store=store)
+    outcome = Outcome(job_id=job.id, worker_id=worker_id, settings=settings, reporter=reporter)
     try:
         with reporter:
-            result = _run(job, settings=settings, store=store, reporter=reporter)
-    except UserError as error:
-        outcome.record(
-            JobStatus.FAILED,
-            error=JobError(code=error.code, message=error.message, param=error.param, type="user"),
-        )
-        return
+            result = _run(job, settings=settings, store=store, reporter=reporter, inputs=inputs)
     except Exception as error:
-        if transient_code(error) is not None:
-            outcome.retry_later(error, attempt=job.attempts)
-            return
-        logger.exception("job %s failed", job_id)
-        outcome.record(
-            JobStatus.FAILED,
-            error=JobError(code="internal_error", message=f"{type(error).__name__}: {error}", type="system"),
-            detail=traceback.format_exc(limit=5),
-        )
+        outcome.failed(error, attempt=job.attempts)
         return
     if reporter.lease_lost:
         return  # the reconciler may have given the job to someone else; their outcome counts
@@ -70,55 +73,44 @@ def execute_job(job_id: str, *, worker_id: str) -> None:
         outcome.record(JobStatus.SUCCEEDED, result=result)
 
 
-def _run(
-    job: ClaimedJob, *, settings: Settings, store: ArtifactStore, reporter: JobReporter
-) -> dict[str, Any] | None:
-    """Run the engine; returns the result summary, or None when the run was cancelled."""
+def run_engine(
+    job: ClaimedJob, *, settings: Settings, callbacks: Callbacks, inputs: JobInputs | None = None
+) -> "RunResult":
+    """Run the engine on the job in this process."""
     from engine.run import run_job  # torch is imported only inside the job's process
     from engine.teacher_cache import TeacherCacheConfig
 
-    limit_torch_threads()
+    limit_torch_threads(processes=job_devices(job))
     spec = JobSpec.model_validate(job.spec)
-    workdir = store.path(f"jobs/{job.id}")
-    result = run_job(
+    reads = inputs or DatabaseInputs(spec=spec, tenant=job.tenant, settings=settings)
+    return run_job(
         spec,
-        workdir=workdir,
-        callbacks=reporter,
-        resolve_model=lambda ref: _resolve_model(ref, spec=spec, tenant=job.tenant, settings=settings),
-        resolve_file=lambda file_id: _resolve_file(file_id, spec=spec, tenant=job.tenant, settings=settings),
+        workdir=ArtifactStore(settings.artifacts).path(f"jobs/{job.id}"),
+        callbacks=callbacks,
+        resolve_model=reads.model,
+        resolve_file=reads.file,
         teacher_cache=TeacherCacheConfig(settings.teacher_cache, settings.teacher_cache_max_bytes),
     )
+
+
+def _run(
+    job: ClaimedJob,
+    *,
+    settings: Settings,
+    store: ArtifactStore,
+    reporter: JobReporter,
+    inputs: JobInputs | None,
+) -> dict[str, Any] | None:
+    """Run the engine and store the student; returns the result summary, or None when it was cancelled."""
+    result = run_engine(job, settings=settings, callbacks=reporter, inputs=inputs)
     if result.status == "cancelled" or result.student_dir is None:
         return None
+    workdir = store.path(f"jobs/{job.id}")
     archive = workdir / "student.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(result.student_dir, arcname="student")
     _register_artifacts(job.id, [archive, *result.outputs], store=store, settings=settings)
     return result.report
-
-
-def _resolve_model(ref: ModelRef, *, spec: JobSpec, tenant: str, settings: Settings) -> Path:
-    try:
-        return retry_database(
-            lambda: model_dir(ref=ref, tenant=tenant, settings=settings),
-            budget_seconds=settings.database_retry_seconds,
-            what="resolving a model",
-        )
-    except ModelRefError as error:
-        owner = "teacher" if ref == spec.teacher else "student.model"
-        raise UserError(error.message, code="model_not_found", param=f"{owner}.{error.field}") from error
-
-
-def _resolve_file(file_id: str, *, spec: JobSpec, tenant: str, settings: Settings) -> Path:
-    path = retry_database(
-        lambda: file_path(file_id=file_id, tenant=tenant, settings=settings),
-        budget_seconds=settings.database_retry_seconds,
-        what=f"resolving {file_id}",
-    )
-    if path is None:
-        field = next((name for name in DATA_FILE_FIELDS if getattr(spec.data, name) == file_id), "train_file")
-        raise UserError(f"file {file_id} does not exist", code="file_not_found", param=f"data.{field}")
-    return path
 
 
 def _register_artifacts(job_id: str, paths: list[Path], *, store: ArtifactStore, settings: Settings) -> None:

@@ -1,6 +1,7 @@
 """Recording how an attempt of a job ended, retried through a database blip for as long as the lease."""
 
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -8,8 +9,9 @@ from typing import Any
 from app.core.config import Settings
 from app.core.db import is_database_unreachable
 from app.jobs.lifecycle import JobError, JobStatus, finish, publish_job, requeue
+from engine.errors import UserError
 from worker.reporter import JobReporter
-from worker.transient import retry_database, transient_error
+from worker.transient import retry_database, transient_code, transient_error
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,22 @@ class Outcome:
             )
 
         self._retrying(write)
+
+    def failed(self, error: Exception, *, attempt: int) -> None:
+        """End an attempt that raised: a user error or a bug fails the job, a transient error retries it."""
+        if isinstance(error, UserError):
+            user_error = JobError(code=error.code, message=error.message, param=error.param, type="user")
+            self.record(JobStatus.FAILED, error=user_error)
+        elif transient_code(error) is not None:
+            self.retry_later(error, attempt=attempt)
+        else:
+            logger.error("job %s failed", self.job_id, exc_info=error)
+            message = f"{type(error).__name__}: {error}"
+            self.record(
+                JobStatus.FAILED,
+                error=JobError(code="internal_error", message=message, type="system"),
+                detail="".join(traceback.format_exception(error, limit=5)),
+            )
 
     def retry_later(self, error: BaseException, *, attempt: int) -> None:
         """After a transient failure, queue the job for another attempt, or fail it once none is left."""

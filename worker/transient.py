@@ -14,6 +14,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_de
 
 from app.core.db import is_database_unreachable
 from app.jobs.lifecycle import JobError
+from worker.group_failure import GroupFailed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +43,8 @@ def transient_code(error: BaseException) -> str | None:
         return "broker_unavailable"
     if isinstance(error, OSError) and error.errno in TRANSIENT_STORAGE_ERRNOS:
         return "storage_unavailable"
+    if isinstance(error, GroupFailed):
+        return "process_group_failed"
     return None
 
 

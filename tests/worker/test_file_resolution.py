@@ -7,7 +7,7 @@ import pytest
 
 from distillery.jobspec import JobSpec
 from engine.errors import UserError
-from worker.execution import _resolve_file
+from worker.job_inputs import DatabaseInputs
 
 
 def spec_with_files(train_file: str, **files: str) -> JobSpec:
@@ -23,7 +23,8 @@ def spec_with_files(train_file: str, **files: str) -> JobSpec:
 
 
 def test_an_uploaded_file_resolves_to_its_stored_path(settings: Any, train_file: str) -> None:
-    path = _resolve_file(train_file, spec=spec_with_files(train_file), tenant="default", settings=settings)
+    inputs = DatabaseInputs(spec=spec_with_files(train_file), tenant="default", settings=settings)
+    path = inputs.file(train_file)
     assert path.is_file() and path.is_relative_to(Path(settings.artifacts).resolve())
 
 
@@ -31,5 +32,5 @@ def test_an_uploaded_file_resolves_to_its_stored_path(settings: Any, train_file:
 def test_a_missing_file_names_the_field_that_refers_to_it(settings: Any, train_file: str, field: str) -> None:
     spec = spec_with_files(train_file, **{field: "file_missing"})
     with pytest.raises(UserError) as raised:
-        _resolve_file("file_missing", spec=spec, tenant="default", settings=settings)
+        DatabaseInputs(spec=spec, tenant="default", settings=settings).file("file_missing")
     assert (raised.value.code, raised.value.param) == ("file_not_found", f"data.{field}")

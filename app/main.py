@@ -59,6 +59,7 @@ TAGS = [
     {"name": "files", "description": "Datasets (JSONL, CSV, Parquet), checked on upload."},
     {"name": "jobs", "description": "Distillation jobs, their events, checkpoints and artifacts."},
     {"name": "webhooks", "description": "Signed callbacks (Standard Webhooks) on every job event."},
+    {"name": "workers", "description": "The live job workers and what each has: devices, memory, versions."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
     {"name": "metrics", "description": "Prometheus metrics of jobs, queue, workers and HTTP requests."},
 ]

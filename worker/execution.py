@@ -14,7 +14,6 @@ from app.jobs.lifecycle import (
     JobStatus,
     ModelRefError,
     StoredArtifact,
-    claim,
     file_path,
     model_dir,
     register_artifacts,
@@ -22,6 +21,7 @@ from app.jobs.lifecycle import (
 from distillery.jobspec import DATA_FILE_FIELDS, JobSpec, ModelRef
 from engine.errors import UserError
 from worker.cpu_threads import limit_torch_threads
+from worker.handover import take_over
 from worker.outcome import Outcome
 from worker.reporter import JobReporter
 from worker.transient import retry_database, transient_code
@@ -33,7 +33,7 @@ def execute_job(job_id: str, *, worker_id: str) -> None:
     """Claim, run and finish a job; every outcome ends in the database, and a transient failure is retried."""
     settings = get_settings()
     job = retry_database(
-        lambda: claim(job_id=job_id, worker_id=worker_id),
+        lambda: take_over(job_id=job_id, worker_id=worker_id),
         budget_seconds=settings.database_retry_seconds,
         what=f"claiming job {job_id}",
     )

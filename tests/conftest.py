@@ -29,6 +29,7 @@ TABLES_CHILDREN_FIRST = [
     "jobs",
     "files",
     "api_keys",
+    "workers",
 ]
 _run = {"database": f"distillery_test_{secrets.token_hex(4)}", "data_dir": ""}
 
@@ -84,9 +85,11 @@ def redis_client(settings: Any) -> Iterator[Any]:
     """A client of the test broker; the session's queue is removed at the end."""
     import redis
 
+    from app.core.celery import job_queues
+
     client = redis.Redis.from_url(settings.broker_url)
     yield client
-    for queue in (settings.queue_name, settings.webhook_queue_name):
+    for queue in (*job_queues(settings.queue_name), settings.webhook_queue_name):
         client.delete(queue, f"_kombu.binding.{queue}")
     client.close()
 
@@ -102,7 +105,9 @@ def clean_state(settings: Any, redis_client: Any) -> None:
         for table in TABLES_CHILDREN_FIRST:
             connection.execute(text(f"DELETE FROM {table}"))
     shutil.rmtree(settings.artifacts, ignore_errors=True)
-    redis_client.delete(settings.queue_name, settings.webhook_queue_name)
+    from app.core.celery import job_queues
+
+    redis_client.delete(*job_queues(settings.queue_name), settings.webhook_queue_name)
 
 
 @pytest.fixture

@@ -30,9 +30,9 @@ def upgrade() -> None:
         sa.Column("accelerator", sa.String(8), nullable=False),
         sa.Column("accelerator_model", sa.String(200), nullable=True),
         sa.Column("devices", sa.Integer(), nullable=False),
-        sa.Column("device_memory_gb", sa.Float(), nullable=True),
-        sa.Column("host_memory_gb", sa.Float(), nullable=True),
-        sa.Column("disk_free_gb", sa.Float(), nullable=True),
+        sa.Column("device_memory_gb", sa.Double(), nullable=True),
+        sa.Column("host_memory_gb", sa.Double(), nullable=True),
+        sa.Column("disk_free_gb", sa.Double(), nullable=True),
         sa.Column("versions", JSON, nullable=False),
         sa.Column("concurrency", sa.Integer(), nullable=False),
         sa.Column("started_at", TIMESTAMP, nullable=False),
@@ -44,7 +44,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("priority_rank", sa.Integer(), server_default="1", nullable=False))
         batch.add_column(sa.Column("accelerator", sa.String(8), server_default="auto", nullable=False))
         batch.add_column(sa.Column("devices", sa.Integer(), server_default="1", nullable=False))
-        batch.add_column(sa.Column("min_memory_gb", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("min_memory_gb", sa.Double(), nullable=True))
         batch.add_column(sa.Column("worker_node", sa.String(200), nullable=True))
         batch.add_column(sa.Column("assigned_devices", JSON, nullable=True))
         batch.add_column(sa.Column("waiting_for", sa.String(16), nullable=True))

@@ -5,7 +5,9 @@ from typing import Any
 WORKER = "worker-1@test"
 
 
-def register_worker(node: str = WORKER, *, accelerator: str = "cpu", devices: int = 1, memory_gb: float = 16.0) -> str:
+def register_worker(
+    node: str = WORKER, *, accelerator: str = "cpu", devices: int = 1, memory_gb: float = 16.0
+) -> str:
     """A live worker in the registry, as a started `distillery worker` registers itself."""
     from app.workers.records import WorkerCapacity
     from app.workers.registry import register

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+
 @pytest.fixture(params=["postgres", "sqlite"])
 def database_kind(
     request: pytest.FixtureRequest, settings: Any, clean_state: None, tmp_path: Path, monkeypatch: Any

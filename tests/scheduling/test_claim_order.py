@@ -13,7 +13,9 @@ HOLDER = f"{WORKER}:1"
 def claim(settings: Any, ticket: str, **overrides: Any) -> str | None:
     from app.jobs.lifecycle import claim_next
 
-    return claim_next(node=WORKER, holder=HOLDER, ticket=ticket, settings=settings.model_copy(update=overrides))
+    return claim_next(
+        node=WORKER, holder=HOLDER, ticket=ticket, settings=settings.model_copy(update=overrides)
+    )
 
 
 def finish(job_id: str) -> None:
@@ -80,9 +82,9 @@ def test_a_tenant_at_its_limit_waits_for_quota_and_others_run(
 
 
 def test_a_key_limits_its_tenants_devices(settings: Any, queue_job: Callable[..., str]) -> None:
+    from app.auth.models import ApiKey
     from app.core.db import session_scope
     from app.jobs.lifecycle import record_waiting
-    from app.auth.models import ApiKey
 
     register_worker(devices=4)
     with session_scope() as session:

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+
 from scheduling.arrange import WORKER, job_row, register_worker
 
 
@@ -25,7 +26,10 @@ def test_two_jobs_of_two_gpus_share_a_four_gpu_worker_on_distinct_devices_and_a_
     holders = [f"{WORKER}:{index}" for index in range(3)]
     claimed = [claim_for(settings, WORKER, holder, jobs[0]) for holder in holders]
     assert claimed[:2] == jobs[:2] and claimed[2] is None
-    first, second = (adopt(job_id=job, worker_id=f"process-{job}", holder=h) for job, h in zip(jobs[:2], holders, strict=False))
+    first, second = (
+        adopt(job_id=job, worker_id=f"process-{job}", holder=h)
+        for job, h in zip(jobs[:2], holders, strict=False)
+    )
     assert first is not None and second is not None
     assert len(first.devices) == len(second.devices) == 2
     assert set(first.devices).isdisjoint(second.devices)
@@ -45,7 +49,11 @@ def test_a_cpu_worker_never_claims_a_cuda_job_which_waits_for_resources(
     assert claim_for(settings, WORKER, "holder", cuda_job) == auto_job
     claimed = adopt(job_id=auto_job, worker_id="process", holder="holder")
     assert claimed is not None and claimed.devices == ()  # CPU slots are no accelerator indices
-    assert record_waiting(settings=settings) == {cuda_job: "resources", too_big: "resources", too_hungry: "resources"}
+    assert record_waiting(settings=settings) == {
+        cuda_job: "resources",
+        too_big: "resources",
+        too_hungry: "resources",
+    }
     assert record_waiting(settings=settings) == {}  # recorded once
 
 
@@ -54,7 +62,9 @@ def test_racing_claims_never_share_a_job_nor_oversubscribe_a_worker(
     settings: Any, queue_job: Callable[..., str]
 ) -> None:
     nodes = [register_worker(f"worker-{n}@test", accelerator="cuda", devices=4) for n in range(2)]
-    jobs = [queue_job(f"tenant-{index % 3}", accelerator="cuda", devices=1 + index % 2) for index in range(12)]
+    jobs = [
+        queue_job(f"tenant-{index % 3}", accelerator="cuda", devices=1 + index % 2) for index in range(12)
+    ]
     attempts = [(nodes[index % 2], f"holder-{index}", jobs[index]) for index in range(12)]
     with ThreadPoolExecutor(max_workers=6) as pool:
         results = list(pool.map(lambda args: claim_for(settings, *args), attempts))

@@ -29,7 +29,6 @@ TABLES_CHILDREN_FIRST = [
     "jobs",
     "files",
     "api_keys",
-    "workers",
 ]
 _run = {"database": f"distillery_test_{secrets.token_hex(4)}", "data_dir": ""}
 
@@ -108,6 +107,17 @@ def clean_state(settings: Any, redis_client: Any) -> None:
     from app.core.celery import job_queues
 
     redis_client.delete(*job_queues(settings.queue_name), settings.webhook_queue_name)
+
+
+@pytest.fixture
+def no_workers(clean_state: None) -> None:
+    """An empty workers registry (clean_state keeps it: a module's worker process registered itself)."""
+    from sqlalchemy import text
+
+    from app.core.db import get_engine
+
+    with get_engine().begin() as connection:
+        connection.execute(text("DELETE FROM workers"))
 
 
 @pytest.fixture

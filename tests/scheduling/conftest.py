@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(params=["postgres", "sqlite"])
 def database_kind(
-    request: pytest.FixtureRequest, settings: Any, clean_state: None, tmp_path: Path, monkeypatch: Any
+    request: pytest.FixtureRequest, settings: Any, no_workers: None, tmp_path: Path, monkeypatch: Any
 ) -> Iterator[str]:
     """Every lifecycle call of the test runs on this database."""
     if request.param == "postgres":

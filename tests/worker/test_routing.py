@@ -54,7 +54,9 @@ def test_a_cpu_worker_runs_auto_jobs_and_a_cuda_job_waits_for_resources(
     cpu_job = client.post("/v1/jobs", json={**distill_spec, "resources": {"accelerator": "cpu"}}).json()
 
     assert wait_for(client, cpu_job["id"])["status"] == "succeeded"
-    waiting = wait_for(client, cuda_job["id"], until=lambda job: job["waiting_for"] == "resources", timeout=60)
+    waiting = wait_for(
+        client, cuda_job["id"], until=lambda job: job["waiting_for"] == "resources", timeout=60
+    )
 
     assert waiting["status"] == "queued" and waiting["attempts"] == 0
     events = client.get(f"/v1/jobs/{cuda_job['id']}/events").json()["data"]

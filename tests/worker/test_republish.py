@@ -28,7 +28,7 @@ RABBITMQ_URL = os.environ.get("DISTILLERY_TEST_RABBITMQ", "amqp://guest:guest@12
 
 @pytest.fixture(autouse=True)
 def live_worker(no_workers: None) -> None:
-    """A reconciler runs in a registered worker: one that can serve these jobs, so none waits for resources."""
+    """A reconciler runs in a registered worker, which can serve these jobs: none waits for resources."""
     from app.workers.records import WorkerCapacity
     from app.workers.registry import register
 

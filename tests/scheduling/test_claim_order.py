@@ -1,5 +1,5 @@
 """Which queued job a free worker claims, on Postgres and on SQLite: fair turns between tenants,
-priorities, ageing, quotas."""
+priorities, ageing, quotas; tickets sent again, left empty, and woken by a job's end."""
 
 from collections.abc import Callable
 from datetime import timedelta
@@ -33,7 +33,9 @@ def test_a_tenant_with_one_job_goes_before_the_second_of_a_tenant_with_fifty(
     assert claim(settings, a_jobs[0]) == a_jobs[0]
     assert claim(settings, a_jobs[1]) is None  # the one slot is taken
     finish(a_jobs[0])
+    ticket_before = job_row(a_jobs[1]).publish_id
     assert claim(settings, a_jobs[1]) == b_job  # B never started a job: its turn before A's second
+    assert job_row(a_jobs[1]).publish_id not in (None, ticket_before)  # its ticket was sent again
     finish(b_job)
     assert claim(settings, a_jobs[2]) == a_jobs[1]
 
@@ -77,6 +79,7 @@ def test_a_tenant_at_its_limit_waits_for_quota_and_others_run(
     assert job_row(second).waiting_for == "quota"
     assert job_row(second).publish_id is None  # a ticket that found nothing: woken by a job's end
     finish(first)
+    assert job_row(second).publish_id is not None  # the end woke it with a new ticket
     assert record_waiting(settings=limited) == {second: None}
     assert claim(limited, second) == second
 

@@ -51,7 +51,8 @@ def test_a_cpu_worker_runs_auto_jobs_and_a_cuda_job_waits_for_resources(
 ) -> None:
     [worker] = live_workers(client)
     cuda_job = client.post("/v1/jobs", json={**distill_spec, "resources": {"accelerator": "cuda"}}).json()
-    cpu_job = client.post("/v1/jobs", json={**distill_spec, "resources": {"accelerator": "cpu"}}).json()
+    quick = {**distill_spec, "training": {**distill_spec["training"], "epochs": 1}}
+    cpu_job = client.post("/v1/jobs", json={**quick, "resources": {"accelerator": "cpu"}}).json()
 
     assert wait_for(client, cpu_job["id"])["status"] == "succeeded"
     waiting = wait_for(
@@ -66,3 +67,27 @@ def test_a_cpu_worker_runs_auto_jobs_and_a_cuda_job_waits_for_resources(
     assert "host" not in worker and worker["id"].startswith("wkr_")
     assert {"python", "distillery"} <= set(worker["versions"])
     assert 'distillery_workers_live{accelerator="cpu"} 1.0' in client.get("/metrics").text
+
+
+def test_distillery_worker_offers_the_devices_and_accelerator_it_is_given(
+    settings: Any, client: Any, tmp_path: Any
+) -> None:
+    import sys
+
+    command = [sys.executable, "-m", "distillery.cli", "worker", "--devices", "3", "--accelerator", "cpu"]
+    with (tmp_path / "worker.log").open("wb") as log:
+        process = subprocess.Popen(command, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+    code = None
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            workers = [worker for worker in live_workers(client) if worker["devices"] == 3]
+            if workers:
+                break
+            time.sleep(0.5)
+        [worker] = workers
+        assert (worker["accelerator"], worker["concurrency"]) == ("cpu", 3)
+    finally:
+        code = stop(process)
+    if code in (0, -15):  # a worker that stops leaves the registry (one killed ages out after the lease)
+        assert not [worker for worker in live_workers(client, timeout=0) if worker["devices"] == 3]

@@ -9,6 +9,7 @@ from typing import Any
 
 from celery.signals import worker_init, worker_shutdown
 
+from app.core.celery import RUN_JOB_TASK
 from app.core.config import get_settings
 from app.workers.records import WorkerCapacity
 from app.workers.registry import refresh, register, unregister
@@ -46,8 +47,6 @@ def _register(sender: Any, **_: Any) -> None:
 
 
 def _is_job_worker(sender: Any) -> bool:
-    from app.core.celery import RUN_JOB_TASK
-
     return RUN_JOB_TASK in getattr(getattr(sender, "app", None), "tasks", {})
 
 

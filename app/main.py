@@ -38,6 +38,7 @@ from app.metrics.registry import ServiceMetrics, build_metrics
 from app.router import root_router
 from app.ui import mount_dashboard
 from app.webhooks.metrics import webhook_metrics
+from app.workers.metrics import worker_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ TAGS = [
     {"name": "files", "description": "Datasets (JSONL, CSV, Parquet), checked on upload."},
     {"name": "jobs", "description": "Distillation jobs, their events, checkpoints and artifacts."},
     {"name": "webhooks", "description": "Signed callbacks (Standard Webhooks) on every job event."},
+    {"name": "workers", "description": "The live job workers and what each has: devices, memory, versions."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
     {"name": "metrics", "description": "Prometheus metrics of jobs, queue, workers and HTTP requests."},
 ]
@@ -94,7 +96,7 @@ def make_api_engine(settings: Settings) -> Engine:
 
 def database_metrics(settings: Settings) -> list[DatabaseMetric]:
     """Every metric read from the database at scrape time; a domain with metrics of its own adds them here."""
-    return [*job_metrics(settings), *webhook_metrics()]
+    return [*job_metrics(settings), *webhook_metrics(), *worker_metrics(settings)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

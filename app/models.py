@@ -5,6 +5,7 @@ from app.core.base import Base
 from app.files.models import File
 from app.jobs.models import Artifact, Checkpoint, Job, JobEvent
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.workers.models import Worker
 
 __all__ = [
     "ApiKey",
@@ -17,4 +18,5 @@ __all__ = [
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "Worker",
 ]

@@ -9,6 +9,7 @@ from app.files import endpoints as files
 from app.jobs import endpoints as jobs
 from app.metrics import endpoints as metrics
 from app.webhooks import endpoints as webhooks
+from app.workers import endpoints as workers
 
 # Every /v1 route reads the database (the API key at least), so every one may answer 503.
 api_router = APIRouter(
@@ -19,6 +20,7 @@ api_router = APIRouter(
 api_router.include_router(files.router)
 api_router.include_router(jobs.router)
 api_router.include_router(webhooks.router)
+api_router.include_router(workers.router)
 
 root_router = APIRouter()
 root_router.include_router(health.router)

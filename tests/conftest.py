@@ -84,9 +84,11 @@ def redis_client(settings: Any) -> Iterator[Any]:
     """A client of the test broker; the session's queue is removed at the end."""
     import redis
 
+    from app.core.celery import job_queues
+
     client = redis.Redis.from_url(settings.broker_url)
     yield client
-    for queue in (settings.queue_name, settings.webhook_queue_name):
+    for queue in (*job_queues(settings.queue_name), settings.webhook_queue_name):
         client.delete(queue, f"_kombu.binding.{queue}")
     client.close()
 
@@ -102,7 +104,20 @@ def clean_state(settings: Any, redis_client: Any) -> None:
         for table in TABLES_CHILDREN_FIRST:
             connection.execute(text(f"DELETE FROM {table}"))
     shutil.rmtree(settings.artifacts, ignore_errors=True)
-    redis_client.delete(settings.queue_name, settings.webhook_queue_name)
+    from app.core.celery import job_queues
+
+    redis_client.delete(*job_queues(settings.queue_name), settings.webhook_queue_name)
+
+
+@pytest.fixture
+def no_workers(clean_state: None) -> None:
+    """An empty workers registry (clean_state keeps it: a module's worker process registered itself)."""
+    from sqlalchemy import text
+
+    from app.core.db import get_engine
+
+    with get_engine().begin() as connection:
+        connection.execute(text("DELETE FROM workers"))
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ def worker_arguments(
     loglevel: str = "INFO",
     hostname: str | None = None,
 ) -> list[str]:
-    """The arguments after `celery -A <app>` that start a worker on one queue (the tests use them too)."""
+    """The arguments after `celery -A <app>` that start a worker on `queue` (comma-separated queues; the
+    tests use them too)."""
     named = f"--hostname={hostname}" if hostname else None
     return [
         "worker",
@@ -36,16 +37,47 @@ def worker_arguments(
 
 
 def worker(
-    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once (one process each).")] = 1,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, help="Jobs run at once (one process each); default: its devices.")
+    ] = None,
+    devices: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Devices offered: GPUs, or CPU process slots (default: the GPUs, else os.cpu_count()).",
+            envvar="DISTILLERY_WORKER_DEVICES",
+        ),
+    ] = None,
+    accelerator: Annotated[
+        Literal["auto", "cpu", "cuda"],
+        typer.Option(
+            help="Offer cuda or cpu; auto: cuda when nvidia-smi lists GPUs.",
+            envvar="DISTILLERY_WORKER_ACCELERATOR",
+        ),
+    ] = "auto",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
 ) -> None:
-    """Run a Celery worker that executes distillation jobs."""
+    """Run a Celery worker that runs the distillation jobs it can serve: its accelerator's and `auto` ones."""
+    import os
+
+    from app.core.celery import job_queue
     from app.core.config import get_settings
+    from worker.capacity import list_gpus, probe
+
+    # The settings are read again by every process of the worker, which inherit these.
+    os.environ["DISTILLERY_WORKER_ACCELERATOR"] = accelerator
+    if devices is not None:
+        os.environ["DISTILLERY_WORKER_DEVICES"] = str(devices)
+    get_settings.cache_clear()
+    settings = get_settings()
+    capacity = probe(settings, gpus=list_gpus())
+    queues = f"{settings.queue_name},{job_queue(settings.queue_name, capacity.accelerator)}"
     from worker.celery_app import celery_app
 
-    queue = get_settings().queue_name
     celery_app.worker_main(
-        worker_arguments(pool="prefork", concurrency=concurrency, queue=queue, loglevel=loglevel)
+        worker_arguments(
+            pool="prefork", concurrency=concurrency or capacity.devices, queue=queues, loglevel=loglevel
+        )
     )
 
 

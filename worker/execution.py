@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from app.core.config import Settings, get_settings
 from app.core.storage import ArtifactStore, size_and_sha256
-from app.jobs.lifecycle import ClaimedJob, JobStatus, StoredArtifact, claim, register_artifacts
+from app.jobs.lifecycle import ClaimedJob, JobStatus, StoredArtifact, register_artifacts
 from distillery.jobspec import JobSpec
 from engine.callbacks import Callbacks
 from worker.cpu_threads import limit_torch_threads
+from worker.handover import take_over
 from worker.job_inputs import DatabaseInputs, JobInputs
 from worker.outcome import Outcome
 from worker.reporter import JobReporter
@@ -30,7 +31,7 @@ def execute_job(job_id: str, *, worker_id: str) -> None:
     """Claim, run and finish a job; every outcome ends in the database, and a transient failure is retried."""
     settings = get_settings()
     job = retry_database(
-        lambda: claim(job_id=job_id, worker_id=worker_id),
+        lambda: take_over(job_id=job_id, worker_id=worker_id),
         budget_seconds=settings.database_retry_seconds,
         what=f"claiming job {job_id}",
     )

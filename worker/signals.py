@@ -1,4 +1,5 @@
-"""Worker hooks: fresh database connections per process, the reconciler thread, and the log format."""
+"""Worker hooks: fresh database connections per process, the worker's registry entry and its heartbeat,
+the reconciler thread, and the log format."""
 
 import logging
 from contextvars import Token
@@ -17,6 +18,7 @@ from app.core.celery import RUN_JOB_TASK
 from app.core.config import get_settings
 from app.core.db import get_engine
 from app.core.logs import job_id, use_json_lines
+from worker import registration  # noqa: F401  (registers the worker and heartbeats its capacity)
 from worker.periodic import run_while_worker_runs
 from worker.reconciler import reconciler
 

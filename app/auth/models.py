@@ -22,3 +22,9 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None] = mapped_column(doc="After this moment the key answers 401.")
     last_used_at: Mapped[datetime | None] = mapped_column(doc="Last authenticated request, to the minute.")
+    max_running_jobs: Mapped[int | None] = mapped_column(
+        doc="Most jobs its tenant runs at once; None: the deployment's default."
+    )
+    max_running_devices: Mapped[int | None] = mapped_column(
+        doc="Most devices its tenant's running jobs hold at once; None: the deployment's default."
+    )

@@ -159,3 +159,25 @@ def _touch(session: Session, *, key_id: str, now: datetime) -> None:
 def _aware(moment: datetime) -> datetime:
     """SQLite returns naive timestamps; they are UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def tenant_limits(*, session: Session, tenants: set[str]) -> dict[str, tuple[int | None, int | None]]:
+    """The tightest running-jobs and running-devices limits the tenants' live keys set (None: unset)."""
+    if not tenants:
+        return {}
+    rows = session.execute(
+        select(ApiKey.tenant, ApiKey.max_running_jobs, ApiKey.max_running_devices).where(
+            ApiKey.tenant.in_(tenants),
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.max_running_jobs.is_not(None), ApiKey.max_running_devices.is_not(None)),
+        )
+    )
+    limits: dict[str, tuple[int | None, int | None]] = {}
+    for tenant, jobs, devices in rows:
+        old_jobs, old_devices = limits.get(tenant, (None, None))
+        limits[tenant] = (_tightest(old_jobs, jobs), _tightest(old_devices, devices))
+    return limits
+
+
+def _tightest(first: int | None, second: int | None) -> int | None:
+    return second if first is None else first if second is None else min(first, second)

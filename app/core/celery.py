@@ -9,6 +9,17 @@ from app.core.config import Settings, get_settings
 
 RUN_JOB_TASK = "distillery.run_job"
 SEND_WEBHOOK_TASK = "distillery.send_webhook"
+ACCELERATORS = ("cpu", "cuda")
+
+
+def job_queue(queue_name: str, accelerator: str) -> str:
+    """The queue of jobs asking for `accelerator`; `auto` jobs keep the plain name (older messages too)."""
+    return queue_name if accelerator == "auto" else f"{queue_name}.{accelerator}"
+
+
+def job_queues(queue_name: str) -> list[str]:
+    """Every job queue: the `auto` one, then one per accelerator."""
+    return [queue_name, *(job_queue(queue_name, accelerator) for accelerator in ACCELERATORS)]
 
 
 def make_celery(settings: Settings | None = None, *, include: Sequence[str] = ()) -> Celery:
@@ -22,7 +33,7 @@ def make_celery(settings: Settings | None = None, *, include: Sequence[str] = ()
     app = Celery("distillery", broker=settings.broker_url, include=list(include))
     app.conf.update(
         task_default_queue=settings.queue_name,
-        task_queues=[Queue(settings.queue_name)],
+        task_queues=[Queue(name) for name in job_queues(settings.queue_name)],
         # Webhooks have a queue of their own, so they never wait behind a distillation job.
         task_routes={
             RUN_JOB_TASK: {"queue": settings.queue_name},

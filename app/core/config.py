@@ -42,6 +42,27 @@ class Settings(BaseSettings):
         1024.0, gt=0, description="Most memory per device one job may ask for (resources.min_memory_gb)."
     )
 
+    worker_devices: int | None = Field(
+        None,
+        ge=1,
+        description="Devices a job worker offers; default: its GPUs, or on the CPU, os.cpu_count().",
+    )
+    worker_accelerator: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="What a job worker offers; auto: cuda when nvidia-smi lists GPUs, else cpu."
+    )
+    scheduler_ageing_seconds: float = Field(
+        3600.0, gt=0, description="A queued job counts one priority level higher per this long it waits."
+    )
+    scheduler_wake_jobs: int = Field(
+        4, ge=1, description="Waiting jobs without a message that a job's end sends again, at most."
+    )
+    tenant_max_running_jobs: int | None = Field(
+        None, ge=1, description="Most jobs one tenant runs at once (a key may set its own); None: no limit."
+    )
+    tenant_max_running_devices: int | None = Field(
+        None, ge=1, description="Most devices one tenant's running jobs hold at once; None: no limit."
+    )
+
     heartbeat_seconds: float = Field(10.0, gt=0)
     lease_seconds: float = Field(
         120.0, gt=0, description="A running job whose heartbeat is older is orphaned."

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.core.base import utcnow
 from app.jobs.events import append_event
 from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
+from app.jobs.scheduling import scheduling_columns
 from app.jobs.webhook_events import record_status_change
 from distillery.jobspec import JobSpec
 
@@ -32,6 +33,7 @@ def create_control(session: Session, *, parent: Job, spec: JobSpec) -> Job:
         metadata_=parent.metadata_,
         status=JobStatus.QUEUED,
         parent_id=parent.id,
+        **scheduling_columns(spec),
     )
     session.add(control)
     session.flush()

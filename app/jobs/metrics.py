@@ -51,6 +51,19 @@ def queue_depth(session: Session, _now: datetime) -> Samples:
     return [((), count or 0)]
 
 
+WAITING_REASONS = ("none", "resources", "quota")
+
+
+def queued_by_waiting_for(session: Session, _now: datetime) -> Samples:
+    """Queued jobs by why they wait: none (their turn), resources (no live worker could serve them), quota."""
+    counts = dict.fromkeys(WAITING_REASONS, 0)
+    for reason, count in session.execute(
+        select(Job.waiting_for, func.count()).where(Job.status == JobStatus.QUEUED).group_by(Job.waiting_for)
+    ):
+        counts[reason or "none"] = count
+    return [((reason,), count) for reason, count in counts.items()]
+
+
 def oldest_queued_age(session: Session, now: datetime) -> Samples:
     """Seconds the longest-waiting queued job has waited; 0 with an empty queue."""
     oldest = session.scalar(select(func.min(Job.queued_at)).where(Job.status == JobStatus.QUEUED))
@@ -132,6 +145,13 @@ def job_metrics(settings: Settings) -> Sequence[DatabaseMetric]:
             jobs_by_tenant_and_status,
         ),
         QueryMetric("distillery_queue_depth", "Jobs queued, waiting for a worker.", (), queue_depth),
+        QueryMetric(
+            "distillery_queued_jobs",
+            "Queued jobs by why they wait: none (their turn), resources (no live worker has what they ask "
+            "for), quota (their tenant is at its limit).",
+            ("waiting_for",),
+            queued_by_waiting_for,
+        ),
         QueryMetric(
             "distillery_queue_oldest_seconds",
             "Seconds the oldest queued job has waited.",

@@ -32,6 +32,8 @@ class Job(Base):
         UniqueConstraint("tenant", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
         Index("ix_jobs_tenant_created", "tenant", "created_at", "id"),
         Index("ix_jobs_status_queued", "status", "queued_at"),
+        Index("ix_jobs_status_accelerator", "status", "accelerator"),
+        Index("ix_jobs_tenant_started", "tenant", "started_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("job"))
@@ -66,6 +68,18 @@ class Job(Base):
         ForeignKey("jobs.id", ondelete="CASCADE"),
         index=True,
         doc="For a control run: the job it is the control of, created, cancelled and deleted with it.",
+    )
+    # What the scheduler reads, copied from the spec at creation (app/jobs/scheduling.py).
+    priority_rank: Mapped[int] = mapped_column(Integer, default=1, server_default="1", doc="0 low, 2 high.")
+    accelerator: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
+    devices: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    min_memory_gb: Mapped[float | None]
+    worker_node: Mapped[str | None] = mapped_column(String(200), doc="The worker (Celery node) it runs on.")
+    assigned_devices: Mapped[list[int] | None] = mapped_column(
+        JSONType, doc="The worker's device indices (or CPU process slots) it holds while it runs."
+    )
+    waiting_for: Mapped[str | None] = mapped_column(
+        String(16), doc="Why a queued job cannot start: resources, quota; None when it waits its turn."
     )
     if TYPE_CHECKING:  # mapped below the class, as a subquery on the table itself
         control_job_id: Mapped[str | None]

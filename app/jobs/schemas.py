@@ -100,6 +100,12 @@ class JobPublic(BaseModel):
         None, description="The job's control run, when its spec asks for one (`control: true`)."
     )
     parent_id: str | None = Field(None, description="For a control run: the job it is the control of.")
+    waiting_for: Literal["resources", "quota"] | None = Field(
+        None,
+        description="Why a queued job cannot start yet: `resources`, no live worker has the accelerator, "
+        "devices or memory it asks for (it waits, it never fails for it); `quota`, its tenant runs as many "
+        "jobs or devices as its limit allows. Null when it waits its turn.",
+    )
     created_at: int
     started_at: int | None
     finished_at: int | None
@@ -125,6 +131,7 @@ class JobPublic(BaseModel):
             result=job.result,
             control_job_id=job.control_job_id,
             parent_id=job.parent_id,
+            waiting_for=job.waiting_for if job.status == JobStatus.QUEUED else None,  # type: ignore[arg-type]
             created_at=unix_seconds(job.created_at),
             started_at=optional_unix_seconds(job.started_at),
             finished_at=optional_unix_seconds(job.finished_at),

@@ -21,6 +21,7 @@ from app.jobs.controls import create_control, stop_control
 from app.jobs.events import append_event
 from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import TERMINAL_STATUSES, Artifact, Checkpoint, Job, JobEvent, JobStatus
+from app.jobs.scheduling import scheduling_columns
 from app.jobs.schemas import JobCreate
 from app.jobs.transitions import IllegalTransition, transition
 from app.jobs.vocabulary import vocabulary_mismatch
@@ -62,6 +63,7 @@ def create_job(
         status=JobStatus.QUEUED,
         idempotency_key=idempotency_key,
         request_hash=digest,
+        **scheduling_columns(job_in),
     )
     try:
         with session.begin_nested():

@@ -18,7 +18,8 @@ def test_resources_default_to_one_device_of_any_kind_at_normal_priority(
 
 
 def test_a_multi_device_job_is_accepted_with_its_global_batch(client: Any, job_spec: dict[str, Any]) -> None:
-    body = with_field(with_field(job_spec, "resources", {"devices": 2, "accelerator": "cpu"}), "priority", "high")
+    body = with_field(job_spec, "resources", {"devices": 2, "accelerator": "cpu"})
+    body = with_field(body, "priority", "high")
     body = with_field(body, "training.batch_size", 8)
     response = client.post("/v1/jobs", json=body)
     assert response.status_code == 201, response.text

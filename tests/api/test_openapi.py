@@ -26,7 +26,7 @@ def test_every_route_has_a_summary_a_description_a_tag_and_declared_errors(anony
         where = f"{method.upper()} {path}"
         assert operation.get("summary"), where
         assert operation.get("description"), where
-        assert set(operation["tags"]) <= {"files", "jobs", "webhooks", "health", "metrics"}, where
+        assert set(operation["tags"]) <= {"files", "jobs", "webhooks", "workers", "health", "metrics"}, where
         errors = [code for code in operation["responses"] if code.startswith(("4", "5"))]
         if path != "/healthz":
             assert errors, where

@@ -26,6 +26,18 @@ GRACE = 1.0
 RABBITMQ_URL = os.environ.get("DISTILLERY_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 
 
+@pytest.fixture(autouse=True)
+def live_worker(no_workers: None) -> None:
+    """A reconciler runs in a registered worker, which can serve these jobs: none waits for resources."""
+    from app.workers.records import WorkerCapacity
+    from app.workers.registry import register
+
+    register(
+        node="reconciling@test",
+        capacity=WorkerCapacity(host="test", accelerator="cpu", devices=1, concurrency=1),
+    )
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path)

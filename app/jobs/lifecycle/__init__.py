@@ -7,6 +7,7 @@ on another machine calls the same functions. Each opens and commits its own tran
 through a database outage is the caller's policy.
 """
 
+from app.jobs.lifecycle.claiming import adopt, claim_next
 from app.jobs.lifecycle.ending import finish, requeue
 from app.jobs.lifecycle.inputs import file_path, model_dir
 from app.jobs.lifecycle.records import (
@@ -21,6 +22,7 @@ from app.jobs.lifecycle.records import (
 )
 from app.jobs.lifecycle.recovery import recover_orphans, resend_lost
 from app.jobs.lifecycle.running import claim, heartbeat, record_delivery, record_events, register_artifacts
+from app.jobs.lifecycle.waiting import record_waiting
 from app.jobs.model_refs import ModelRefError
 from app.jobs.models import JobStatus
 from app.jobs.queue import publish_job
@@ -38,7 +40,9 @@ __all__ = [
     "Progress",
     "Record",
     "StoredArtifact",
+    "adopt",
     "claim",
+    "claim_next",
     "file_path",
     "finish",
     "heartbeat",
@@ -46,6 +50,7 @@ __all__ = [
     "publish_job",
     "record_delivery",
     "record_events",
+    "record_waiting",
     "recover_orphans",
     "register_artifacts",
     "requeue",

@@ -4,8 +4,10 @@ import logging
 from typing import Any
 
 from app.core.base import utcnow
+from app.core.config import get_settings
 from app.core.db import session_scope
 from app.jobs.events import append_event
+from app.jobs.lifecycle.claiming import wake_after_end
 from app.jobs.models import JobStatus
 from app.jobs.schemas import JobError
 from app.jobs.transitions import IllegalTransition, transition
@@ -24,8 +26,25 @@ def finish(
 ) -> bool:
     """End the worker's job in `status` (a compare-and-set); False when it was no longer the worker's to end.
 
-    A job cancelled too late may still end succeeded: `cancelling` allows it.
+    A job cancelled too late may still end succeeded: `cancelling` allows it. Its end wakes waiting jobs.
     """
+    ended = _finish(
+        job_id=job_id, worker_id=worker_id, status=status, result=result, error=error, detail=detail
+    )
+    if ended:
+        wake_after_end(settings=get_settings())
+    return ended
+
+
+def _finish(
+    *,
+    job_id: str,
+    worker_id: str,
+    status: JobStatus,
+    result: dict[str, Any] | None,
+    error: JobError | None,
+    detail: str | None,
+) -> bool:
     with session_scope() as session:
         try:
             transition(
@@ -56,6 +75,14 @@ def finish(
 def requeue(*, job_id: str, worker_id: str, attempt: int, max_attempts: int, error: JobError) -> str | None:
     """Queue the worker's running job for another attempt after a transient `error`; returns the job's
     status now: `queued`, or the status that refused it (`cancelling`, ...), None when it is gone."""
+    status = _requeue(
+        job_id=job_id, worker_id=worker_id, attempt=attempt, max_attempts=max_attempts, error=error
+    )
+    wake_after_end(settings=get_settings())
+    return status
+
+
+def _requeue(*, job_id: str, worker_id: str, attempt: int, max_attempts: int, error: JobError) -> str | None:
     with session_scope() as session:
         try:
             transition(

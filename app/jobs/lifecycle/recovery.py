@@ -93,7 +93,8 @@ def lost_jobs(
     cutoff = min(recent, stale) if held is None else recent
     rows = session.execute(
         select(Job.id, Job.publish_id)
-        .where(Job.status == JobStatus.QUEUED, last_sent() < cutoff)
+        # A job no worker can serve, or held back by its tenant's limit, waits for a worker or a job's end.
+        .where(Job.status == JobStatus.QUEUED, Job.waiting_for.is_(None), last_sent() < cutoff)
         .order_by(Job.queued_at, Job.id)
     ).all()
     lost = []
@@ -120,7 +121,7 @@ def republish(
     sent = []
     for job in jobs:
         try:
-            message_id = send_job(job.id, app=app)
+            message_id = send_job(job.id, app=app, accelerator=job.accelerator)
         except Exception:
             logger.exception("could not re-publish job %s; the next pass tries again", job.id)
             break

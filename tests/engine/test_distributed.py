@@ -29,14 +29,20 @@ def job_arguments(engine_env: Any, spec: dict[str, Any], workdir: Path, **extra:
     }
 
 
-def classifier_spec(method: dict[str, Any], *, devices: int, parallelism: str = "auto", **training: Any) -> dict[str, Any]:
+def classifier_spec(
+    method: dict[str, Any], *, devices: int, parallelism: str = "auto", **training: Any
+) -> dict[str, Any]:
     """A sentiment job whose student has no dropout, so one and two processes compute the same steps."""
     return {
         "task": "sequence_classification",
         "teacher": {"path": "bert-sentiment"},
         "student": {
             "init": "config",
-            "config": {"num_hidden_layers": 2, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+            "config": {
+                "num_hidden_layers": 2,
+                "hidden_dropout_prob": 0.0,
+                "attention_probs_dropout_prob": 0.0,
+            },
         },
         "data": {"train_file": "file-sentiment", "eval_fraction": 0.25},
         "method": method,
@@ -73,7 +79,9 @@ def test_two_processes_follow_the_loss_curve_of_one_with_the_same_global_batch(e
         processes=1,
     )
     double = run_ranks(
-        job_arguments(engine_env, classifier_spec(method, devices=2, parallelism="ddp"), tmp_path / "two" / "work"),
+        job_arguments(
+            engine_env, classifier_spec(method, devices=2, parallelism="ddp"), tmp_path / "two" / "work"
+        ),
         tmp_path / "two",
         processes=2,
     )
@@ -83,3 +91,99 @@ def test_two_processes_follow_the_loss_curve_of_one_with_the_same_global_batch(e
     assert double[0]["report"]["training"]["per_device_batch"] == 4
     assert double[1]["student_dir"] is None and double[1]["status"] == "succeeded"
     assert double[1]["messages"] == [] and double[1]["progress"] == []  # only rank 0 reports
+
+
+def eval_metrics_of_saved_student(
+    engine_env: Any, spec: dict[str, Any], student_dir: Path, tmp_path: Path
+) -> dict[str, float]:
+    """The eval metrics of the student as `from_pretrained` loads it, on the job's eval split."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from distillery.jobspec import JobSpec
+    from engine.batching import eval_batch_order, iterate_batches
+    from engine.data import prepare_data
+    from engine.evaluation import evaluate
+
+    job = JobSpec.model_validate(spec)
+    model = AutoModelForSequenceClassification.from_pretrained(student_dir)
+    data = prepare_data(
+        job.data,
+        job.task,
+        AutoTokenizer.from_pretrained(student_dir),
+        seed=job.training.seed,
+        resolve_file=engine_env.resolve_file,
+        cache_dir=tmp_path / "data-cache",
+        teacher_id2label=dict(model.config.id2label),
+    )
+    order = eval_batch_order(list(data.eval["length"]), 32)
+    batches = iterate_batches(data.eval, order, pad_token_id=data.pad_token_id)
+    return evaluate(model, batches, task=job.task, device="cpu")
+
+
+def test_fsdp_cancels_on_every_rank_resumes_from_its_shards_and_saves_a_loadable_student(
+    engine_env, tmp_path
+):
+    spec = classifier_spec(
+        {"type": "response", "temperature": 2.0, "alpha": 0.5},
+        devices=2,
+        parallelism="fsdp",
+        epochs=2,
+        eval_every_steps=3,
+    )
+    workdir = tmp_path / "work"
+    arguments = job_arguments(engine_env, spec, workdir)
+    # Rank 0's callbacks ask to stop after step 4; rank 1's would stop at once but are never asked.
+    first = run_ranks({**arguments, "stop_after_step": 4}, tmp_path / "first", processes=2)
+    assert [record["status"] for record in first] == ["cancelled", "cancelled"]
+    assert [record["report"]["steps"] for record in first] == [4, 4]
+    assert (workdir / "checkpoints" / "step-3" / "dcp").is_dir()
+
+    second = run_ranks(arguments, tmp_path / "second", processes=2)
+    main = second[0]
+    assert main["status"] == "succeeded" and "resumed from the checkpoint at step 3" in main["messages"]
+    assert main["report"]["training"]["parallelism"] == "fsdp"
+    evaluations = first[0]["metrics"] + main["metrics"]
+    kept = {step: metrics for split, step, metrics in evaluations if split == "eval"}[
+        main["report"]["training"]["best_step"]
+    ]
+    assert main["report"]["student"]["eval"] == pytest.approx(kept, rel=RELATIVE)
+    loaded = eval_metrics_of_saved_student(engine_env, spec, Path(main["student_dir"]), tmp_path)
+    assert loaded == pytest.approx(kept, rel=RELATIVE)
+
+
+def test_a_checkpoint_sharded_by_two_processes_resumes_in_one(engine_env, tmp_path):
+    spec = classifier_spec(
+        {"type": "supervised"}, devices=2, parallelism="fsdp", epochs=1, eval_every_steps=3, max_steps=5
+    )
+    workdir = tmp_path / "work"
+    arguments = job_arguments(engine_env, spec, workdir)
+    run_ranks({**arguments, "stop_after_step": 4}, tmp_path / "first", processes=2)
+    single = {**arguments, "spec": {**spec, "resources": {"devices": 1}}}
+    [resumed] = run_ranks(single, tmp_path / "second", processes=1)
+    assert resumed["status"] == "succeeded"
+    assert "resumed from the checkpoint at step 3" in resumed["messages"]
+    assert resumed["report"]["training"]["steps"] == 5
+
+
+def test_gkd_on_a_causal_lm_trains_under_fsdp(engine_env, tmp_path):
+    spec = {
+        "task": "causal_lm",
+        "teacher": {"path": "gpt2-counting"},
+        "student": {"init": "config", "config": {"num_hidden_layers": 2}},
+        "data": {"train_file": "file-counting", "max_length": 32},
+        "method": {"type": "gkd", "lmbda": 0.5, "generation": {"max_new_tokens": 4}},
+        "resources": {"devices": 2},
+        "training": {
+            "epochs": 1,
+            "batch_size": 8,
+            "learning_rate": 3e-3,
+            "seed": 0,
+            "parallelism": "fsdp",
+            "max_steps": 4,
+        },
+    }
+    records = run_ranks(job_arguments(engine_env, spec, tmp_path / "work"), tmp_path, processes=2)
+    training = records[0]["report"]["training"]
+    assert training["parallelism"] == "fsdp" and training["steps"] == 4
+    assert training["on_policy_batches"] == 2  # sampled in step with the other rank's shards
+    assert records[1]["status"] == "succeeded"

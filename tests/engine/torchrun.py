@@ -20,7 +20,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run_ranks(arguments: dict[str, Any], directory: Path, *, processes: int, timeout: float = 300) -> list[dict[str, Any]]:
+def run_ranks(
+    arguments: dict[str, Any], directory: Path, *, processes: int, timeout: float = 300
+) -> list[dict[str, Any]]:
     """Run the job script in `processes` ranks (1: a plain process, no torchrun); each rank's record."""
     directory.mkdir(parents=True, exist_ok=True)
     arguments = {**arguments, "results": str(directory / "results")}

@@ -1,9 +1,9 @@
 """One job through `run_job` in this process: the tests' stand-in for the worker's rank entry point.
 
 Run as `python distributed_job.py ARGS.json` (one process) or under `torch.distributed.run` (each rank
-runs it). ARGS.json holds the spec, the workdir, where models and files are, and on which step rank 0's
-callbacks ask to stop. Each rank writes `rank-<r>.json` under `results`: its result and what its
-callbacks heard.
+runs it). ARGS.json holds the spec, the workdir, where models and files are, the device (default the
+CPU) and on which step rank 0's callbacks ask to stop. Each rank writes `rank-<r>.json` under
+`results`: its result and what its callbacks heard.
 """
 
 import json
@@ -36,7 +36,7 @@ def main(arguments_path: str) -> None:
         resolve_model=resolve_model,
         resolve_file=lambda file_id: Path(files[file_id]),
         callbacks=callbacks,
-        device="cpu",
+        device=arguments.get("device", "cpu"),  # None: CUDA device LOCAL_RANK where there is CUDA
     )
     record = {
         "status": result.status,

@@ -1,5 +1,6 @@
 """The engine's entry point: run one job spec from data and models to a saved student and its report."""
 
+import hashlib
 import json
 import logging
 import shutil
@@ -51,6 +52,7 @@ from engine.teacher_cache import (
     TeacherCacheConfig,
     prepare_teacher_outputs,
 )
+from engine.teacher_cache.outputs import example_hashes
 from engine.training.checkpointing import TrainState
 from engine.training.loop import TrainResult, planned_examples, train
 from engine.training.optimization import seed_everything
@@ -166,6 +168,7 @@ class JobRun:
         models = self.load_models(method_class)
         data = self.prepare_data(models)
         data = method_class.extend_train_data(spec, data, models.teacher, models.tokenizer, callbacks)
+        self.check_same_train_data(data)
         method = self.build_method(method_class, models, data)
         parallelism = self.choose_parallelism(method, models)
         stored, cache_outcome = self.teacher_outputs(method, models, data, precision)
@@ -186,6 +189,22 @@ class JobRun:
         evaluation = FinalEvaluation(spec, data, self.device, precision, models.tokenizer, method.aligner)
         report = self.report(evaluation, student, models, stored, student_dir, training)
         return self.publish(report, metrics_log, student_dir)
+
+    def check_same_train_data(self, data: PreparedData) -> None:
+        """Refuse, on every rank alike, to train when the ranks' train sets differ.
+
+        Every rank reads and tokenizes the same files; a method's own data step (sequence-level KD's
+        sampled continuations) runs on each rank with the same seed, which a GPU may not repeat exactly.
+        """
+        if not self.ranks.distributed:
+            return
+        digest = hashlib.sha256(b"".join(example_hashes(data.train))).hexdigest()
+        if len(set(self.ranks.gather([digest]))) > 1:
+            raise UserError(
+                "the processes of this job prepared different training data (sampling is not repeatable "
+                "on this device); run it on one device",
+                param="resources.devices",
+            )
 
     def choose_parallelism(self, method: Method, models: LoadedModels) -> Parallelism:
         """DDP or FSDP over several ranks (said in the log), nothing to choose in one process."""

@@ -65,30 +65,47 @@ def train_curve(record: dict[str, Any]) -> list[tuple[int, float]]:
     return [(step, metrics["loss"]) for split, step, metrics in record["metrics"] if split == "train"]
 
 
-def assert_close_curves(first: list[tuple[int, float]], second: list[tuple[int, float]]) -> None:
+def assert_close_curves(
+    first: list[tuple[int, float]], second: list[tuple[int, float]], relative: float = RELATIVE
+) -> None:
     assert [step for step, _ in first] == [step for step, _ in second]
+    print(
+        "largest relative difference",
+        max(abs(b - a) / abs(a) for (_, a), (_, b) in zip(first, second, strict=True)),
+    )
     for (_, a), (_, b) in zip(first, second, strict=True):
-        assert b == pytest.approx(a, rel=RELATIVE)
+        assert b == pytest.approx(a, rel=relative)
 
 
-def test_two_processes_follow_the_loss_curve_of_one_with_the_same_global_batch(engine_env, tmp_path):
-    method = {"type": "response", "temperature": 2.0, "alpha": 0.5}
+# response: the teacher's outputs stored by a pass split over the ranks; per-example losses, so the
+# curves agree to the summation order (RELATIVE). feature: a narrower student, so projections outside
+# the student train too and their gradients must be averaged as well. Its loss is a mean over tokens:
+# each rank's share is weighed by its examples, not its tokens, so a step whose shares hold different
+# token counts moves a little differently (as in any DDP trainer); the curves agree to ~1e-3.
+@pytest.mark.parametrize(
+    ("method", "student_config", "relative"),
+    [
+        ({"type": "response", "temperature": 2.0, "alpha": 0.5}, {}, RELATIVE),
+        ({"type": "feature", "feature_weight": 1.0}, {"hidden_size": 16, "intermediate_size": 32}, 1e-2),
+    ],
+)
+def test_two_processes_follow_the_loss_curve_of_one_with_the_same_global_batch(
+    engine_env, tmp_path, method, student_config, relative
+):
+    one = classifier_spec(method, devices=1)
+    two = classifier_spec(method, devices=2, parallelism="ddp")
+    for spec in (one, two):
+        spec["student"]["config"].update(student_config)
     single = run_ranks(
-        job_arguments(engine_env, classifier_spec(method, devices=1), tmp_path / "one" / "work"),
-        tmp_path / "one",
-        processes=1,
+        job_arguments(engine_env, one, tmp_path / "one" / "work"), tmp_path / "one", processes=1
     )
     double = run_ranks(
-        job_arguments(
-            engine_env, classifier_spec(method, devices=2, parallelism="ddp"), tmp_path / "two" / "work"
-        ),
-        tmp_path / "two",
-        processes=2,
+        job_arguments(engine_env, two, tmp_path / "two" / "work"), tmp_path / "two", processes=2
     )
-    assert_close_curves(train_curve(single[0]), train_curve(double[0]))
-    assert double[0]["report"]["training"]["devices"] == 2
-    assert double[0]["report"]["training"]["parallelism"] == "ddp"
-    assert double[0]["report"]["training"]["per_device_batch"] == 4
+    assert_close_curves(train_curve(single[0]), train_curve(double[0]), relative)
+    training = double[0]["report"]["training"]
+    assert (training["devices"], training["parallelism"], training["per_device_batch"]) == (2, "ddp", 4)
+    assert training["global_batch"] == 8
     assert double[1]["student_dir"] is None and double[1]["status"] == "succeeded"
     assert double[1]["messages"] == [] and double[1]["progress"] == []  # only rank 0 reports
 

@@ -25,7 +25,7 @@ LossFunction = Callable[[dict[str, Tensor]], tuple[Tensor, dict[str, float]]]
 # Methods some of whose trainable parameters may sit out a step, which DDP must then look for after
 # each forward (find_unused_parameters, a graph walk per step). None today: every method's loss reaches
 # every trainable parameter on every batch (the projections, exit heads and peers included), which the
-# distributed tests check for each method. A method that stops doing so belongs here.
+# distributed tests check (DDP raises at the next step otherwise). A method that stops doing so belongs here.
 UNUSED_PARAMETER_METHODS: frozenset[str] = frozenset()
 
 

@@ -201,3 +201,46 @@ def test_gkd_on_a_causal_lm_trains_under_fsdp(engine_env, tmp_path):
     assert training["parallelism"] == "fsdp" and training["steps"] == 4
     assert training["on_policy_batches"] == 2  # sampled in step with the other rank's shards
     assert records[1]["status"] == "succeeded"
+
+
+def short_ddp(spec: dict[str, Any]) -> dict[str, Any]:
+    """Two DDP processes, two steps: enough for DDP to refuse a parameter the loss left out."""
+    training = {"epochs": 1, "batch_size": 8, "learning_rate": 3e-3, "seed": 0, "max_steps": 2}
+    return {**spec, "resources": {"devices": 2}, "training": {**training, "parallelism": "ddp"}}
+
+
+# Methods that train more than the student (exit heads, a peer), a LoRA student, and ULD's student with
+# its own tokenizer: every trainable parameter must reach DDP's reducer at each step.
+DDP_METHODS = {
+    "self": {
+        "student": {"init": "teacher_layers"},
+        "method": {"type": "self", "exits": [1], "keep_exit": 1},
+    },
+    "mutual": {"student": {"init": "teacher_layers"}, "method": {"type": "mutual"}},
+    "lora": {"student": {"init": "teacher_layers", "lora": {"r": 4}}, "method": {"type": "response"}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DDP_METHODS))
+def test_a_method_with_more_than_a_student_trains_under_ddp(engine_env, tmp_path, name):
+    spec = {
+        "task": "sequence_classification",
+        "teacher": {"path": "bert-sentiment"},
+        "data": {"train_file": "file-sentiment", "eval_fraction": 0.25},
+        **DDP_METHODS[name],
+    }
+    records = run_ranks(job_arguments(engine_env, short_ddp(spec), tmp_path / "work"), tmp_path, processes=2)
+    assert [record["status"] for record in records] == ["succeeded", "succeeded"]
+    assert records[0]["report"]["training"]["parallelism"] == "ddp"
+
+
+def test_uld_with_a_student_of_another_tokenizer_trains_under_ddp(engine_env, bpe_models, tmp_path):
+    spec = {
+        "task": "causal_lm",
+        "teacher": {"path": "gpt2-bpe-teacher"},
+        "student": {"init": "pretrained", "model": {"path": "gpt2-bpe-student"}},
+        "data": {"train_file": "file-counting", "max_length": 32},
+        "method": {"type": "response", "cross_tokenizer": "uld", "alpha": 1.0},
+    }
+    records = run_ranks(job_arguments(engine_env, short_ddp(spec), tmp_path / "work"), tmp_path, processes=2)
+    assert records[0]["report"]["training"]["steps"] == 2

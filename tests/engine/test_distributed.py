@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from torchrun import run_ranks
+from torchrun import launch, run_ranks
 
 pytestmark = pytest.mark.slow
 
@@ -244,3 +244,21 @@ def test_uld_with_a_student_of_another_tokenizer_trains_under_ddp(engine_env, bp
     }
     records = run_ranks(job_arguments(engine_env, short_ddp(spec), tmp_path / "work"), tmp_path, processes=2)
     assert records[0]["report"]["training"]["steps"] == 2
+
+
+def test_a_rank_that_fails_alone_ends_the_others_instead_of_leaving_them_waiting(engine_env, tmp_path):
+    spec = short_ddp(
+        {
+            "task": "sequence_classification",
+            "teacher": {"path": "bert-sentiment"},
+            "student": {"init": "teacher_layers"},
+            "data": {"train_file": "file-sentiment", "eval_fraction": 0.25},
+            "method": {"type": "supervised"},
+        }
+    )
+    arguments = {**job_arguments(engine_env, spec, tmp_path / "work"), "fail_at_step": 1}
+    # Rank 0 leaves the loop after step 1 and destroys its group; rank 1's next collective fails with
+    # "Connection closed by peer" (gloo), or torchrun ends it first: either way within the timeout.
+    finished = launch(arguments, tmp_path, processes=2, timeout=120)
+    assert finished.returncode != 0
+    assert "rank 0 fails alone at step 1" in finished.stderr

@@ -20,10 +20,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def run_ranks(
+def launch(
     arguments: dict[str, Any], directory: Path, *, processes: int, timeout: float = 300
-) -> list[dict[str, Any]]:
-    """Run the job script in `processes` ranks (1: a plain process, no torchrun); each rank's record."""
+) -> subprocess.CompletedProcess[str]:
+    """Run the job script in `processes` ranks (1: a plain process, no torchrun); the finished launch."""
     directory.mkdir(parents=True, exist_ok=True)
     arguments = {**arguments, "results": str(directory / "results")}
     arguments_path = directory / "arguments.json"
@@ -39,7 +39,7 @@ def run_ranks(
     }
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         environment.pop(name, None)
-    finished = subprocess.run(
+    return subprocess.run(
         [*launcher, str(JOB_SCRIPT), str(arguments_path)],
         env=environment,
         capture_output=True,
@@ -47,6 +47,13 @@ def run_ranks(
         timeout=timeout,
         check=False,
     )
+
+
+def run_ranks(
+    arguments: dict[str, Any], directory: Path, *, processes: int, timeout: float = 300
+) -> list[dict[str, Any]]:
+    """Run the job script in `processes` ranks (1: a plain process, no torchrun); each rank's record."""
+    finished = launch(arguments, directory, processes=processes, timeout=timeout)
     assert finished.returncode == 0, finished.stdout[-4000:] + finished.stderr[-8000:]
     results = directory / "results"
     return [json.loads((results / f"rank-{rank}.json").read_text()) for rank in range(processes)]

@@ -18,6 +18,7 @@ MOVED = {
     "teacher_cache_steps": "bench.speed.teacher_cache_steps",
     "teacher_cache": "bench.speed.teacher_cache",
     "mfu": "bench.speed.mfu",
+    "ddp_scaling": "bench.speed.ddp_scaling",
 }
 
 

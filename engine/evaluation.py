@@ -1,7 +1,7 @@
 """Evaluation metrics: accuracy and macro-F1 for classifiers, loss and perplexity for language models."""
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.batching import IGNORE_INDEX
+from engine.distributed.ranks import SINGLE, Ranks
 
 # The metric that picks the best checkpoint, and whether higher is better.
 PRIMARY_METRIC = {"sequence_classification": ("accuracy", True), "causal_lm": ("loss", False)}
@@ -70,6 +71,17 @@ class MetricTotals:
         ).item()
         self.token_count += int((shifted_labels != IGNORE_INDEX).sum())
 
+    def reduce(self, ranks: Ranks) -> None:
+        """Sum the totals over the ranks and gather their predictions, so every rank holds them all."""
+        if not ranks.distributed:
+            return
+        loss_sum, token_count = ranks.sum([self.loss_sum, float(self.token_count)])
+        self.loss_sum, self.token_count = loss_sum, round(token_count)
+        if self.task == "sequence_classification":
+            pairs = ranks.gather(list(zip(self.predictions, self.labels, strict=True)))
+            self.predictions = [prediction for prediction, _ in pairs]
+            self.labels = [label for _, label in pairs]
+
     def metrics(self) -> dict[str, float]:
         """Accuracy and macro-F1, or loss and perplexity, over every batch added."""
         if self.task == "sequence_classification":
@@ -85,18 +97,26 @@ def evaluate(
     task: str,
     device: torch.device | str,
     autocast: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ranks: Ranks = SINGLE,
+    counted: Sequence[bool] | None = None,
 ) -> dict[str, float]:
-    """The task's metrics of `model` over the batches; the model's train/eval mode is restored after."""
+    """The task's metrics of `model` over the batches; the model's train/eval mode is restored after.
+
+    Over several ranks each rank passes its share of the batches; a batch whose `counted` is False runs
+    (so a sharded model's collectives stay in step) but adds nothing. The metrics cover every rank's.
+    """
     was_training = model.training
     model.eval()
     totals = MetricTotals(task)
-    for batch in batches:
+    for index, batch in enumerate(batches):
         batch = {key: value.to(device) for key, value in batch.items()}
         targets = batch.pop("labels")
         with autocast():
             logits = model(**batch).logits.float()
-        totals.add(logits, targets)
+        if counted is None or counted[index]:
+            totals.add(logits, targets)
     model.train(was_training)
+    totals.reduce(ranks)
     return totals.metrics()
 
 

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.distributed.fsdp import FSDPModule
 from transformers import PreTrainedModel
 
 from engine.batching import IGNORE_INDEX
@@ -78,6 +79,8 @@ def sample_continuations(
                 use_cache=True,
                 pad_token_id=pad_token_id,
                 eos_token_id=eos_token_id,
+                # FSDP shards' forwards are collectives: ranks that finish early keep stepping with the rest.
+                synced_gpus=isinstance(model, FSDPModule),
                 **options,
             )
     finally:

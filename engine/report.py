@@ -141,3 +141,14 @@ def build_report(
         },
         "training": training,
     }
+
+
+def parallel_summary(*, devices: int, parallelism: str, batch_size: int, accumulation: int) -> dict[str, Any]:
+    """How many devices trained, how (single, ddp, fsdp), and the batch each took of every global batch."""
+    return {
+        "devices": devices,
+        "parallelism": parallelism,
+        "per_device_batch": batch_size // devices,
+        "global_batch": batch_size,
+        "examples_per_optimizer_step": batch_size * accumulation,
+    }

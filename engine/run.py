@@ -1,7 +1,9 @@
 """The engine's entry point: run one job spec from data and models to a saved student and its report."""
 
+import hashlib
 import json
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,6 +22,12 @@ from engine.data import (
     PreparedData,
     prepare_data,
 )
+from engine.distributed.callbacks import MainRankCallbacks
+from engine.distributed.choice import choose_parallelism
+from engine.distributed.process_group import process_group
+from engine.distributed.ranks import SINGLE, Ranks
+from engine.distributed.sharded_checkpoint import full_state_on_main
+from engine.distributed.wrap import Parallelism
 from engine.errors import UserError
 from engine.final_evaluation import FinalEvaluation, announce_result, teacher_for_comparison
 from engine.lm.report import LanguageModels
@@ -28,6 +36,7 @@ from engine.methods import MethodContext, method_class_for
 from engine.methods.base import Method
 from engine.methods.teacher import TeacherMethod
 from engine.models import (
+    auto_model_class,
     build_student,
     check_compatibility,
     count_parameters,
@@ -36,14 +45,16 @@ from engine.models import (
     load_tokenizer,
     student_factory,
 )
+from engine.report import parallel_summary
 from engine.teacher_cache import (
     CacheOutcome,
     StoredOutputs,
     TeacherCacheConfig,
     prepare_teacher_outputs,
 )
+from engine.teacher_cache.outputs import example_hashes
 from engine.training.checkpointing import TrainState
-from engine.training.loop import planned_examples, train
+from engine.training.loop import TrainResult, planned_examples, train
 from engine.training.optimization import seed_everything
 from engine.training.precision import PrecisionChoice, choose_precision, describe_choice
 
@@ -52,7 +63,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What a run produced: its status, the saved student, the report and the files to publish."""
+    """What a run produced: its status, the saved student, the report and the files to publish.
+
+    Over several processes only rank 0's result has the student, the report and the outputs; every
+    other rank returns the status with `student_dir` None, a report of its status, steps and rank, and
+    no outputs.
+    """
 
     status: Literal["succeeded", "cancelled"]
     student_dir: Path | None
@@ -77,24 +93,34 @@ def run_job(
     """Train the student `spec` describes; resume from `workdir/checkpoints/` if a checkpoint is there.
 
     Teacher outputs are stored under `teacher_cache.root` and shared across jobs; without one they are
-    kept for this run only.
+    kept for this run only. Launched by torchrun (WORLD_SIZE > 1) every rank calls it with the same
+    spec and workdir: it starts the process group (NCCL on CUDA device LOCAL_RANK, else gloo), trains
+    over every rank and destroys the group before it returns or raises. Only rank 0 calls `callbacks`
+    (rank 0's `should_stop` answer reaches every rank) and writes into `workdir`, except DCP shards.
     """
-    callbacks = callbacks or Callbacks()
-    target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     workdir.mkdir(parents=True, exist_ok=True)
     datasets.disable_progress_bars()
-    with tempfile.TemporaryDirectory(prefix="distillery-data-") as scratch_dir:
+    with (
+        process_group(device) as (ranks, target),
+        tempfile.TemporaryDirectory(prefix="distillery-data-") as scratch_dir,
+    ):
+        caller = callbacks or Callbacks()
         job = JobRun(
             spec,
             workdir=workdir,
             resolve_model=resolve_model,
             resolve_file=resolve_file,
-            callbacks=callbacks,
+            callbacks=MainRankCallbacks(caller, ranks) if ranks.distributed else caller,
             device=target,
             scratch_dir=Path(scratch_dir),
             teacher_cache=teacher_cache or TeacherCacheConfig(),
+            ranks=ranks,
         )
-        return job.run()
+        try:
+            return job.run()
+        finally:
+            if ranks.distributed and ranks.is_main:
+                shutil.rmtree(job.shared_scratch_dir, ignore_errors=True)
 
 
 @dataclass
@@ -121,9 +147,19 @@ class JobRun:
     device: torch.device
     scratch_dir: Path
     teacher_cache: TeacherCacheConfig
+    ranks: Ranks = SINGLE
+
+    @property
+    def shared_scratch_dir(self) -> Path:
+        """Scratch space every rank sees (the run's own teacher-cache entry): the workdir over several."""
+        return self.workdir / ".shared-scratch" if self.ranks.distributed else self.scratch_dir
 
     def run(self) -> RunResult:
-        """Every phase in order; a cancelled run stops after training."""
+        """Every phase in order; a cancelled run stops after training.
+
+        Every rank takes the same phases up to the saved student, so an error before training (data,
+        models) is raised alike on every rank; rank 0 alone evaluates and reports after training.
+        """
         spec, callbacks = self.spec, self.callbacks
         precision = choose_precision(spec.training.precision, self.device)  # refuses bf16 before any work
         callbacks.on_message(describe_choice(precision))
@@ -132,32 +168,83 @@ class JobRun:
         models = self.load_models(method_class)
         data = self.prepare_data(models)
         data = method_class.extend_train_data(spec, data, models.teacher, models.tokenizer, callbacks)
+        self.check_same_train_data(data)
         method = self.build_method(method_class, models, data)
+        parallelism = self.choose_parallelism(method, models)
         stored, cache_outcome = self.teacher_outputs(method, models, data, precision)
         metrics_log = MetricsLog(self.workdir / "metrics.jsonl")
-        if spec.training.compile:
-            callbacks.on_message(
+        result = self.train(method, data, precision, metrics_log, parallelism)
+        if result.status == "cancelled":
+            report = {"status": "cancelled", "steps": result.state.step}
+            return RunResult("cancelled", None, report, [metrics_log.path] if self.ranks.is_main else [])
+        training = self.training_summary(result.state, data, precision, cache_outcome, method, parallelism)
+        saved = self.save_student(method, models, parallelism)  # a LoRA student's merge freezes it
+        if saved is None:  # not rank 0: its part ends with training
+            return RunResult(
+                "succeeded",
+                None,
+                {"status": "succeeded", "steps": result.state.step, "rank": self.ranks.rank},
+            )
+        student_dir, student = saved
+        evaluation = FinalEvaluation(spec, data, self.device, precision, models.tokenizer, method.aligner)
+        report = self.report(evaluation, student, models, stored, student_dir, training)
+        return self.publish(report, metrics_log, student_dir)
+
+    def check_same_train_data(self, data: PreparedData) -> None:
+        """Refuse, on every rank alike, to train when the ranks' train sets differ.
+
+        Every rank reads and tokenizes the same files; a method's own data step (sequence-level KD's
+        sampled continuations) runs on each rank with the same seed, which a GPU may not repeat exactly.
+        """
+        if not self.ranks.distributed:
+            return
+        digest = hashlib.sha256(b"".join(example_hashes(data.train))).hexdigest()
+        if len(set(self.ranks.gather([digest]))) > 1:
+            raise UserError(
+                "the processes of this job prepared different training data (sampling is not repeatable "
+                "on this device); run it on one device",
+                param="resources.devices",
+            )
+
+    def choose_parallelism(self, method: Method, models: LoadedModels) -> Parallelism:
+        """DDP or FSDP over several ranks (said in the log), nothing to choose in one process."""
+        parallelism, reason = choose_parallelism(
+            self.spec, method.student, models.teacher, self.device, self.ranks
+        )
+        if self.ranks.distributed:
+            batch = self.spec.training.batch_size
+            self.callbacks.on_message(
+                f"training on {self.ranks.world_size} devices with {parallelism} ({reason}); each takes "
+                f"{batch // self.ranks.world_size} examples of every batch of {batch}"
+            )
+        return parallelism
+
+    def train(
+        self,
+        method: Method,
+        data: PreparedData,
+        precision: PrecisionChoice,
+        metrics_log: MetricsLog,
+        parallelism: Parallelism,
+    ) -> TrainResult:
+        """The training loop, over the forward compiled when the spec asks."""
+        if self.spec.training.compile:
+            self.callbacks.on_message(
                 "compiling the student's forward (torch.compile): the first steps take longer"
             )
-        with compiled_forward(method.student, enabled=spec.training.compile):
-            result = train(
+        with compiled_forward(method.student, enabled=self.spec.training.compile):
+            return train(
                 method,
                 data,
-                training=spec.training,
+                training=self.spec.training,
                 device=self.device,
                 precision=precision,
                 checkpoint_dir=self.workdir / "checkpoints",
                 metrics_log=metrics_log,
-                callbacks=callbacks,
+                callbacks=self.callbacks,
+                ranks=self.ranks,
+                parallelism=parallelism,
             )
-        if result.status == "cancelled":
-            report = {"status": "cancelled", "steps": result.state.step}
-            return RunResult("cancelled", None, report, [metrics_log.path])
-        training = self.training_summary(result.state, data, precision, cache_outcome, method)
-        student_dir, student = self.save_student(method, models)  # a LoRA student's merge freezes it
-        evaluation = FinalEvaluation(spec, data, self.device, precision, models.tokenizer, method.aligner)
-        report = self.report(evaluation, student, models, stored, student_dir, training)
-        return self.publish(report, metrics_log, student_dir)
 
     def load_models(self, method_class: type[Method]) -> LoadedModels:
         """The student's tokenizer and, for a method that trains with one, the frozen teacher."""
@@ -267,21 +354,44 @@ class JobRun:
             _splits(data),
             mode=self.spec.training.teacher_cache,
             config=self.teacher_cache,
-            scratch_dir=self.scratch_dir,
+            scratch_dir=self.shared_scratch_dir,
             planned_visits=int(share * planned_examples(self.spec.training, len(data.train))),
             callbacks=self.callbacks,
+            ranks=self.ranks,
         )
         self.callbacks.on_message(outcome.message())
         method.attach_stored_outputs(stored.lookup("train") if stored is not None else None)
         return stored, outcome
 
-    def save_student(self, method: Method, models: LoadedModels) -> tuple[Path, PreTrainedModel]:
-        """The trained student and its tokenizer in `save_pretrained` form, and the model as saved."""
+    def save_student(
+        self, method: Method, models: LoadedModels, parallelism: Parallelism
+    ) -> tuple[Path, PreTrainedModel] | None:
+        """The trained student and its tokenizer in `save_pretrained` form, and the model as saved.
+
+        Rank 0 saves it; under FSDP every rank first gathers the full weights to rank 0 (a collective).
+        None on the other ranks.
+        """
         student_dir = self.workdir / "student"
-        exported = save_student(method.export_model(), self.spec.student.lora, student_dir)
+        exported: PreTrainedModel | None = method.export_model()
+        if parallelism == "fsdp":
+            exported = self.unsharded(method.export_model(), full_state_on_main(method.export_model()))
+        if exported is None or not self.ranks.is_main:
+            return None
+        exported = save_student(exported, self.spec.student.lora, student_dir)
         models.tokenizer.save_pretrained(student_dir)
         self.callbacks.on_message(f"saved the student ({_millions(exported)})")
         return student_dir, exported
+
+    def unsharded(self, sharded: PreTrainedModel, state: dict[str, torch.Tensor]) -> PreTrainedModel | None:
+        """On rank 0, a plain copy of an FSDP-sharded model holding its gathered weights; None elsewhere."""
+        if not self.ranks.is_main:
+            return None
+        config = sharded.config
+        model: PreTrainedModel = auto_model_class(self.spec.task).from_config(
+            config, attn_implementation=config._attn_implementation
+        )
+        model.load_state_dict(state)
+        return model.to(self.device)
 
     def training_summary(
         self,
@@ -290,9 +400,16 @@ class JobRun:
         precision: PrecisionChoice,
         cache: CacheOutcome | None,
         method: Method,
+        parallelism: Parallelism,
     ) -> dict[str, Any]:
         """How training ran, for the report."""
         return {
+            **parallel_summary(
+                devices=self.ranks.world_size,
+                parallelism=parallelism,
+                batch_size=self.spec.training.batch_size,
+                accumulation=self.spec.training.gradient_accumulation_steps,
+            ),
             "steps": state.step,
             "best_step": state.best_step,
             "precision": precision.precision,

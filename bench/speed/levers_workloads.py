@@ -12,6 +12,8 @@ from transformers import PreTrainedModel
 from bench.tweets import load_tweets
 from distillery.jobspec import SupervisedMethod, TrainingSpec
 from engine.batching import eval_batch_order, iterate_batches
+from engine.distributed.ranks import SINGLE
+from engine.distributed.wrap import make_parallel
 from engine.evaluation import evaluate
 from engine.methods.base import MethodContext
 from engine.methods.supervised import SupervisedDistillation
@@ -53,12 +55,14 @@ def training_pass(
     """One engine training step on each batch in turn; the engine's AdamW unless another is given."""
     optimizer = optimizer or build_optimizer(method, training)
     scheduler = build_scheduler(optimizer, training, total_steps=1_000_000)
+    single = make_parallel(method, "single", SINGLE)
 
     def run() -> None:
         for batch in batches:
             train_step(
-                method,
-                [batch],
+                single,
+                [(batch, 1.0)],
+                SINGLE,
                 optimizer,
                 scheduler,
                 training=training,

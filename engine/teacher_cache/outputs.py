@@ -6,6 +6,9 @@ teacher's weights, the token ids of every example (so the data files, their orde
 settings all count), the fields, the method settings that change their values, and the precision.
 Examples are found by the hash of their tokens, so a job that splits the same examples differently
 still finds them. Where the outputs would not fit the store's bound, training runs the teacher live.
+
+Over several ranks the pass is split between them (`shared_pass.py`); rank 0 alone looks for, evicts
+and writes entries, and the others open the entry once rank 0 says it is there.
 """
 
 import hashlib
@@ -25,7 +28,9 @@ from torch import Tensor
 
 from engine.batching import collate
 from engine.callbacks import Callbacks
+from engine.distributed.ranks import SINGLE, Ranks
 from engine.teacher_cache.fields import STORAGE_DTYPES, TeacherFields
+from engine.teacher_cache.shared_pass import Row, compute_shared, pass_rounds
 from engine.teacher_cache.store import (
     CorruptEntry,
     EntryWriter,
@@ -209,15 +214,21 @@ def prepare_teacher_outputs(
     scratch_dir: Path,
     planned_visits: int,
     callbacks: Callbacks,
+    ranks: Ranks = SINGLE,
 ) -> tuple[StoredOutputs | None, CacheOutcome]:
-    """The teacher's stored outputs for every example of `splits`, found or computed; None to run it live."""
+    """The teacher's stored outputs for every example of `splits`, found or computed; None to run it live.
+
+    Over several ranks every rank calls it with the same arguments and a shared `scratch_dir`.
+    """
     if mode == "off":
         return None, CacheOutcome("off", "training.teacher_cache is off")
     plan = PassPlan.of(splits, teacher_pass.fields)
     root = config.root or scratch_dir / "teacher-cache"
     material = teacher_pass.key_material(plan)
     key = cache_key(material)
-    entry = _open_existing(root / key, teacher_pass.fields, callbacks)
+    entry = _open_existing(root / key, teacher_pass.fields, callbacks) if ranks.is_main else None
+    if ranks.broadcast_flag(entry is not None) and entry is None:
+        entry = StoreEntry(root / key, teacher_pass.fields)
     if entry is not None:
         outcome = CacheOutcome("hit", "found", key, entry.nbytes, len(plan.unique), tokens=plan.tokens())
         return _stored(entry, plan), outcome
@@ -231,6 +242,8 @@ def prepare_teacher_outputs(
             f"{train_examples} train examples"
         )
         return None, CacheOutcome("live", reason, examples=len(plan.unique))
+    if ranks.distributed:
+        return _compute_shared_entry(teacher_pass, plan, root, key, material, config, callbacks, ranks)
     return _compute_entry(teacher_pass, plan, root, key, material, config, callbacks)
 
 
@@ -263,6 +276,70 @@ def _compute_entry(
         "miss", "computed", key, entry.nbytes, len(plan.unique), seconds, forwards, plan.tokens()
     )
     return _stored(entry, plan), outcome
+
+
+def _compute_shared_entry(
+    teacher_pass: TeacherPass,
+    plan: "PassPlan",
+    root: Path,
+    key: str,
+    material: dict[str, Any],
+    config: TeacherCacheConfig,
+    callbacks: Callbacks,
+    ranks: Ranks,
+) -> tuple[StoredOutputs | None, CacheOutcome]:
+    """The pass split over the ranks; rank 0 makes room and writes; every rank opens the entry."""
+    writer = None
+    if ranks.is_main:
+        make_room(root, incoming=plan.nbytes(), max_bytes=config.max_bytes)
+        writer = EntryWriter(root, key, plan.fields, material)
+    started = time.perf_counter()
+    order = sorted(plan.unique, key=lambda example_hash: -plan.lengths[example_hash])
+    callbacks.on_message(f"teacher outputs: computing them once for {len(order)} examples")
+    sizes = [pass_batch_size(plan.fields, plan.lengths[example_hash]) for example_hash in order]
+    result = compute_shared(
+        pass_rounds(order, sizes, ranks.world_size),
+        compute_rows=lambda share: _rows(plan, share, teacher_pass),
+        writer=writer,
+        ranks=ranks,
+        callbacks=callbacks,
+    )
+    examples = len(plan.unique)
+    if result.written is None:
+        reason = result.failure or "stopped on request during the pass"
+        return None, CacheOutcome("live", reason, examples=examples)
+    if ranks.is_main:
+        make_room(root, incoming=0, max_bytes=config.max_bytes, keep=result.written.name)
+    entry = StoreEntry(result.written, plan.fields)
+    seconds = time.perf_counter() - started
+    outcome = CacheOutcome(
+        "miss", "computed", key, entry.nbytes, examples, seconds, result.forwards, plan.tokens()
+    )
+    return _stored(entry, plan), outcome
+
+
+def _rows(plan: "PassPlan", share: list[bytes], teacher_pass: TeacherPass) -> list[Row] | str:
+    """One rank's pass batch: each example's values cut to its length, in storage dtypes; or the overflow."""
+    outputs = _forward(plan, share, teacher_pass)
+    rows = []
+    try:
+        for row, example_hash in enumerate(share):
+            length = plan.lengths[example_hash]
+            rows.append((example_hash, length, _cut_values(plan, outputs, row, length)))
+    except _Overflow as error:
+        return str(error)
+    return rows
+
+
+def _cut_values(plan: "PassPlan", outputs: dict[str, Tensor], row: int, length: int) -> dict[str, Tensor]:
+    """One example's values of every field, in storage dtype; _Overflow if one does not fit it."""
+    values = {}
+    for name, field in plan.fields.items():
+        value = field.cut(outputs[name], row, length).to("cpu", STORAGE_DTYPES[field.dtype])
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise _Overflow(f"teacher output {name} does not fit in {field.dtype}")
+        values[name] = value
+    return values
 
 
 def _open_existing(path: Path, fields: TeacherFields, callbacks: Callbacks) -> StoreEntry | None:
@@ -316,13 +393,7 @@ def _compute(
             forwards += 1
             for row, example_hash in enumerate(chunk):
                 length = plan.lengths[example_hash]
-                values = {}
-                for name, field in plan.fields.items():
-                    value = field.cut(outputs[name], row, length).to("cpu", STORAGE_DTYPES[field.dtype])
-                    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                        raise _Overflow(f"teacher output {name} does not fit in {field.dtype}")
-                    values[name] = value
-                writer.add(example_hash, length, values)
+                writer.add(example_hash, length, _cut_values(plan, outputs, row, length))
         return writer.commit(), forwards
     except BaseException:
         writer.abort()

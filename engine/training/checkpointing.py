@@ -3,6 +3,10 @@
 A checkpoint is a directory `step-<n>/` holding `method.safetensors` (the method's state_dict: student,
 projectors, exit heads, peers), `optimizer.pt` (optimiser, scheduler and RNG states, read back with
 `weights_only=True`) and `trainer_state.json` (where the data stands and the best metric so far).
+
+Over several processes rank 0 writes these files (DDP: every rank holds the same weights), except under
+FSDP, where every rank writes its shards of the method and the optimiser with DCP into `dcp/` and
+`optimizer.pt` keeps the scheduler and RNG states. Rank 0's RNG states are restored on every rank.
 """
 
 import json
@@ -17,6 +21,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
+
+from engine.distributed.ranks import SINGLE, Ranks
+from engine.distributed.sharded_checkpoint import has_shards, load_shards, save_shards
 
 logger = logging.getLogger(__name__)
 
@@ -75,22 +82,35 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     state: TrainState,
+    ranks: Ranks = SINGLE,
+    sharded: bool = False,
 ) -> Path:
-    """Write `directory/step-<n>/` atomically, then keep only the latest and the best checkpoints."""
+    """Write `directory/step-<n>/` atomically, then keep only the latest and the best checkpoints.
+
+    Every rank calls it; it returns once the checkpoint is complete on disk.
+    """
     final = directory / f"{PREFIX}{state.step}"
     partial = directory / f".{PREFIX}{state.step}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    save_model(method, str(partial / "method.safetensors"))
-    training = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_states()}
-    torch.save(training, partial / "optimizer.pt")
-    (partial / "trainer_state.json").write_text(json.dumps(asdict(state)))
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
-    keep = {state.step, state.best_step}
-    for old in list_checkpoints(directory):
-        if checkpoint_step(old) not in keep:
-            shutil.rmtree(old, ignore_errors=True)
+    if ranks.is_main:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    ranks.barrier()
+    if sharded:
+        save_shards(partial, method=method, optimizer=optimizer)
+    if ranks.is_main:
+        training: dict[str, Any] = {"scheduler": scheduler.state_dict(), "rng": rng_states()}
+        if not sharded:
+            save_model(method, str(partial / "method.safetensors"))
+            training["optimizer"] = optimizer.state_dict()
+        torch.save(training, partial / "optimizer.pt")
+        (partial / "trainer_state.json").write_text(json.dumps(asdict(state)))
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+        keep = {state.step, state.best_step}
+        for old in list_checkpoints(directory):
+            if checkpoint_step(old) not in keep:
+                shutil.rmtree(old, ignore_errors=True)
+    ranks.barrier()
     return final
 
 
@@ -121,7 +141,10 @@ def latest_checkpoint(directory: Path) -> Path | None:
 
 
 def load_method_weights(path: Path, method: nn.Module) -> None:
-    """Load a checkpoint's weights into the method (e.g. to go back to the best one)."""
+    """Load a checkpoint's weights into the method (e.g. the best one); reading DCP shards is a collective."""
+    if has_shards(path):
+        load_shards(path, method=method, optimizer=None)
+        return
     load_model(method, str(path / "method.safetensors"), strict=True)
 
 
@@ -133,9 +156,12 @@ def load_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
 ) -> TrainState:
     """Restore everything a checkpoint holds and return the training state to continue from."""
-    load_method_weights(path, method)
     training = torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")
-    optimizer.load_state_dict(training["optimizer"])
+    if has_shards(path):
+        load_shards(path, method=method, optimizer=optimizer)
+    else:
+        load_method_weights(path, method)
+        optimizer.load_state_dict(training["optimizer"])
     scheduler.load_state_dict(training["scheduler"])
     restore_rng_states(training["rng"])
     state = TrainState(**json.loads((path / "trainer_state.json").read_text()))

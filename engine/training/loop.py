@@ -4,6 +4,10 @@ Read top to bottom: plan the steps, build the optimiser and schedule, resume if 
 then for each optimiser step accumulate gradients over a few batches, clip, step, log, and, when the
 checkpoint policy says so, evaluate, keep a checkpoint or stop early. At the end the best weights are
 put back.
+
+Over several processes every rank runs this same loop on its share of each global batch
+(`engine.distributed.sharding`): the decisions (stop, evaluate, checkpoint, stop early) follow the step
+count and rank 0's answers and metrics, so every rank takes them at the same step.
 """
 
 import logging
@@ -19,12 +23,16 @@ from typing import Literal
 
 import torch
 from torch import Tensor
+from torch.distributed.tensor import DTensor
 
 from distillery.jobspec import TrainingSpec
 from engine.batching import epoch_batch_order, eval_batch_order, eval_batch_size, iterate_batches
 from engine.callbacks import Callbacks
 from engine.curves import MetricsLog
 from engine.data import PreparedData
+from engine.distributed.ranks import SINGLE, Ranks
+from engine.distributed.sharding import shard_batches
+from engine.distributed.wrap import Parallelism, ParallelMethod, make_parallel
 from engine.errors import UserError
 from engine.evaluation import evaluate
 from engine.methods.base import Method
@@ -63,10 +71,16 @@ def train(
     checkpoint_dir: Path,
     metrics_log: MetricsLog,
     callbacks: Callbacks,
+    ranks: Ranks = SINGLE,
+    parallelism: Parallelism = "single",
 ) -> TrainResult:
-    """Train `method` on `data` as `training` says, in `precision`; resume from a checkpoint if one exists."""
+    """Train `method` on `data` as `training` says, in `precision`; resume from a checkpoint if one exists.
+
+    Over several ranks `callbacks` must be one whose `should_stop` every rank calls (MainRankCallbacks).
+    """
     total_steps = planned_steps(training, len(data.train))
     seed_everything(training.seed)
+    parallel = make_parallel(method, parallelism, ranks)
     optimizer = build_optimizer(method, training)
     scheduler = build_scheduler(optimizer, training, total_steps)
     state = TrainState()
@@ -74,10 +88,13 @@ def train(
     if latest is not None:
         state = load_checkpoint(latest, method=method, optimizer=optimizer, scheduler=scheduler)
         callbacks.on_message(f"resumed from the checkpoint at step {state.step}")
-    metrics_log.truncate_after(state.step)
+    if ranks.is_main:
+        metrics_log.truncate_after(state.step)
     method.train()
     loop = TrainingLoop(
         method=method,
+        parallel=parallel,
+        ranks=ranks,
         data=data,
         training=training,
         device=device,
@@ -106,6 +123,8 @@ class TrainingLoop:
     """The state one `train` call works on, and its steps: an epoch, an optimiser step, an evaluation."""
 
     method: Method
+    parallel: ParallelMethod
+    ranks: Ranks
     data: PreparedData
     training: TrainingSpec
     device: torch.device
@@ -133,12 +152,17 @@ class TrainingLoop:
                 group_by_length=training.group_by_length,
             )
         order = state.batch_order
-        batches = iterate_batches(
-            self.data.train,
-            order,
-            pad_token_id=self.data.pad_token_id,
-            start=state.batch_index,
-            with_index=True,
+        shares, weights = shard_batches(order, self.ranks)
+        batches = zip(
+            iterate_batches(
+                self.data.train,
+                shares,
+                pad_token_id=self.data.pad_token_id,
+                start=state.batch_index,
+                with_index=True,
+            ),
+            weights[state.batch_index :],
+            strict=True,
         )
         while state.batch_index < len(order) and state.step < self.policy.total_steps:
             if self.callbacks.should_stop():
@@ -153,13 +177,14 @@ class TrainingLoop:
                 return "epoch done"
         return "last step"
 
-    def optimizer_step(self, group: list[dict[str, Tensor]]) -> tuple[bool, float]:
+    def optimizer_step(self, group: list[tuple[dict[str, Tensor], float]]) -> tuple[bool, float]:
         """One optimiser step over a group of batches, logged; whether it ended the epoch, and the epoch."""
         state = self.state
         started = time.perf_counter()
         terms = train_step(
-            self.method,
+            self.parallel,
             group,
+            self.ranks,
             self.optimizer,
             self.scheduler,
             training=self.training,
@@ -175,7 +200,8 @@ class TrainingLoop:
         epoch_done = state.batch_index >= batches
         epoch = state.epoch + state.batch_index / batches
         self.callbacks.on_progress(step=state.step, total_steps=self.policy.total_steps, epoch=epoch)
-        self.metrics_log.append(step=state.step, epoch=epoch, split="train", metrics=terms)
+        if self.ranks.is_main:
+            self.metrics_log.append(step=state.step, epoch=epoch, split="train", metrics=terms)
         self.log_averages(terms, epoch)
         if epoch_done:  # the checkpoint's data position points at the next epoch
             state.epoch, state.batch_index, state.batch_order = state.epoch + 1, 0, None
@@ -188,7 +214,7 @@ class TrainingLoop:
         step, total = self.state.step, self.policy.total_steps
         if step % max(1, min(50, total // 20)) == 0 or step == total:
             averaged = {name: sum(values) / len(values) for name, values in self.window.items()}
-            averaged.update(self.throughput.rates())
+            averaged.update(self.throughput.rates(self.ranks))
             self.callbacks.on_metrics(step=step, epoch=epoch, split="train", metrics=averaged)
             self.window.clear()
 
@@ -198,7 +224,8 @@ class TrainingLoop:
         if self.policy.evaluate_now(state.step, epoch_done=epoch_done):
             metrics = self.evaluate()
             evaluated, self.last_eval_step = True, state.step
-            self.metrics_log.append(step=state.step, epoch=epoch, split="eval", metrics=metrics)
+            if self.ranks.is_main:
+                self.metrics_log.append(step=state.step, epoch=epoch, split="eval", metrics=metrics)
             self.callbacks.on_metrics(step=state.step, epoch=epoch, split="eval", metrics=metrics)
             task = self.method.task
             self.callbacks.on_message(describe_evaluation(task, metrics, state, self.training, epoch_done))
@@ -212,15 +239,27 @@ class TrainingLoop:
         return stopping
 
     def evaluate(self) -> dict[str, float]:
-        """The student's metrics on the eval set."""
+        """The student's metrics on the eval set, each rank evaluating its share of every batch.
+
+        Every rank takes rank 0's metrics, so the policy's decisions cannot differ by a rounding.
+        """
         training = self.training
         size = eval_batch_size(
             self.method.task, batch_size=training.batch_size, eval_batch_size=training.eval_batch_size
         )
         order = eval_batch_order(list(self.data.eval["length"]), size)
-        batches = iterate_batches(self.data.eval, order, pad_token_id=self.data.pad_token_id)
-        task, device = self.method.task, self.device
-        return evaluate(self.method.student, batches, task=task, device=device, autocast=self.autocast)
+        shares, weights = shard_batches(order, self.ranks)
+        batches = iterate_batches(self.data.eval, shares, pad_token_id=self.data.pad_token_id)
+        metrics = evaluate(
+            self.method.student,
+            batches,
+            task=self.method.task,
+            device=self.device,
+            autocast=self.autocast,
+            ranks=self.ranks,
+            counted=[weight > 0 for weight in weights],
+        )
+        return self.ranks.broadcast_object(metrics)
 
     def save_checkpoint(self, epoch: float) -> None:
         """Write a resumable checkpoint and report it."""
@@ -231,6 +270,8 @@ class TrainingLoop:
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             state=state,
+            ranks=self.ranks,
+            sharded=self.parallel.parallelism == "fsdp",
         )
         self.callbacks.on_checkpoint(
             step=state.step,
@@ -261,18 +302,24 @@ class Throughput:
     tokens: int = 0
     seconds: float = 0.0
 
-    def add(self, group: list[dict[str, Tensor]], *, seconds: float) -> None:
-        """Count one optimiser step's batches."""
-        for batch in group:
+    def add(self, group: list[tuple[dict[str, Tensor], float]], *, seconds: float) -> None:
+        """Count one optimiser step's batches (a rank's stand-in example, of weight 0, does not count)."""
+        for batch, weight in group:
+            if weight == 0:
+                continue
             self.examples += int(batch["input_ids"].shape[0])
             mask = batch.get("attention_mask")
             self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
         self.seconds += seconds
 
-    def rates(self) -> dict[str, float]:
-        """`examples_per_second` and `tokens_per_second` since the last call, which starts a new window."""
-        seconds = max(self.seconds, 1e-9)
-        rates = {"examples_per_second": self.examples / seconds, "tokens_per_second": self.tokens / seconds}
+    def rates(self, ranks: Ranks = SINGLE) -> dict[str, float]:
+        """`examples_per_second` and `tokens_per_second` since the last call, which starts a new window.
+
+        Over several ranks: every rank's examples and tokens over the slowest rank's seconds.
+        """
+        examples, tokens = ranks.sum([float(self.examples), float(self.tokens)])
+        seconds = max(ranks.maximum(self.seconds), 1e-9)
+        rates = {"examples_per_second": examples / seconds, "tokens_per_second": tokens / seconds}
         self.examples, self.tokens, self.seconds = 0, 0, 0.0
         return rates
 
@@ -292,8 +339,9 @@ def planned_examples(training: TrainingSpec, train_examples: int) -> int:
 
 
 def train_step(
-    method: Method,
-    group: list[dict[str, Tensor]],
+    parallel: ParallelMethod,
+    group: list[tuple[dict[str, Tensor], float]],
+    ranks: Ranks,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     *,
@@ -302,23 +350,29 @@ def train_step(
     autocast: Autocast,
     step: int,
 ) -> dict[str, float]:
-    """One optimiser step over a group of batches (gradient accumulation); returns the mean loss terms."""
+    """One optimiser step over a group of batches (gradient accumulation); returns the mean loss terms.
+
+    Each batch comes with its weight in the global batch (1 in one process); gradients are synchronised
+    over the ranks on the group's last batch only, and the terms are the global batch's means.
+    """
     terms: dict[str, float] = defaultdict(float)
-    for batch in _on_device(group, device):
-        with autocast():
-            loss, batch_terms = method.training_loss(batch)
-        if not torch.isfinite(loss):
-            raise UserError(
-                f"training diverged: the loss is {loss.item()} at step {step + 1}; try a lower learning rate",
-                code="diverged",
-                param="training.learning_rate",
-            )
-        (loss / len(group)).backward()
+    nonfinite = 0.0
+    for index, (batch, weight) in enumerate(_on_device(group, device)):
+        with parallel.gradient_sync(index == len(group) - 1):
+            with autocast():
+                loss, batch_terms = parallel.loss(batch)
+            if not torch.isfinite(loss):
+                if not ranks.distributed:
+                    _diverged(loss.item(), step)
+                nonfinite += 1  # every rank learns of it from the reduced terms, and stops at once
+            (loss / len(group) * weight).backward()
         for name, value in batch_terms.items():
-            terms[name] += value / len(group)
-    trainable = [param for param in method.parameters() if param.requires_grad]
+            terms[name] += value * weight / ranks.world_size / len(group)
+    terms = _global_means(terms, nonfinite, ranks, step)
+    trainable = [param for param in parallel.method.parameters() if param.requires_grad]
     if training.max_grad_norm is not None:
-        terms["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(trainable, training.max_grad_norm))
+        norm = torch.nn.utils.clip_grad_norm_(trainable, training.max_grad_norm)
+        terms["grad_norm"] = float(norm.full_tensor() if isinstance(norm, DTensor) else norm)
     terms["lr"] = scheduler.get_last_lr()[0]
     optimizer.step()
     scheduler.step()
@@ -326,6 +380,27 @@ def train_step(
     return dict(terms)
 
 
-def _on_device(group: list[dict[str, Tensor]], device: torch.device) -> Iterator[dict[str, Tensor]]:
-    for batch in group:
-        yield {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+def _global_means(terms: dict[str, float], nonfinite: float, ranks: Ranks, step: int) -> dict[str, float]:
+    """The terms summed over the ranks (each already weighted by its share); diverged if any rank's was."""
+    if not ranks.distributed:
+        return dict(terms)
+    names = sorted(terms)
+    *values, nonfinite = ranks.sum([terms[name] for name in names] + [nonfinite])
+    if nonfinite:
+        _diverged(float("nan"), step)
+    return dict(zip(names, values, strict=True))
+
+
+def _diverged(loss: float, step: int) -> None:
+    raise UserError(
+        f"training diverged: the loss is {loss} at step {step + 1}; try a lower learning rate",
+        code="diverged",
+        param="training.learning_rate",
+    )
+
+
+def _on_device(
+    group: list[tuple[dict[str, Tensor], float]], device: torch.device
+) -> Iterator[tuple[dict[str, Tensor], float]]:
+    for batch, weight in group:
+        yield {key: value.to(device, non_blocking=True) for key, value in batch.items()}, weight

@@ -7,6 +7,7 @@ from functools import partial
 import numpy as np
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 from distillery.jobspec import TrainingSpec
 
@@ -47,9 +48,12 @@ def build_optimizer(method: nn.Module, training: TrainingSpec) -> torch.optim.Ad
 
 
 def can_fuse_adamw(params: list[nn.Parameter]) -> bool:
-    """Whether every parameter is floating point on a device with a fused AdamW kernel."""
+    """Whether every parameter is floating point on a device with a fused AdamW kernel (not FSDP shards)."""
     return bool(params) and all(
-        param.is_floating_point() and param.device.type in FUSED_ADAMW_DEVICES for param in params
+        param.is_floating_point()
+        and param.device.type in FUSED_ADAMW_DEVICES
+        and not isinstance(param, DTensor)
+        for param in params
     )
 
 

@@ -98,7 +98,7 @@ def test_throughput_counts_examples_and_unpadded_tokens_per_second_of_training()
         "attention_mask": torch.tensor([[1] * 4, [1, 1, 0, 0]]),
     }
     unmasked = {"input_ids": torch.zeros(1, 3, dtype=torch.long)}
-    throughput.add([padded], seconds=0.5)
-    throughput.add([unmasked], seconds=0.5)
+    throughput.add([(padded, 1.0)], seconds=0.5)
+    throughput.add([(unmasked, 1.0)], seconds=0.5)
     assert throughput.rates() == {"examples_per_second": 3.0, "tokens_per_second": 9.0}
     assert throughput.rates() == {"examples_per_second": 0.0, "tokens_per_second": 0.0}  # a new window

@@ -1,0 +1,1 @@
+"""Training one job over several processes: the process group, each rank's data, reductions, wrapping."""

@@ -71,9 +71,10 @@ def test_revoking_a_key_closes_its_open_streams_at_once(
 ) -> None:
     job_id = create_job()["id"]  # queued: its stream would not end by itself
     headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=burst_api, headers=headers, timeout=10) as client, client.stream(
-        "GET", f"/v1/jobs/{job_id}/events/stream"
-    ) as stream:
+    with (
+        httpx.Client(base_url=burst_api, headers=headers, timeout=10) as client,
+        client.stream("GET", f"/v1/jobs/{job_id}/events/stream") as stream,
+    ):
         assert stream.status_code == 200
         lines = stream.iter_lines()
         assert next(line for line in lines if line.startswith("id:")) == "id: 1"
@@ -95,9 +96,10 @@ def test_a_stream_still_gets_its_events_after_the_listener_loses_its_connection(
 ) -> None:
     job_id = create_job()["id"]
     headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=burst_api, headers=headers, timeout=20) as client, client.stream(
-        "GET", f"/v1/jobs/{job_id}/events/stream"
-    ) as stream:
+    with (
+        httpx.Client(base_url=burst_api, headers=headers, timeout=20) as client,
+        client.stream("GET", f"/v1/jobs/{job_id}/events/stream") as stream,
+    ):
         ids = (line for line in stream.iter_lines() if line.startswith("id:"))
         assert next(ids) == "id: 1"
         assert _terminate_listeners(db_session) >= 1

@@ -7,9 +7,9 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from celery.signals import worker_init, worker_shutdown
+from celery.signals import celeryd_after_setup, worker_init, worker_shutdown
 
-from app.core.celery import RUN_JOB_TASK
+from app.core.celery import RUN_JOB_TASK, job_queue
 from app.core.config import get_settings
 from app.workers.records import WorkerCapacity
 from app.workers.registry import refresh, register, unregister
@@ -32,6 +32,16 @@ def capacity_now() -> WorkerCapacity:
     capacity = probe(get_settings(), gpus=gpus)
     concurrency = _state["concurrency"]
     return capacity if concurrency is None else replace(capacity, concurrency=concurrency)
+
+
+@celeryd_after_setup.connect
+def _consume_own_queue(sender: str, instance: Any, **_: Any) -> None:
+    """A job worker also takes the jobs of its accelerator, however it was started (`--queues` or not)."""
+    if not _is_job_worker(instance):
+        return
+    settings = get_settings()
+    accelerator = probe(settings, gpus=list_gpus()).accelerator
+    instance.app.amqp.queues.select_add(job_queue(settings.queue_name, accelerator))
 
 
 @worker_init.connect

@@ -36,8 +36,21 @@ def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class RunningLimits:
+    """How much a key's tenant may run at once; None: the service's default."""
+
+    jobs: int | None = None
+    devices: int | None = None
+
+
 def create_key(
-    *, session: Session, tenant: str, name: str | None = None, expires_at: datetime | None = None
+    *,
+    session: Session,
+    tenant: str,
+    name: str | None = None,
+    expires_at: datetime | None = None,
+    limits: RunningLimits = RunningLimits(),
 ) -> str:
     """Create a key for a tenant; returns its plaintext, which is never stored and shown only now.
 
@@ -54,6 +67,8 @@ def create_key(
             key_hash=hash_key(token),
             prefix=token[:SHOWN_PREFIX_CHARS],
             expires_at=expires_at,
+            max_running_jobs=limits.jobs,
+            max_running_devices=limits.devices,
         )
     )
     session.flush()
@@ -76,6 +91,16 @@ def revoke_key(*, session: Session, key_id: str) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.flush()
+    return key
+
+
+def set_limits(*, session: Session, key_id: str, limits: RunningLimits) -> ApiKey:
+    """Set how much the key's tenant may run at once (None: the service's default)."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise UnknownKey(key_id)
+    key.max_running_jobs, key.max_running_devices = limits.jobs, limits.devices
+    session.flush()
     return key
 
 

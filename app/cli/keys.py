@@ -93,6 +93,24 @@ def tenant_name(tenant: str) -> str:
         raise CliError(f"--tenant: {error}") from None
 
 
+MaxJobs = Annotated[
+    int | None,
+    typer.Option(
+        "--max-running-jobs",
+        min=1,
+        help="Most jobs the tenant runs at once (default: DISTILLERY_TENANT_MAX_RUNNING_JOBS).",
+    ),
+]
+MaxDevices = Annotated[
+    int | None,
+    typer.Option(
+        "--max-running-devices",
+        min=1,
+        help="Most devices the tenant's running jobs hold (default: DISTILLERY_TENANT_MAX_RUNNING_DEVICES).",
+    ),
+]
+
+
 @app.command()
 def create(
     tenant: Annotated[str, typer.Option("--tenant", help=f"The tenant the key acts for: {TENANT_RULE}.")],
@@ -104,17 +122,20 @@ def create(
             help="When the key stops working: 90d, 12h, 30m, or an ISO date; at most ten years ahead.",
         ),
     ] = None,
+    max_running_jobs: MaxJobs = None,
+    max_running_devices: MaxDevices = None,
 ) -> None:
     """Create an API key and print it; it is shown this once only."""
-    from app.auth.service import create_key
+    from app.auth.service import RunningLimits, create_key
     from app.core.db import session_scope
 
     tenant = tenant_name(tenant)
     if name is not None:
         key_name(name)
     expires_at = expiry_from(expires)
+    limits = RunningLimits(jobs=max_running_jobs, devices=max_running_devices)
     with session_scope() as session:
-        key = create_key(session=session, tenant=tenant, name=name, expires_at=expires_at)
+        key = create_key(session=session, tenant=tenant, name=name, expires_at=expires_at, limits=limits)
     until = f", valid until {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
     say(stderr(), f"API key for tenant {tenant}{until} (store it now: it cannot be shown again):")
     # The key alone on standard output, so `KEY=$(distillery keys create ...)` captures just it.
@@ -164,7 +185,33 @@ def revoke(key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key
     say(stderr(), f"Revoked {key_id} of tenant {tenant}.")
 
 
-def key_row(key: Any) -> dict[str, str | None]:
+@app.command()
+def limit(
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID", help="The key's id, key_...")],
+    max_running_jobs: MaxJobs = None,
+    max_running_devices: MaxDevices = None,
+) -> None:
+    """Set how much the key's tenant may run at once; an option left out goes back to the default.
+
+    A tenant with several keys gets the tightest limit any of its live keys sets.
+    """
+    from app.auth.service import RunningLimits, UnknownKey, set_limits
+    from app.core.db import session_scope
+
+    try:
+        with session_scope() as session:
+            limits = RunningLimits(jobs=max_running_jobs, devices=max_running_devices)
+            tenant = set_limits(session=session, key_id=key_id, limits=limits).tenant
+    except UnknownKey:
+        raise CliError(f"no API key '{key_id}' exists (distillery keys list shows them)") from None
+    shown = ", ".join(
+        f"{what} {value if value is not None else 'default'}"
+        for what, value in (("running jobs", max_running_jobs), ("running devices", max_running_devices))
+    )
+    say(stderr(), f"Limits of {key_id} (tenant {tenant}): {shown}.")
+
+
+def key_row(key: Any) -> dict[str, Any]:
     """What the listing shows of a stored key, times in ISO 8601 UTC."""
     from app.auth.service import key_state
 
@@ -177,28 +224,34 @@ def key_row(key: Any) -> dict[str, str | None]:
         "created_at": _iso(key.created_at),
         "expires_at": _iso(key.expires_at),
         "last_used_at": _iso(key.last_used_at),
+        "max_running_jobs": key.max_running_jobs,
+        "max_running_devices": key.max_running_devices,
     }
 
 
-def shown_row(row: dict[str, str | None]) -> dict[str, str]:
+def shown_row(row: dict[str, Any]) -> dict[str, str]:
     """A key's row as a table or a line shows it: headed by column, times to the minute, '-' for none."""
-    cells = {name: value for name, value in row.items() if not name.endswith("_at")}
+    cells = {
+        name: value for name, value in row.items() if not name.endswith("_at") and not name.startswith("max_")
+    }
     cells["name"] = " ".join((row["name"] or "").split())
     cells["prefix"] = f"{row['prefix']}..."
     for column in ("created", "expires", "last_used"):
         moment = row[f"{column}_at"]
         cells[column.replace("_", " ")] = moment[:16].replace("T", " ") if moment else "-"
+    limits = [(row.get("max_running_jobs"), "jobs"), (row.get("max_running_devices"), "devices")]
+    cells["limits"] = ", ".join(f"{value} {what}" for value, what in limits if value) or "-"
     return {name: value or "" for name, value in cells.items()}
 
 
-def plain_lines(rows: list[dict[str, str | None]]) -> list[str]:
+def plain_lines(rows: list[dict[str, Any]]) -> list[str]:
     """A header line, then one tab-separated line per key, nothing cut."""
     shown = [shown_row(row) for row in rows]
     header = PLAIN_SEPARATOR.join(column.upper() for column in shown[0])
     return [header] + [PLAIN_SEPARATOR.join(row.values()) for row in shown]
 
 
-def print_table(rows: list[dict[str, str | None]]) -> None:
+def print_table(rows: list[dict[str, Any]]) -> None:
     """The table on the terminal; narrower than the table, the lines run on rather than cut an id."""
     shown = [shown_row(row) for row in rows]
     console = stdout()

@@ -9,6 +9,7 @@ does: the run measures speed, so its accuracy only shows the two runs learn alik
 
     python -m bench.ddp_scaling                      # 400 train, 100 eval, 200 test tweets, one epoch
     python -m bench.ddp_scaling --train-rows 1000
+    python -m bench.ddp_scaling --device cuda --parallelism fsdp   # 1 GPU against 2 (NCCL), from bench/gpu.sh
 """
 
 import argparse
@@ -41,6 +42,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--eval-rows", type=int, default=100)
     parser.add_argument("--test-rows", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=32, help="the global batch (per optimiser step)")
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="cuda: one GPU per process, NCCL"
+    )
+    parser.add_argument("--parallelism", choices=["ddp", "fsdp"], default="ddp")
     parser.add_argument("--data-dir", type=Path, default=Path("var/ddp_scaling"))
     parser.add_argument("--out", type=Path, default=RESULTS / "ddp_scaling.json")
     return parser.parse_args()
@@ -77,14 +82,14 @@ def job_spec(args: argparse.Namespace, devices: int) -> dict[str, Any]:
             "max_length": 64,
         },
         "method": {"type": "response", "temperature": 2.0, "alpha": 0.5},
-        "resources": {"devices": devices},
+        "resources": {"devices": devices, "accelerator": args.device},
         "training": {
             "epochs": 1,
             "batch_size": args.batch_size,
             "learning_rate": 1e-4,
             "warmup_ratio": 0.06,
             "seed": 0,
-            "parallelism": "ddp",
+            "parallelism": args.parallelism,
         },
     }
 
@@ -112,6 +117,7 @@ def run(args: argparse.Namespace, data: dict[str, Any], *, processes: int, threa
         "spec": job_spec(args, processes),
         "workdir": str(args.data_dir / "work" / name),
         "threads": threads,
+        "device": args.device,
         "out": str(out),
     }
     arguments_path = args.data_dir / f"{name}-arguments.json"
@@ -128,7 +134,7 @@ def run(args: argparse.Namespace, data: dict[str, Any], *, processes: int, threa
 
 def format_table(runs: list[dict[str, Any]], ratio: float) -> Table:
     table = Table(
-        title=f"DDP scaling on the CPU: 2 processes / 1 process = {ratio:.2f}x (target {TARGET_RATIO}x)"
+        title=f"Scaling: 2 processes / 1 process = {ratio:.2f}x (target on the CPU {TARGET_RATIO}x)"
     )
     for column in (
         "processes x threads",
@@ -172,7 +178,9 @@ def main() -> None:
             "test": str(splits.test.path),
         },
     }
-    runs = [run(args, data, processes=1, threads=2), run(args, data, processes=2, threads=1)]
+    # On the CPU both runs share the cores; on CUDA each process has a GPU and the threads only feed it.
+    one, two = (2, 1) if args.device == "cpu" else (2, 2)
+    runs = [run(args, data, processes=1, threads=one), run(args, data, processes=2, threads=two)]
     ratio = runs[1]["examples_per_second"] / runs[0]["examples_per_second"]
     console.print(format_table(runs, ratio))
     result = {
@@ -184,6 +192,8 @@ def main() -> None:
             "eval_rows": splits.eval.rows,
             "test_rows": splits.test.rows,
         },
+        "device": args.device,
+        "parallelism": args.parallelism,
         "machine": {"cpu": cpu_model(), "cores": len(os.sched_getaffinity(0))},
         "load": uptime(),
         "command": " ".join(["python -m bench.ddp_scaling", *sys.argv[1:]]),

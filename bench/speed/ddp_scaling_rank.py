@@ -50,7 +50,7 @@ def main(arguments_path: str) -> None:
         resolve_model=resolve_model,
         resolve_file=lambda file_id: Path(files[file_id]),
         callbacks=callbacks,
-        device="cpu",
+        device="cpu" if arguments.get("device", "cpu") == "cpu" else None,  # None: cuda:LOCAL_RANK
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return

@@ -7,9 +7,11 @@ training step as the engine takes it (`train_step`: forward, cross-entropy, back
 AdamW). Batches are random token ids whose lengths are drawn uniformly from a quarter of the max length
 to all of it, each batch padded to its longest; tokens/s and FLOPs count real tokens only (see
 `bench.speed.mfu` for the FLOP count). Utilisation is against the rate of `torch.mm` measured on the same
-device in the same precision. Then it runs `bench.speed.mfu --device cuda` and, where their modules
-exist, `bench.naive.distill_vs_naive` and `bench.speed.teacher_cache` with `--quick --device cuda`, each in
-the time left of a 5-minute budget, and records how each ended. Writes `bench/results/gpu.json`.
+device in the same precision. Then it runs `bench.speed.mfu --device cuda`; on a machine with two GPUs or
+more, `bench.speed.ddp_scaling --device cuda` with DDP and with FSDP (the demo's KD job on one GPU, then on
+two over NCCL); and, where their modules exist, `bench.naive.distill_vs_naive` and
+`bench.speed.teacher_cache` with `--quick --device cuda`, each in the time left of a 5-minute budget,
+and records how each ended. Writes `bench/results/gpu.json`.
 
 Without CUDA it falls back to the CPU with tiny models (`--tiny`, a seconds-long check that the script
 works) and skips the other benchmarks: its figures say nothing about a GPU.
@@ -180,6 +182,13 @@ def other_benchmarks(out_dir: Path, deadline: float) -> list[dict[str, Any]]:
     """Run bench.speed.mfu and, where they exist, the other CUDA benchmarks, each in the time left."""
     commands = [["bench.speed.mfu", "--device", "cuda", "--out", str(out_dir / "mfu_cuda.json")]]
     records: list[dict[str, Any]] = []
+    if torch.cuda.device_count() >= 2:  # one job over two GPUs: DDP, then FSDP, each against one GPU
+        for parallelism in ("ddp", "fsdp"):
+            out = str(out_dir / f"ddp_scaling_cuda_{parallelism}.json")
+            scaling = ["--device", "cuda", "--parallelism", parallelism, "--out", out]
+            commands.append(["bench.speed.ddp_scaling", *scaling])
+    else:
+        records.append({"module": "bench.speed.ddp_scaling", "status": "skipped: fewer than 2 GPUs"})
     for module in OTHER_BENCHMARKS:
         present = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT, capture_output=True)
         if present.returncode != 0:

@@ -198,6 +198,7 @@ def test_a_piped_list_prints_whole_ids_as_tab_separated_lines_that_revoke_accept
         "CREATED",
         "EXPIRES",
         "LAST USED",
+        "LIMITS",
     ]
     listed = [line.split("\t") for line in lines]
     assert sorted(row[0] for row in listed) == ids
@@ -249,7 +250,27 @@ def test_the_json_list_holds_whole_ids_and_iso_times(db_session: Any) -> None:
         "created_at",
         "expires_at",
         "last_used_at",
+        "max_running_jobs",
+        "max_running_devices",
     }
     assert first["tenant"] == "tenant-with-a-rather-long-name" and first["expires_at"] is None
     assert datetime.fromisoformat(first["created_at"]).tzinfo is not None
     assert json.loads(keys("list", "--json", "--tenant", "nobody").stdout) == []
+
+
+def test_a_keys_running_limits_are_set_at_creation_changed_and_listed(db_session: Any) -> None:
+    created = keys("create", "--tenant", "acme", "--max-running-jobs", "2")
+    assert created.exit_code == 0, created.output
+    key = db_session.scalars(select(ApiKey).where(ApiKey.tenant == "acme")).one()
+    assert (key.max_running_jobs, key.max_running_devices) == (2, None)
+
+    changed = keys("limit", key.id, "--max-running-devices", "4")
+
+    assert changed.exit_code == 0, changed.output
+    db_session.expire_all()
+    assert (key.max_running_jobs, key.max_running_devices) == (None, 4)
+    listed = json.loads(keys("list", "--json").stdout)
+    assert (listed[0]["max_running_jobs"], listed[0]["max_running_devices"]) == (None, 4)
+    assert "4 devices" in keys("list").stdout
+    assert keys("limit", "key_missing", "--max-running-jobs", "1").exit_code != 0
+    assert keys("create", "--tenant", "acme", "--max-running-jobs", "0").exit_code != 0

@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -112,10 +113,12 @@ def run(args: argparse.Namespace, data: dict[str, Any], *, processes: int, threa
     """One run of the job over `processes` processes of `threads` torch threads each; what rank 0 measured."""
     name = f"{processes}x{threads}"
     out = args.data_dir / f"{name}.json"
+    workdir = args.data_dir / "work" / name
+    shutil.rmtree(workdir, ignore_errors=True)  # a run left there would be resumed, not trained again
     arguments = {
         **data,
         "spec": job_spec(args, processes),
-        "workdir": str(args.data_dir / "work" / name),
+        "workdir": str(workdir),
         "threads": threads,
         "device": args.device,
         "out": str(out),

@@ -73,6 +73,7 @@ def make_parallel(method: Method, parallelism: Parallelism, ranks: Ranks) -> Par
         TrainingForward(method),
         device_ids=device_ids,
         find_unused_parameters=method.spec.type_name() in UNUSED_PARAMETER_METHODS,
+        gradient_as_bucket_view=True,  # gradients live in the buckets: no copy in and out per step
     )
     return ParallelMethod(method, "ddp", ddp, ddp)
 

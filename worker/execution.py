@@ -56,6 +56,8 @@ def run_claimed(
     """Run a claimed job in this process, reporting to the database, and record how it ended.
 
     The process is the job's only one, or rank 0 of its group (given the inputs resolved beforehand).
+    Rank 0 records no unexpected error: a collective fails there when another rank dies, so it is
+    raised for the job process, which sees the whole group's end and retries the job.
     """
     store = ArtifactStore(settings.artifacts)
     reporter = JobReporter(job_id=job.id, worker_id=worker_id, settings=settings, store=store)
@@ -64,6 +66,8 @@ def run_claimed(
         with reporter:
             result = _run(job, settings=settings, store=store, reporter=reporter, inputs=inputs)
     except Exception as error:
+        if inputs is not None and outcome.is_unexpected(error):
+            raise
         outcome.failed(error, attempt=job.attempts)
         return
     if reporter.lease_lost:

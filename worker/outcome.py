@@ -52,12 +52,17 @@ class Outcome:
 
         self._retrying(write)
 
+    @staticmethod
+    def is_unexpected(error: Exception) -> bool:
+        """Neither the user's error nor a transient one: a bug, or in a process group, a peer's death."""
+        return not isinstance(error, UserError) and transient_code(error) is None
+
     def failed(self, error: Exception, *, attempt: int) -> None:
         """End an attempt that raised: a user error or a bug fails the job, a transient error retries it."""
         if isinstance(error, UserError):
             user_error = JobError(code=error.code, message=error.message, param=error.param, type="user")
             self.record(JobStatus.FAILED, error=user_error)
-        elif transient_code(error) is not None:
+        elif not self.is_unexpected(error):
             self.retry_later(error, attempt=attempt)
         else:
             logger.error("job %s failed", self.job_id, exc_info=error)

@@ -37,10 +37,20 @@ def main(argv: list[str]) -> int:
     settings = get_settings()
     configure_job_process_logging(settings, handoff.job.id)
     if rank == 0:
-        run_claimed(handoff.job, worker_id=handoff.worker_id, settings=settings, inputs=handoff.inputs)
-        group.mark_leader_done()
-        return 0
+        return lead(handoff, group)
     return follow(rank, handoff, group)
+
+
+def lead(handoff: Handoff, group: GroupDir) -> int:
+    """Run the job as rank 0, recording its end; an unexpected error is left for the job process."""
+    try:
+        run_claimed(handoff.job, worker_id=handoff.worker_id, settings=get_settings(), inputs=handoff.inputs)
+    except Exception as error:
+        logger.exception("rank 0 of job %s failed", handoff.job.id)
+        group.write_error(0, f"{type(error).__name__}: {error}")
+        return 1
+    group.mark_leader_done()
+    return 0
 
 
 def follow(rank: int, handoff: Handoff, group: GroupDir) -> int:

@@ -23,7 +23,10 @@ from app.api.errors import install_error_handlers
 from app.api.page_policy import SameOriginPages
 from app.api.pending_limit import PendingRequestLimit
 from app.api.request_id import RequestId
+from app.api.store_errors import install_store_error_handlers
 from app.api.unexpected import CatchUnexpected
+from app.auth.grant_cache import GrantCache
+from app.core.async_reads import Reader, make_async_read_engine
 from app.core.config import Settings, get_settings
 from app.core.db import make_engine, make_sessionmaker
 from app.core.logs import configure_api_logging
@@ -50,15 +53,23 @@ STREAM_READERS = 4
 # Connections past one per thread: a session ends (and gives its connection back) after its thread
 # is released, and the metrics and readiness probes read the database too.
 POOL_HEADROOM = 8
+# How long a resolved API key's tenant is reused by the routes that re-check the key in their own query;
+# then the key is looked up again, which also records its use (`last_used_at`, to the minute).
+KEY_CACHE_SECONDS = 60.0
 DESCRIPTION = """\
 Distillery turns a large model into a small one by knowledge distillation. Upload a dataset, post a
 job that names a teacher, a student and a method, follow its events, then download the trained student
-in `save_pretrained` form. Every request carries an API key: `Authorization: Bearer dk-...` (the
-Authorize button here). A dashboard of the jobs is at [/ui/](/ui/).
+in `save_pretrained` form. Every request carries an API key: `Authorization: Bearer dk-...` (in Swagger
+UI, at [/docs](/docs), enter it once with the Authorize button). A dashboard of the jobs is at [/ui/](/ui/).
 """
 TAGS = [
     {"name": "files", "description": "Datasets (JSONL, CSV, Parquet), checked on upload."},
     {"name": "jobs", "description": "Distillation jobs, their events, checkpoints and artifacts."},
+    {
+        "name": "sweeps",
+        "description": "Recipe sweeps: trials of a base job chosen by Optuna on the eval split, the best one "
+        "measured once on the test split against one control.",
+    },
     {"name": "webhooks", "description": "Signed callbacks (Standard Webhooks) on every job event."},
     {"name": "workers", "description": "The live job workers and what each has: devices, memory, versions."},
     {"name": "health", "description": "Probes for load balancers and orchestrators."},
@@ -94,6 +105,19 @@ def make_api_engine(settings: Settings) -> Engine:
     )
 
 
+def make_reader(settings: Settings, engine: Engine) -> Reader:
+    """Reads on the event loop where the database has an async driver, in threads elsewhere."""
+    # As many kept connections as request threads, a few more for peaks: with fewer, overflow connections
+    # were opened and closed per request, which cost more than the read.
+    async_engine = make_async_read_engine(
+        settings.database_url,
+        timeout_seconds=settings.database_timeout_seconds,
+        pool_size=settings.api_threads,
+        max_overflow=POOL_HEADROOM,
+    )
+    return Reader(async_engine, engine)
+
+
 def database_metrics(settings: Settings) -> list[DatabaseMetric]:
     """Every metric read from the database at scrape time; a domain with metrics of its own adds them here."""
     return [*job_metrics(settings), *webhook_metrics(), *worker_metrics(settings)]
@@ -122,6 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.read_sessionmaker = make_sessionmaker(engine, read_only=True)
+    app.state.reader = make_reader(settings, engine)
+    app.state.grants = GrantCache(ttl_seconds=KEY_CACHE_SECONDS)
     # Files sit below jobs: a file's deletion learns from here which unfinished jobs still read it.
     app.state.file_users = active_jobs_using
     app.state.stream_source = StreamSource(
@@ -135,7 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.metrics = metrics
     install_error_handlers(app)
-    install_database_error_handlers(app, engine)
+    async_engine = app.state.reader.engine
+    install_database_error_handlers(app, engine, *([async_engine.sync_engine] if async_engine else []))
+    install_store_error_handlers(app)
     _add_middleware(app, settings, metrics)
     app.include_router(root_router)
     mount_docs_pages(app)
@@ -158,7 +186,9 @@ def _lifespan(
         if settings.is_embedded:
             await run_in_threadpool(upgrade_database, settings)
         if settings.environment == "development" and settings.dev_api_key:
-            logger.warning("development API key (tenant 'default'): %s", settings.dev_api_key)
+            logging.getLogger("app.dev_key").warning(
+                "development API key (tenant 'default'): %s", settings.dev_api_key
+            )
         listener = asyncio.create_task(
             notifications.run(app.state.database_outage), name="change-notifications"
         )
@@ -166,6 +196,7 @@ def _lifespan(
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
+        await app.state.reader.dispose()
         engine.dispose()
 
     return lifespan
@@ -188,6 +219,7 @@ def _add_middleware(app: FastAPI, settings: Settings, metrics: ServiceMetrics) -
         HttpMetrics,
         requests=metrics.http_requests,
         durations=metrics.http_durations,
+        stream_durations=metrics.stream_durations,
         routes=app.router.routes,
     )
     app.add_middleware(RequestId)

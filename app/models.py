@@ -4,6 +4,7 @@ from app.auth.models import ApiKey
 from app.core.base import Base
 from app.files.models import File
 from app.jobs.models import Artifact, Checkpoint, Job, JobEvent
+from app.sweeps.models import Sweep
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.workers.models import Worker
 
@@ -15,6 +16,7 @@ __all__ = [
     "File",
     "Job",
     "JobEvent",
+    "Sweep",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

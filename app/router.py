@@ -8,6 +8,7 @@ from app.api.query_params import reject_unknown_query_parameters
 from app.files import endpoints as files
 from app.jobs import endpoints as jobs
 from app.metrics import endpoints as metrics
+from app.sweeps import endpoints as sweeps
 from app.webhooks import endpoints as webhooks
 from app.workers import endpoints as workers
 
@@ -19,6 +20,7 @@ api_router = APIRouter(
 )
 api_router.include_router(files.router)
 api_router.include_router(jobs.router)
+api_router.include_router(sweeps.router)
 api_router.include_router(webhooks.router)
 api_router.include_router(workers.router)
 

@@ -23,3 +23,14 @@ def write_result(result: dict[str, Any], out: Path, *, console: Console | None =
 def uptime() -> str:
     """`uptime`'s line: how loaded the machine was when a result was taken."""
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def cpu_facts() -> dict[str, Any]:
+    """The processor's model name and the matrix and bf16 flags `lscpu` lists, for a result file."""
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    return {
+        "model": fields.get("Model name", "").strip(),
+        "flags": [flag for flag in flags if flag in {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}],
+    }

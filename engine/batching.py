@@ -1,15 +1,20 @@
 """Batches: a seeded, length-grouped order per epoch, and dynamic padding to the longest example."""
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import numpy as np
 import torch
 from torch import Tensor
 
+if TYPE_CHECKING:
+    from engine.lm.packing import Packing
+
 IGNORE_INDEX = -100
 EXAMPLE_INDEX = "example_index"
+# A packed batch's map of where each example lies (engine.lm.packing); like EXAMPLE_INDEX, no model input.
+PACKED_SEGMENTS = "packed_segments"
 # Batches per group sorted by length: big enough to pad little, small enough to keep batches random.
 LENGTH_GROUP_BATCHES = 50
 # Classifiers evaluate in batches up to 4x the training batch, at most this many (unless the spec says):
@@ -86,15 +91,31 @@ def iterate_batches(
     pad_token_id: int,
     start: int = 0,
     with_index: bool = False,
+    packing: "Packing | None" = None,
 ) -> Iterator[dict[str, Tensor]]:
     """Collated batches in the given order, from batch `start` on (to resume inside an epoch).
 
-    `with_index` adds each row's position in the dataset as `example_index`, which methods may use to
-    reuse per-example results across epochs; it is not a model input.
+    `with_index` adds each example's position in the dataset as `example_index`, which methods may use
+    to reuse per-example results across epochs; it is not a model input. With `packing` a causal LM's
+    examples are packed into rows instead of padded, `example_index` still in the batch's order.
     """
     columns = dataset.select_columns([name for name in dataset.column_names if name != "length"])
     for indices in batches[start:]:
-        batch = collate(columns[list(indices)], pad_token_id=pad_token_id)
+        rows = columns[list(indices)]
+        if packing is None:
+            batch = collate(rows, pad_token_id=pad_token_id)
+        else:
+            batch = packing.collate(rows, pad_token_id=pad_token_id)
         if with_index:
             batch[EXAMPLE_INDEX] = torch.tensor(list(indices), dtype=torch.long)
         yield batch
+
+
+def examples_and_tokens(batch: dict[str, Tensor]) -> tuple[int, int]:
+    """How many examples a batch holds and how many real tokens (padding left out), padded or packed."""
+    segments = batch.get(PACKED_SEGMENTS)
+    if segments is not None:  # one row per example: packed row, start, length, first label
+        return int(segments.shape[0]), int(segments[:, 2].sum())
+    mask = batch.get("attention_mask")
+    tokens = int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+    return int(batch["input_ids"].shape[0]), tokens

@@ -3,6 +3,7 @@
 import math
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +11,7 @@ from torch import Tensor, nn
 
 from engine.batching import IGNORE_INDEX
 from engine.distributed.ranks import SINGLE, Ranks
+from engine.standard_errors import LossSums, perplexity_stderr, proportion_stderr
 
 # The metric that picks the best checkpoint, and whether higher is better.
 PRIMARY_METRIC = {"sequence_classification": ("accuracy", True), "causal_lm": ("loss", False)}
@@ -47,36 +49,48 @@ def causal_lm_metrics(loss_sum: float, token_count: int) -> dict[str, float]:
 
 
 class MetricTotals:
-    """Running sums over evaluation batches, turned into the task's metrics at the end."""
+    """Running sums over evaluation batches, turned into the task's metrics at the end.
+
+    Beside them, per-example sums (`LossSums`) give each metric's standard error (`stderr`).
+    """
 
     def __init__(self, task: str) -> None:
         self.task = task
         self.loss_sum, self.token_count = 0.0, 0
         self.predictions: list[int] = []
         self.labels: list[int] = []
+        self.sums = LossSums()
 
     def add(self, logits: Tensor, targets: Tensor) -> None:
         """One batch's logits (float32) and labels."""
         if self.task == "sequence_classification":
-            self.loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+            losses = F.cross_entropy(logits, targets, reduction="none")
+            self.loss_sum += losses.sum().item()
             self.predictions += logits.argmax(dim=-1).tolist()
             self.labels += targets.tolist()
+            self.sums.add(losses, torch.ones_like(losses))
             return
         shifted_labels = targets[:, 1:]
-        self.loss_sum += F.cross_entropy(
+        losses = F.cross_entropy(
             logits[:, :-1].reshape(-1, logits.shape[-1]),
             shifted_labels.reshape(-1),
             ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        ).item()
-        self.token_count += int((shifted_labels != IGNORE_INDEX).sum())
+            reduction="none",
+        ).view(shifted_labels.shape)  # an ignored token's loss is 0
+        self.loss_sum += losses.sum().item()
+        scored = (shifted_labels != IGNORE_INDEX).sum(dim=1)
+        self.token_count += int(scored.sum())
+        self.sums.add(losses.sum(dim=1), scored)
 
     def reduce(self, ranks: Ranks) -> None:
         """Sum the totals over the ranks and gather their predictions, so every rank holds them all."""
         if not ranks.distributed:
             return
-        loss_sum, token_count = ranks.sum([self.loss_sum, float(self.token_count)])
+        loss_sum, token_count, *sums = ranks.sum(
+            [self.loss_sum, float(self.token_count), *self.sums.as_list()]
+        )
         self.loss_sum, self.token_count = loss_sum, round(token_count)
+        self.sums = LossSums.from_list(sums)
         if self.task == "sequence_classification":
             pairs = ranks.gather(list(zip(self.predictions, self.labels, strict=True)))
             self.predictions = [prediction for prediction, _ in pairs]
@@ -87,6 +101,38 @@ class MetricTotals:
         if self.task == "sequence_classification":
             return classification_metrics(self.predictions, self.labels, self.loss_sum)
         return causal_lm_metrics(self.loss_sum, self.token_count)
+
+    @property
+    def examples(self) -> int:
+        """The examples measured."""
+        return self.sums.examples
+
+    def stderr(self) -> dict[str, float]:
+        """The standard error of each metric that has one (macro-F1 has none in closed form)."""
+        metrics, loss_error = self.metrics(), self.sums.mean_stderr()
+        if self.task == "sequence_classification":
+            errors = {
+                "accuracy": proportion_stderr(metrics["accuracy"], len(self.labels)),
+                "loss": loss_error,
+            }
+        else:
+            errors = {"loss": loss_error, "perplexity": perplexity_stderr(metrics["loss"], loss_error)}
+        return {name: value for name, value in errors.items() if value is not None}
+
+
+@dataclass
+class SplitMeasures:
+    """A model's metrics on each split, with their standard errors and the examples each covers."""
+
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    stderr: dict[str, dict[str, float]] = field(default_factory=dict)
+    examples: dict[str, int] = field(default_factory=dict)
+
+    def add(self, split: str, totals: MetricTotals) -> None:
+        """One split's totals."""
+        self.metrics[split] = totals.metrics()
+        self.stderr[split] = totals.stderr()
+        self.examples[split] = totals.examples
 
 
 @torch.inference_mode()
@@ -105,6 +151,24 @@ def evaluate(
     Over several ranks each rank passes its share of the batches; a batch whose `counted` is False runs
     (so a sharded model's collectives stay in step) but adds nothing. The metrics cover every rank's.
     """
+    totals = evaluate_totals(
+        model, batches, task=task, device=device, autocast=autocast, ranks=ranks, counted=counted
+    )
+    return totals.metrics()
+
+
+@torch.inference_mode()
+def evaluate_totals(
+    model: nn.Module,
+    batches: Iterable[dict[str, Tensor]],
+    *,
+    task: str,
+    device: torch.device | str,
+    autocast: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ranks: Ranks = SINGLE,
+    counted: Sequence[bool] | None = None,
+) -> MetricTotals:
+    """As `evaluate`, the totals themselves: metrics, their standard errors and the examples measured."""
     was_training = model.training
     model.eval()
     totals = MetricTotals(task)
@@ -117,12 +181,12 @@ def evaluate(
             totals.add(logits, targets)
     model.train(was_training)
     totals.reduce(ranks)
-    return totals.metrics()
+    return totals
 
 
-def evaluate_logits(batches: Iterable[tuple[Tensor, Tensor]], *, task: str) -> dict[str, float]:
-    """The task's metrics from (logits, labels) batches computed before, such as a teacher's stored ones."""
+def evaluate_logits(batches: Iterable[tuple[Tensor, Tensor]], *, task: str) -> MetricTotals:
+    """The task's totals from (logits, labels) batches computed before, such as a teacher's stored ones."""
     totals = MetricTotals(task)
     for logits, targets in batches:
         totals.add(logits.float(), targets)
-    return totals.metrics()
+    return totals

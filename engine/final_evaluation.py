@@ -19,7 +19,7 @@ from engine.batching import (
 from engine.callbacks import Callbacks
 from engine.data import PreparedData
 from engine.errors import UserError
-from engine.evaluation import evaluate, evaluate_logits
+from engine.evaluation import SplitMeasures, evaluate_logits, evaluate_totals
 from engine.lm.alignment import TokenAligner
 from engine.lm.generations import side_by_side
 from engine.lm.report import LanguageModels, batches_in_teacher_tokens, language_model_section, score_split
@@ -60,24 +60,23 @@ class FinalEvaluation:
         data = self.data
         return {"eval": data.eval} if data.test is None else {"eval": data.eval, "test": data.test}
 
-    def measure(
-        self, model: torch.nn.Module, aligner: TokenAligner | None = None
-    ) -> dict[str, dict[str, float]]:
+    def measure(self, model: torch.nn.Module, aligner: TokenAligner | None = None) -> SplitMeasures:
         """The model's metrics on each split (in its own tokens, re-tokenized by `aligner` when given)."""
-        metrics = {}
+        measures = SplitMeasures()
         for split, dataset in self.splits().items():
             order = eval_batch_order(list(dataset["length"]), self.batch_size)
             batches = iterate_batches(dataset, order, pad_token_id=self.data.pad_token_id)
             if aligner is not None:
                 batches = batches_in_teacher_tokens(batches, aligner)
-            metrics[split] = evaluate(
+            totals = evaluate_totals(
                 model, batches, task=self.spec.task, device=self.device, autocast=self.precision.autocast
             )
-        return metrics
+            measures.add(split, totals)
+        return measures
 
-    def measure_stored(self, outputs: StoredOutputs) -> dict[str, dict[str, float]]:
+    def measure_stored(self, outputs: StoredOutputs) -> SplitMeasures:
         """The teacher's metrics from its stored logits, without running it again."""
-        metrics = {}
+        measures = SplitMeasures()
         for split, dataset in self.splits().items():
             order = eval_batch_order(list(dataset["length"]), self.batch_size)
             batches = iterate_batches(dataset, order, pad_token_id=self.data.pad_token_id, with_index=True)
@@ -89,12 +88,12 @@ class FinalEvaluation:
                 )
                 for b in batches
             )
-            metrics[split] = evaluate_logits(pairs, task=self.spec.task)
-        return metrics
+            measures.add(split, evaluate_logits(pairs, task=self.spec.task))
+        return measures
 
     def teacher_metrics(
         self, teacher: PreTrainedModel | None, stored: StoredOutputs | None
-    ) -> dict[str, dict[str, float]] | None:
+    ) -> SplitMeasures | None:
         """The teacher's metrics: from its stored logits when there are, else by running it."""
         if stored is not None and "logits" in stored.entry.fields:
             return self.measure_stored(stored)
@@ -122,10 +121,10 @@ class FinalEvaluation:
             method=self.spec.method.type,
             student=student,
             student_dir=student_dir,
-            student_metrics=self.measure(student),
+            student_measures=self.measure(student),
             teacher=teacher,
             teacher_dir=teacher_dir if teacher is not None else None,
-            teacher_metrics=self.teacher_metrics(teacher, stored),
+            teacher_measures=self.teacher_metrics(teacher, stored),
             latency_batch=latency_batch,
             teacher_latency_batch=teacher_latency_batch,
             autocast=self.precision.autocast,

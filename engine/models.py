@@ -22,6 +22,7 @@ from transformers import (
 )
 
 from distillery.jobspec import StudentSpec
+from distillery.jobspec.architectures import fits_task
 from engine.data import has_real_label_names
 from engine.errors import UserError
 from engine.lora import add_lora, with_saved_adapter
@@ -31,10 +32,6 @@ CONFIG_PARAM = "student.config"
 # A student is the small model; one built from a config past this size is a mistake, not a distillation.
 MAX_CONFIG_STUDENT_PARAMETERS = 2_000_000_000
 
-TASK_ARCHITECTURE_SUFFIXES = {
-    "sequence_classification": ("ForSequenceClassification",),
-    "causal_lm": ("ForCausalLM", "LMHeadModel"),
-}
 # Where architectures keep their stack of transformer blocks (BERT-like, DistilBERT, GPT-2, Llama-like).
 LAYER_LIST_SUFFIXES = (
     "encoder.layer",
@@ -109,9 +106,10 @@ def refuse_custom_code(path: Path, *, param: str) -> None:
 def check_task(config: PretrainedConfig, task: str, *, param: str) -> None:
     """Reject a checkpoint whose saved head is for another task (e.g. a classifier as an LM teacher)."""
     architectures = config.architectures or []
-    if architectures and not any(a.endswith(TASK_ARCHITECTURE_SUFFIXES[task]) for a in architectures):
+    if not fits_task(architectures, task):
         raise UserError(
-            f"model is a {', '.join(architectures)}, which does not fit task {task!r}",
+            f"model is a {', '.join(architectures)}, which does not fit task {task!r}: a teacher needs a "
+            "head for the task (fine-tune a base model first with a job of method supervised)",
             code="incompatible_model",
             param=param,
         )

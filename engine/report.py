@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from engine.evaluation import SplitMeasures
 from engine.models import count_parameters
 
 WARMUP_RUNS = 2
@@ -77,15 +78,22 @@ def retention(
 def model_summary(
     model: nn.Module | None,
     directory: Path | None,
-    metrics: dict[str, dict[str, float]] | None,
+    measures: SplitMeasures | None,
     latency_ms: float | None,
 ) -> dict[str, Any]:
-    """Parameter counts, size on disk, eval and test metrics and latency of one model; null where absent."""
+    """Parameter counts, size on disk, eval and test metrics and latency of one model; null where absent.
+
+    `stderr` gives each metric's standard error by split (macro-F1 has none), `examples` the examples
+    each split measured, so a reader can tell a gain from noise.
+    """
+    metrics = measures.metrics if measures else None
     return {
         "parameters": count_parameters(model) if model is not None else None,
         "size_on_disk_bytes": size_on_disk(directory) if model is not None else None,
         "eval": metrics["eval"] if metrics else None,
         "test": metrics.get("test") if metrics else None,
+        "stderr": measures.stderr if measures else None,
+        "examples": measures.examples if measures else None,
         "latency_ms": latency_ms,
     }
 
@@ -96,10 +104,10 @@ def build_report(
     method: str,
     student: nn.Module,
     student_dir: Path,
-    student_metrics: dict[str, dict[str, float]],
+    student_measures: SplitMeasures,
     teacher: nn.Module | None,
     teacher_dir: Path | None,
-    teacher_metrics: dict[str, dict[str, float]] | None,
+    teacher_measures: SplitMeasures | None,
     latency_batch: dict[str, Tensor],
     autocast: Callable[[], AbstractContextManager[object]],
     training: dict[str, Any],
@@ -118,15 +126,14 @@ def build_report(
         else None
     )
     device = next(student.parameters()).device
-    split = "test" if "test" in student_metrics else "eval"
+    split = "test" if "test" in student_measures.metrics else "eval"
+    teacher_split = teacher_measures.metrics[split] if teacher_measures else None
     return {
         "task": task,
         "method": method,
-        "student": model_summary(student, student_dir, student_metrics, student_ms),
-        "teacher": model_summary(teacher, teacher_dir, teacher_metrics, teacher_ms),
-        "retention": retention(
-            task, student_metrics[split], teacher_metrics[split] if teacher_metrics else None
-        ),
+        "student": model_summary(student, student_dir, student_measures, student_ms),
+        "teacher": model_summary(teacher, teacher_dir, teacher_measures, teacher_ms),
+        "retention": retention(task, student_measures.metrics[split], teacher_split),
         "retention_split": split,
         "latency": {
             "device": str(device),

@@ -5,7 +5,8 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.jobspec import JobSpec, ModelRef
+from engine.batching import epoch_batch_order
 from engine.callbacks import Callbacks
 from engine.compilation import compiled_forward
 from engine.curves import MetricsLog, plot_curves
@@ -30,6 +32,9 @@ from engine.distributed.sharded_checkpoint import full_state_on_main
 from engine.distributed.wrap import Parallelism
 from engine.errors import UserError
 from engine.final_evaluation import FinalEvaluation, announce_result, teacher_for_comparison
+from engine.frozen_embeddings import freeze_input_embeddings
+from engine.lm.packed_attention import batch_readers, describe_packing, packed_attention, packing_summary
+from engine.lm.packing import Packing
 from engine.lm.report import LanguageModels
 from engine.lora import add_lora, parameter_counts, save_student
 from engine.methods import MethodContext, method_class_for
@@ -148,6 +153,7 @@ class JobRun:
     scratch_dir: Path
     teacher_cache: TeacherCacheConfig
     ranks: Ranks = SINGLE
+    packing_summary: dict[str, Any] | None = None
 
     @property
     def shared_scratch_dir(self) -> Path:
@@ -167,7 +173,8 @@ class JobRun:
         method_class = method_class_for(spec.method)
         models = self.load_models(method_class)
         data = self.prepare_data(models)
-        data = method_class.extend_train_data(spec, data, models.teacher, models.tokenizer, callbacks)
+        if spec.training.epochs:  # an evaluation-only job makes no extra training examples
+            data = method_class.extend_train_data(spec, data, models.teacher, models.tokenizer, callbacks)
         self.check_same_train_data(data)
         method = self.build_method(method_class, models, data)
         parallelism = self.choose_parallelism(method, models)
@@ -207,7 +214,12 @@ class JobRun:
             )
 
     def choose_parallelism(self, method: Method, models: LoadedModels) -> Parallelism:
-        """DDP or FSDP over several ranks (said in the log), nothing to choose in one process."""
+        """DDP or FSDP over several ranks (said in the log), nothing to choose in one process.
+
+        An evaluation-only job wraps nothing: rank 0 alone measures the models after the common phases.
+        """
+        if not self.spec.training.epochs:
+            return "single"
         parallelism, reason = choose_parallelism(
             self.spec, method.student, models.teacher, self.device, self.ranks
         )
@@ -227,12 +239,26 @@ class JobRun:
         metrics_log: MetricsLog,
         parallelism: Parallelism,
     ) -> TrainResult:
-        """The training loop, over the forward compiled when the spec asks."""
+        """The training loop, over the forward compiled when the spec asks, on packed batches if asked.
+
+        An evaluation-only job (epochs 0) takes no step: the student stays as it started.
+        """
+        if not self.spec.training.epochs:
+            self.callbacks.on_message(
+                "evaluation only (training.epochs 0): nothing is trained; the starting student and the "
+                "teacher are measured"
+            )
+            if self.ranks.is_main:
+                metrics_log.truncate_after(0)  # an empty metrics.jsonl, published as any run's
+            return TrainResult("succeeded", TrainState())
         if self.spec.training.compile:
             self.callbacks.on_message(
                 "compiling the student's forward (torch.compile): the first steps take longer"
             )
-        with compiled_forward(method.student, enabled=self.spec.training.compile):
+        with (
+            compiled_forward(method.student, enabled=self.spec.training.compile),
+            self.packed_batches(method, data, precision) as packing,
+        ):
             return train(
                 method,
                 data,
@@ -244,7 +270,33 @@ class JobRun:
                 callbacks=self.callbacks,
                 ranks=self.ranks,
                 parallelism=parallelism,
+                packing=packing,
             )
+
+    @contextmanager
+    def packed_batches(
+        self, method: Method, data: PreparedData, precision: PrecisionChoice
+    ) -> Iterator[Packing | None]:
+        """How train batches are packed (data.packing) for the models' attention, said in the log."""
+        if not self.spec.data.packing:
+            yield None
+            return
+        models = batch_readers(method, method.teacher)
+        training = self.spec.training
+        with packed_attention(
+            models, capacity=self.spec.data.max_length, device=self.device, precision=precision.precision
+        ) as packing:
+            lengths = list(data.train["length"])
+            order = epoch_batch_order(
+                lengths,
+                training.batch_size,
+                seed=training.seed,
+                epoch=0,
+                group_by_length=training.group_by_length,
+            )
+            self.packing_summary = packing_summary(packing, models, lengths, order)
+            self.callbacks.on_message(describe_packing(self.packing_summary))
+            yield packing
 
     def load_models(self, method_class: type[Method]) -> LoadedModels:
         """The student's tokenizer and, for a method that trains with one, the frozen teacher."""
@@ -306,6 +358,9 @@ class JobRun:
         )
         student = add_lora(student, spec.student.lora, spec.task).to(device)
         self.callbacks.on_message(f"built student ({_millions(student)}, init {spec.student.init})")
+        if spec.training.freeze_embeddings:
+            frozen = freeze_input_embeddings(student)
+            self.callbacks.on_message(f"froze the student's token embeddings ({frozen / 1e6:.1f}M weights)")
         if spec.student.lora is not None:
             counts = parameter_counts(student)
             trainable, total = counts["trainable"], counts["total"]
@@ -335,8 +390,12 @@ class JobRun:
         self, method: Method, models: LoadedModels, data: PreparedData, precision: PrecisionChoice
     ) -> tuple[StoredOutputs | None, CacheOutcome | None]:
         """The teacher's outputs computed once (or found stored) and handed to the method."""
-        if not isinstance(method, TeacherMethod) or models.teacher_dir is None:
-            return None, None
+        if (
+            not isinstance(method, TeacherMethod)
+            or models.teacher_dir is None
+            or not self.spec.training.epochs
+        ):
+            return None, None  # an evaluation-only job runs the teacher once, on eval and test, at the end
         share = method.stored_share()
         if share <= 0:
             outcome = CacheOutcome("live", "every train batch is new, sampled by the student")
@@ -423,6 +482,7 @@ class JobRun:
             "trainable_parameters": parameter_counts(method)["trainable"],
             **method.training_notes(),
             "data": data.lm_summary(),
+            "packing": self.packing_summary,
         }
 
     def report(

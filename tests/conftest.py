@@ -27,6 +27,7 @@ TABLES_CHILDREN_FIRST = [
     "checkpoints",
     "job_events",
     "jobs",
+    "sweeps",
     "files",
     "api_keys",
 ]
@@ -248,3 +249,12 @@ def create_job(client: Any, job_spec: dict[str, Any]) -> Callable[..., dict[str,
         return body
 
     return create
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """A real S3 API server (moto's) for this test process."""
+    from object_store import moto_s3
+
+    with moto_s3() as server:
+        yield server

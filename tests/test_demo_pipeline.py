@@ -8,8 +8,8 @@ from local_ports import free_port
 from rich.console import Console
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
 
-from bench.demo.comparison import Recipe, format_table, run_comparison, upload
-from bench.service.embedded import embedded_service
+from app.cli.quickstart.comparison import Recipe, format_table, run_comparison, upload
+from app.cli.quickstart.service import embedded_service
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from standardwebhooks.webhooks import Webhook
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
 from webhook_receiver import running_receiver
 
-from bench.service.embedded import embedded_service
+from app.cli.quickstart.service import embedded_service
 
 pytestmark = pytest.mark.slow
 

@@ -19,6 +19,8 @@ from app.workers.records import WorkerCapacity
 logger = logging.getLogger(__name__)
 GIB = 1024**3
 PACKAGES = ("torch", "transformers", "distillery")
+# Jobs a ray-executor worker follows at once unless told (`--concurrency`): each is a light process.
+RAY_DEFAULT_CONCURRENCY = 4
 NVIDIA_SMI_QUERY = ["--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"]
 
 
@@ -87,18 +89,33 @@ def offered_accelerator(settings: Settings, gpus: list[Gpu]) -> str:
 
 def probe(settings: Settings, *, gpus: list[Gpu]) -> WorkerCapacity:
     """This machine's capacity; `devices` from the settings when given (`--devices`), else its GPUs or
-    on the CPU its cores. Concurrency, one job per device at most, is the same number."""
-    accelerator = offered_accelerator(settings, gpus)
-    found = len(gpus) if accelerator == "cuda" else (os.cpu_count() or 1)
-    devices = settings.worker_devices or max(found, 1)
+    on the CPU its cores. Concurrency, one job per device at most, is the same number.
+
+    With the ray executor the worker is a control plane: Ray's scheduler places the job's processes and
+    holds the GPUs, so the devices offered are slots of the cluster (`--devices`, default enough for the
+    largest job the API accepts) and its own GPUs are not counted; see `ray_devices`.
+    """
+    if settings.executor == "ray":
+        accelerator = offered_accelerator(settings, [])  # cpu unless told: its own GPUs are not offered
+        devices = ray_devices(settings)
+        concurrency = min(devices, RAY_DEFAULT_CONCURRENCY)
+    else:
+        accelerator = offered_accelerator(settings, gpus)
+        found = len(gpus) if accelerator == "cuda" else (os.cpu_count() or 1)
+        devices = concurrency = settings.worker_devices or max(found, 1)
     return WorkerCapacity(
         host=socket.gethostname(),
         accelerator=accelerator,
         devices=devices,
-        concurrency=devices,
+        concurrency=concurrency,
         accelerator_model=gpus[0].name if accelerator == "cuda" and gpus else None,
         device_memory_gb=min(gpu.memory_gb for gpu in gpus) if accelerator == "cuda" and gpus else None,
         host_memory_gb=host_memory_gb(),
         disk_free_gb=disk_free_gb(settings),
         versions=software_versions(),
     )
+
+
+def ray_devices(settings: Settings) -> int:
+    """The cluster's devices a ray-executor worker hands out: `--devices`, else the largest job's."""
+    return settings.worker_devices or settings.ray_max_job_nodes * settings.max_job_devices

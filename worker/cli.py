@@ -12,6 +12,8 @@ import typer
 # worker. Without mingle, a reconnect does not wait a second for neighbours either. Nothing here uses
 # them: the database, not a message, says what to do.
 RECONNECTING = ("--without-gossip", "--without-mingle")
+QUIET_HELP = "No start-up banner, and warnings and errors only (as `distillery up` runs it)."
+QUIET_LEVEL = "WARNING"
 
 
 def worker_arguments(
@@ -56,6 +58,7 @@ def worker(
         ),
     ] = "auto",
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    quiet: Annotated[bool, typer.Option(help=QUIET_HELP)] = False,
 ) -> None:
     """Run a Celery worker that runs the distillation jobs it can serve: its accelerator's and `auto` ones."""
     import os
@@ -74,11 +77,13 @@ def worker(
     queues = f"{settings.queue_name},{job_queue(settings.queue_name, capacity.accelerator)}"
     from worker.celery_app import celery_app
 
-    celery_app.worker_main(
-        worker_arguments(
-            pool="prefork", concurrency=concurrency or capacity.devices, queue=queues, loglevel=loglevel
-        )
+    arguments = worker_arguments(
+        pool="prefork",
+        concurrency=concurrency or capacity.concurrency,
+        queue=queues,
+        loglevel=QUIET_LEVEL if quiet else loglevel,
     )
+    celery_app.worker_main([*quiet_flag(quiet), *arguments])
 
 
 def webhook_worker(
@@ -86,6 +91,7 @@ def webhook_worker(
         int | None, typer.Option(min=1, help="Threads sending at once; default: DISTILLERY_WEBHOOK_SENDERS.")
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+    quiet: Annotated[bool, typer.Option(help=QUIET_HELP)] = False,
 ) -> None:
     """Run a light Celery worker that sends webhooks and re-sends those nobody sent; it never loads torch."""
     from app.core.config import get_settings
@@ -96,10 +102,15 @@ def webhook_worker(
         pool="threads",
         concurrency=concurrency or settings.webhook_senders,
         queue=settings.webhook_queue_name,
-        loglevel=loglevel,
+        loglevel=QUIET_LEVEL if quiet else loglevel,
         hostname="webhooks@%h",
     )
-    app.worker_main(arguments)
+    app.worker_main([*quiet_flag(quiet), *arguments])
+
+
+def quiet_flag(quiet: bool) -> list[str]:
+    """Celery's own option that leaves out its start-up banner."""
+    return ["--quiet"] if quiet else []
 
 
 def register(cli: typer.Typer) -> None:

@@ -33,13 +33,10 @@ class GroupDir:
     path: Path
 
     def write_handoff(self, handoff: Handoff) -> None:
-        body = {"job": asdict(handoff.job), "worker_id": handoff.worker_id, "inputs": asdict(handoff.inputs)}
-        (self.path / "job.json").write_text(json.dumps(body))
+        (self.path / "job.json").write_text(handoff_json(handoff))
 
     def read_handoff(self) -> Handoff:
-        body = json.loads((self.path / "job.json").read_text())
-        job = ClaimedJob(**{**body["job"], "devices": tuple(body["job"]["devices"])})
-        return Handoff(job=job, worker_id=body["worker_id"], inputs=ResolvedInputs(**body["inputs"]))
+        return handoff_from_json((self.path / "job.json").read_text())
 
     def write_pid(self, rank: int) -> None:
         _write_atomically(self.path / f"rank-{rank}.pid", str(os.getpid()))
@@ -74,6 +71,19 @@ class GroupDir:
     def leader_done(self) -> bool:
         """Whether rank 0 has finished its part: the job's end recorded, or its lease found lost."""
         return (self.path / "leader.done").exists()
+
+
+def handoff_json(handoff: Handoff) -> str:
+    """The handoff as JSON, for a file or a Ray job's environment."""
+    body = {"job": asdict(handoff.job), "worker_id": handoff.worker_id, "inputs": asdict(handoff.inputs)}
+    return json.dumps(body)
+
+
+def handoff_from_json(text: str) -> Handoff:
+    """The handoff `handoff_json` wrote."""
+    body = json.loads(text)
+    job = ClaimedJob(**{**body["job"], "devices": tuple(body["job"]["devices"])})
+    return Handoff(job=job, worker_id=body["worker_id"], inputs=ResolvedInputs(**body["inputs"]))
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -11,6 +11,10 @@ class GroupFailed(Exception):
     """A rank of the job's group died before rank 0 recorded the job's end; another attempt may pass."""
 
 
+class ClusterUnavailable(Exception):
+    """The Ray cluster did not take the job or stopped answering about it; another attempt may pass."""
+
+
 def describe_failure(agent_output: str, *, exit_code: int | None, rank_errors: dict[int, str]) -> str:
     """Which rank died and how, from the torchrun agent's last output and the errors ranks left behind."""
     failures = FAILED_RANK.findall(agent_output)

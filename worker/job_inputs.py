@@ -13,7 +13,8 @@ from app.core.config import Settings
 from app.jobs.lifecycle import ModelRefError, file_path, model_dir
 from distillery.jobspec import DATA_FILE_FIELDS, JobSpec, ModelRef
 from engine.errors import UserError
-from worker.transient import retry_database
+from worker.model_downloads import local_model
+from worker.transient import retry_database, retry_store
 
 
 class JobInputs(Protocol):
@@ -52,21 +53,27 @@ class DatabaseInputs:
     settings: Settings
 
     def model(self, ref: ModelRef) -> Path:
+        """The model's local folder; one kept in an object store is copied to the scratch first."""
         try:
-            return retry_database(
+            location = retry_database(
                 lambda: model_dir(ref=ref, tenant=self.tenant, settings=self.settings),
                 budget_seconds=self.settings.database_retry_seconds,
                 what="resolving a model",
             )
+            return local_model(location, settings=self.settings)
         except ModelRefError as error:
             owner = _model_field(ref, self.spec)
             raise UserError(error.message, code="model_not_found", param=f"{owner}.{error.field}") from error
 
     def file(self, file_id: str) -> Path:
-        path = retry_database(
-            lambda: file_path(file_id=file_id, tenant=self.tenant, settings=self.settings),
-            budget_seconds=self.settings.database_retry_seconds,
-            what=f"resolving {file_id}",
+        path = retry_store(
+            lambda: retry_database(
+                lambda: file_path(file_id=file_id, tenant=self.tenant, settings=self.settings),
+                budget_seconds=self.settings.database_retry_seconds,
+                what=f"resolving {file_id}",
+            ),
+            budget_seconds=self.settings.storage_retry_seconds,
+            what=f"fetching {file_id}",
         )
         if path is None:
             field = next(

@@ -9,6 +9,7 @@ from typing import Any
 from app.core.config import Settings
 from app.core.db import is_database_unreachable
 from app.jobs.lifecycle import JobError, JobStatus, finish, publish_job, requeue
+from app.sweeps.lifecycle import job_ended
 from engine.errors import UserError
 from worker.reporter import JobReporter
 from worker.transient import retry_database, transient_code, transient_error
@@ -50,7 +51,8 @@ class Outcome:
                 detail=detail,
             )
 
-        self._retrying(write)
+        if self._retrying(write):
+            job_ended(job_id=self.job_id, settings=self.settings)
 
     @staticmethod
     def is_unexpected(error: Exception) -> bool:

@@ -17,12 +17,13 @@ from pathlib import Path
 
 from app.core.config import Settings
 from app.core.db import is_database_unreachable
-from app.core.storage import ArtifactStore
 from app.jobs.lifecycle import ClaimedJob, JobStatus, heartbeat
 from distillery.jobspec import JobSpec
+from worker.execution import fetch_checkpoints
 from worker.group_dir import GroupDir, Handoff
 from worker.group_failure import GroupFailed, describe_failure
 from worker.group_launch import ProcessGroup, group_environment, torchrun_command
+from worker.job_folder import JobFolder
 from worker.job_inputs import DatabaseInputs
 from worker.outcome import Outcome
 from worker.reporter import JobReporter
@@ -43,6 +44,7 @@ class StopReason(enum.Enum):
     LEADER_EXITED = "rank 0 exited"
     JOB_ENDED = "the job is no longer this worker's"
     CANCEL_OVERDUE = "a cancel was not acted on"
+    CLUSTER_LOST = "the Ray cluster stopped answering"
 
 
 @dataclass(frozen=True)
@@ -56,15 +58,17 @@ class GroupEnd:
 
 def run_group(job: ClaimedJob, *, worker_id: str, settings: Settings) -> None:
     """Run a claimed job as one process per device; record its end where rank 0 could not."""
-    reporter = JobReporter(
-        job_id=job.id, worker_id=worker_id, settings=settings, store=ArtifactStore(settings.artifacts)
-    )
+    job_folder = JobFolder.of(job.id, settings)
+    reporter = JobReporter(job_id=job.id, worker_id=worker_id, settings=settings, folder=job_folder)
     outcome = Outcome(job_id=job.id, worker_id=worker_id, settings=settings, reporter=reporter)
     try:
         spec = JobSpec.model_validate(job.spec)
-        inputs = DatabaseInputs(spec=spec, tenant=job.tenant, settings=settings).resolve_all()
+        with reporter:  # its heartbeat keeps the lease while models and checkpoints download
+            inputs = DatabaseInputs(spec=spec, tenant=job.tenant, settings=settings).resolve_all()
+            fetch_checkpoints(job_folder, reporter)
     except Exception as error:
         outcome.failed(error, attempt=job.attempts)
+        job_folder.remove_local()
         return
     processes = spec.resources.devices
     with tempfile.TemporaryDirectory(prefix="distillery-group-") as folder:
@@ -76,6 +80,9 @@ def run_group(job: ClaimedJob, *, worker_id: str, settings: Settings) -> None:
             "job %s: the group ended (%s), agent exit code %s", job.id, end.reason.value, end.exit_code
         )
         record_end(end, group_dir=group_dir, processes=processes, outcome=outcome, attempt=job.attempts)
+        # A job that ended without rank 0 recording it may be someone else's by now: its folder stays.
+        if group_dir.leader_done() or end.reason is not StopReason.JOB_ENDED:
+            job_folder.remove_local()
 
 
 def record_end(end: GroupEnd, *, group_dir: GroupDir, processes: int, outcome: Outcome, attempt: int) -> None:
@@ -155,6 +162,8 @@ class JobWatch:
     job_id: str
     worker_id: str
     settings: Settings
+    # How long a cancel may wait for rank 0 before the group is stopped from here (0 on Ray: stop_job).
+    cancel_grace_seconds: float = CANCEL_OVERDUE_SECONDS
     _next_check: float = 0.0
     _cancelling_since: float | None = field(default=None)
 
@@ -173,6 +182,6 @@ class JobWatch:
             return StopReason.JOB_ENDED
         if status == JobStatus.CANCELLING:
             self._cancelling_since = self._cancelling_since or now
-            if now - self._cancelling_since > CANCEL_OVERDUE_SECONDS:
+            if now - self._cancelling_since >= self.cancel_grace_seconds:
                 return StopReason.CANCEL_OVERDUE
         return None

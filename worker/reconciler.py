@@ -1,5 +1,6 @@
 """Recovers jobs the queue lost and says why queued jobs wait: re-publishes queued jobs whose message is
-gone, retries orphaned ones, forgets workers that stopped heartbeating, records each job's `waiting_for`."""
+gone, retries orphaned ones, forgets workers that stopped heartbeating, records each job's `waiting_for`,
+and deletes the events of jobs that ended before the retention period (`events_retention_days`)."""
 
 import logging
 
@@ -9,17 +10,21 @@ from app.core.base import utcnow
 from app.core.celery import job_queues
 from app.core.config import Settings
 from app.jobs.lifecycle import publish_job, record_waiting, recover_orphans, resend_lost
+from app.sweeps.lifecycle import advance_all as advance_sweeps
 from app.workers.registry import forget_gone
 from worker.broker_contents import held_messages
 from worker.celery_app import celery_app
+from worker.event_pruning import EventPruning, event_pruning
 from worker.periodic import PeriodicThread
 
 logger = logging.getLogger(__name__)
 
 
-def reconcile_once(settings: Settings, *, app: Celery = celery_app) -> list[str]:
-    """One pass: re-queue orphans and send them, update why jobs wait, re-send lost queued jobs; returns
-    the ids sent."""
+def reconcile_once(
+    settings: Settings, *, app: Celery = celery_app, pruning: EventPruning = event_pruning
+) -> list[str]:
+    """One pass: re-queue orphans and send them, update why jobs wait, re-send lost queued jobs, prune old
+    events; returns the ids sent."""
     sent = []
     for job_id in recover_orphans(settings=settings):
         try:
@@ -36,6 +41,9 @@ def reconcile_once(settings: Settings, *, app: Celery = celery_app) -> list[str]
     sent += resend_lost(held=held, settings=settings, app=app, now=utcnow())
     if sent:
         logger.info("re-published %d job(s): %s", len(sent), ", ".join(sent))
+    pruning.run(settings)
+    # Sweeps whose jobs ended while no one advanced them (a worker or the API restarted) move on here.
+    advance_sweeps(settings=settings)
     return sent
 
 

@@ -19,7 +19,6 @@ from app.core.base import utcnow
 from app.core.config import Settings
 from app.core.db import is_database_unreachable
 from app.core.outage import OutageLog
-from app.core.storage import ArtifactStore
 from app.jobs.lifecycle import (
     CheckpointSaved,
     JobStatus,
@@ -31,7 +30,9 @@ from app.jobs.lifecycle import (
     heartbeat,
     record_events,
 )
+from app.sweeps.lifecycle import trial_evaluated
 from engine.callbacks import Callbacks
+from worker.job_folder import JobFolder
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY_SECONDS = 2.0
@@ -42,8 +43,18 @@ RETRY_EVERY_SECONDS = 1.0
 class JobReporter(Callbacks):
     """Reports one running job; also keeps its lease alive from a background thread."""
 
-    def __init__(self, *, job_id: str, worker_id: str, settings: Settings, store: ArtifactStore) -> None:
-        self.job_id, self.worker_id, self.settings, self.store = job_id, worker_id, settings, store
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        worker_id: str,
+        settings: Settings,
+        folder: JobFolder,
+        stops_on_cancel: bool = True,
+    ) -> None:
+        """`stops_on_cancel` False: a cancel is left to whoever stops this process (Ray's stop_job)."""
+        self.job_id, self.worker_id, self.settings, self.folder = job_id, worker_id, settings, folder
+        self.stops_on_cancel = stops_on_cancel
         self.cancel_requested = False
         self.lease_lost = False
         self._started = time.monotonic()
@@ -91,7 +102,8 @@ class JobReporter(Callbacks):
     def on_checkpoint(
         self, *, step: int, epoch: float, path: Path, metrics: dict[str, Any], is_best: bool
     ) -> None:
-        location = str(path.resolve().relative_to(self.store.root.resolve()))
+        # Stored whole before its row is written: a recorded checkpoint is always one a resume can use.
+        location = self.folder.store_checkpoint(path)
         self._record(
             CheckpointSaved(step=step, epoch=epoch, location=location, metrics=dict(metrics), is_best=is_best)
         )
@@ -134,6 +146,10 @@ class JobReporter(Callbacks):
             with self._pending_lock:
                 for _ in batch:
                     self._pending.popleft()
+            evaluated = any(isinstance(record, MetricsLine) and record.split == "eval" for record in batch)
+            # A trial of a sweep: its pruner may stop it, as a cancel would.
+            if evaluated and trial_evaluated(job_id=self.job_id, settings=self.settings):
+                self.cancel_requested = self.cancel_requested or self.stops_on_cancel
         finally:
             self._write_lock.release()
 
@@ -163,7 +179,7 @@ class JobReporter(Callbacks):
             logger.warning("job %s is no longer leased to %s", self.job_id, self.worker_id)
             return
         self._last_heartbeat = time.monotonic()
-        if status == JobStatus.CANCELLING:
+        if status == JobStatus.CANCELLING and self.stops_on_cancel:
             self.cancel_requested = True
 
     def _check_lease(self) -> None:

@@ -18,7 +18,8 @@ from app.core.celery import RUN_JOB_TASK
 from app.core.config import get_settings
 from app.core.db import get_engine
 from app.core.logs import job_id, use_json_lines
-from worker import registration  # noqa: F401  (registers the worker and heartbeats its capacity)
+from app.sweeps.lifecycle import forget_connections
+from worker import pool_exits, registration  # noqa: F401  (registers the worker and heartbeats its capacity)
 from worker.periodic import run_while_worker_runs
 from worker.reconciler import reconciler
 
@@ -30,8 +31,10 @@ _job_tokens: dict[str, Token[str | None]] = {}
 def _reset_connections(**_: Any) -> None:
     """A forked child must not share the parent's database connections."""
     get_engine().dispose(close=False)
+    forget_connections()  # the sweeps' study tables have a pool of their own
 
 
+pool_exits.install()
 # Re-publish lost jobs and recover orphaned ones while the worker runs.
 run_while_worker_runs(lambda: reconciler(get_settings()))
 

@@ -13,8 +13,9 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from app.core.db import is_database_unreachable
+from app.core.storage import StoreUnavailable
 from app.jobs.lifecycle import JobError
-from worker.group_failure import GroupFailed
+from worker.group_failure import ClusterUnavailable, GroupFailed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,10 +42,14 @@ def transient_code(error: BaseException) -> str | None:
         return "database_unavailable"
     if isinstance(error, BrokerUnreachable):
         return "broker_unavailable"
-    if isinstance(error, OSError) and error.errno in TRANSIENT_STORAGE_ERRNOS:
+    if isinstance(error, StoreUnavailable) or (
+        isinstance(error, OSError) and error.errno in TRANSIENT_STORAGE_ERRNOS
+    ):
         return "storage_unavailable"
     if isinstance(error, GroupFailed):
         return "process_group_failed"
+    if isinstance(error, ClusterUnavailable):
+        return "cluster_unavailable"
     return None
 
 
@@ -64,14 +69,38 @@ def retry_database(action: Callable[[], T], *, budget_seconds: float, what: str)
 
     The last error is raised when the budget runs out; any other error is raised at once.
     """
+    return _retrying(
+        action, is_database_unreachable, "the database", budget_seconds=budget_seconds, what=what
+    )
 
+
+def retry_store(action: Callable[[], T], *, budget_seconds: float, what: str) -> T:
+    """Run `action`, retrying with backoff while the object store is unavailable, for up to `budget_seconds`.
+
+    Each try already has the store client's own retries; the last StoreUnavailable is raised at the end.
+    """
+
+    def unavailable(error: BaseException) -> bool:
+        return isinstance(error, StoreUnavailable)
+
+    return _retrying(action, unavailable, "the object store", budget_seconds=budget_seconds, what=what)
+
+
+def _retrying(
+    action: Callable[[], T],
+    is_transient: Callable[[BaseException], bool],
+    service: str,
+    *,
+    budget_seconds: float,
+    what: str,
+) -> T:
     def note_first_retry(state: RetryCallState) -> None:
         if state.attempt_number == 1 and state.outcome is not None:
             error = state.outcome.exception()
-            logger.warning("%s: the database is unreachable (%s); retrying", what, type(error).__name__)
+            logger.warning("%s: %s is unreachable (%s); retrying", what, service, type(error).__name__)
 
     retrying = Retrying(
-        retry=retry_if_exception(is_database_unreachable),
+        retry=retry_if_exception(is_transient),
         stop=stop_after_delay(budget_seconds),
         wait=wait_exponential(multiplier=0.25, max=5),
         before_sleep=note_first_retry,

@@ -21,15 +21,16 @@ RETRY_AFTER_SECONDS = 5
 BUSY_RETRY_AFTER_SECONDS = 1
 
 
-def install_database_error_handlers(app: FastAPI, engine: Engine) -> None:
-    """Answer 503 while `engine`'s database is unreachable; a connection that succeeds ends the outage."""
+def install_database_error_handlers(app: FastAPI, *engines: Engine) -> None:
+    """Answer 503 while the engines' database is unreachable; a connection that succeeds ends the outage."""
     outage = OutageLog(logger, what="the database")
     app.state.database_outage = outage
 
     def _answered(_connection: Any) -> None:
         outage.answered()
 
-    event.listen(engine, "engine_connect", _answered)
+    for engine in engines:
+        event.listen(engine, "engine_connect", _answered)
 
     async def _on_database_unreachable(request: Request, exc: Exception) -> JSONResponse:
         outage.failed(exc)

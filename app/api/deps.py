@@ -8,8 +8,9 @@ import anyio
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from app.core.async_reads import Reader
 from app.core.config import Settings
-from app.core.storage import ArtifactStore
+from app.core.storage import ArtifactStore, open_store
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
@@ -27,10 +28,19 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 async def get_store(settings: SettingsDep) -> ArtifactStore:
     """The artifact store shared with the workers."""
-    return ArtifactStore(settings.artifacts)
+    return open_store(settings)
 
 
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+
+
+async def get_reader(request: Request) -> Reader:
+    """The app's reader: autocommit connections awaited on the event loop where the database allows it."""
+    reader: Reader = request.app.state.reader
+    return reader
+
+
+ReaderDep = Annotated[Reader, Depends(get_reader)]
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:

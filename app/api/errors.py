@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.field_suggestions import body_model, suggestion
+
 logger = logging.getLogger(__name__)
 
 ErrorType = Literal["user", "system"]
@@ -32,7 +34,15 @@ STATUS_CODES = {
 }
 
 
-class ErrorDetail(BaseModel):
+class FieldError(BaseModel):
+    """One invalid field of a request."""
+
+    code: str = Field(..., examples=["invalid_value"])
+    message: str = Field(..., examples=["Input should be greater than 0"])
+    param: str | None = Field(None, examples=["training.learning_rate"])
+
+
+class ErrorFields(BaseModel):
     """What went wrong: a machine code, a sentence, the field at fault and whose fault it is."""
 
     code: str = Field(..., examples=["not_found"])
@@ -41,6 +51,16 @@ class ErrorDetail(BaseModel):
         None, description="The request field at fault, dotted.", examples=["method.alpha"]
     )
     type: ErrorType = Field(..., description="user: fix the request; system: retry later or report it.")
+
+
+class ErrorDetail(ErrorFields):
+    """A request's error: its fields, and for a request that failed validation every invalid field."""
+
+    errors: list[FieldError] | None = Field(
+        None,
+        description="Validation errors (422) only: every invalid field of the request, the first one being "
+        "the error's own `code`, `message` and `param`.",
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -89,10 +109,16 @@ class InvalidField(ApiError):
 
 
 def error_body(
-    *, code: str, message: str, param: str | None = None, type: ErrorType = "user"
+    *,
+    code: str,
+    message: str,
+    param: str | None = None,
+    type: ErrorType = "user",
+    errors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of an error."""
-    return {"error": {"code": code, "message": message, "param": param, "type": type}}
+    """The JSON body of an error; `errors` lists every invalid field of a request that failed validation."""
+    detail = {"code": code, "message": message, "param": param, "type": type}
+    return {"error": detail if errors is None else {**detail, "errors": errors}}
 
 
 def error_response(
@@ -118,14 +144,56 @@ ERROR_DESCRIPTIONS = {
     415: "The upload is not a supported dataset format.",
     422: "A field is invalid, or a pagination cursor (`after`) names no item; `param` names the field.",
     500: "An unexpected failure of the service.",
-    503: "A dependency (database or broker) is unreachable (`database_unavailable`), or the API is saturated "
+    503: "A dependency is unreachable (`database_unavailable`, `store_unavailable`), or the API is saturated "
     "for now (`database_busy`, `server_busy`); retry after `Retry-After` seconds.",
 }
 
 
+# One typical body per status, so that each status of a route's documentation shows its own.
+ERROR_EXAMPLES: dict[int, dict[str, Any]] = {
+    400: error_body(code="invalid_json", message="the body is not valid UTF-8 JSON"),
+    401: error_body(code="unauthorized", message="missing or invalid API key"),
+    404: error_body(code="not_found", message="no job 'job_3f9a1b2c3d4e5f6a7b8c9d0e' exists"),
+    409: error_body(code="conflict", message="job 'job_3f9a1b2c3d4e5f6a7b8c9d0e' already succeeded"),
+    413: error_body(code="payload_too_large", message="the upload is larger than 1073741824 bytes"),
+    415: error_body(code="unsupported_media_type", message="the upload is not JSONL, CSV or Parquet"),
+    422: error_body(
+        code="invalid_value",
+        message="Input should be greater than 0 "
+        "(also: training.epochs: Input should be greater than or equal to 1)",
+        param="training.learning_rate",
+        errors=[
+            {
+                "code": "invalid_value",
+                "message": "Input should be greater than 0",
+                "param": "training.learning_rate",
+            },
+            {
+                "code": "invalid_value",
+                "message": "Input should be greater than or equal to 1",
+                "param": "training.epochs",
+            },
+        ],
+    ),
+    500: error_body(
+        code="internal_error", message="an unexpected error occurred; it was logged", type="system"
+    ),
+    503: error_body(
+        code="database_unavailable", message="the database is unreachable; retry later", type="system"
+    ),
+}
+
+
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for a route: each status with the error model and a description."""
-    return {code: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[code]} for code in status_codes}
+    """OpenAPI `responses=` for a route: each status with the error model, a description and an example."""
+    return {
+        code: {
+            "model": ErrorResponse,
+            "description": ERROR_DESCRIPTIONS[code],
+            "content": {"application/json": {"example": ERROR_EXAMPLES[code]}},
+        }
+        for code in status_codes
+    }
 
 
 def field_param(error: dict[str, Any], body: Any) -> str | None:
@@ -182,15 +250,29 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     errors = list(exc.errors())
     if not errors:
         return error_response(422, code="invalid_value", message="the request is invalid")
-    params = [field_param(error, exc.body) for error in errors]
-    first_message = str(errors[0].get("msg", "invalid value"))
-    extra = [
-        f"{param or 'request'}: {error.get('msg')}" for param, error in zip(params, errors, strict=True)
-    ][1:]
-    message = first_message + (f" (also: {'; '.join(extra[:5])})" if extra else "")
-    return error_response(
-        422, code=_validation_code(str(errors[0].get("type", ""))), message=message, param=params[0]
-    )
+    model = body_model(request.scope.get("route"))
+    fields = [
+        {
+            "code": _validation_code(str(error.get("type", ""))),
+            "message": _message(error, model),
+            "param": field_param(error, exc.body),
+        }
+        for error in errors
+    ]
+    first = fields[0]
+    extra = [f"{field['param'] or 'request'}: {field['message']}" for field in fields[1:]]
+    message = str(first["message"]) + (f" (also: {'; '.join(extra[:5])})" if extra else "")
+    body = error_body(code=str(first["code"]), message=message, param=first["param"], errors=fields)
+    return JSONResponse(body, status_code=422)
+
+
+def _message(error: dict[str, Any], model: Any) -> str:
+    """pydantic's message, with the closest accepted name for an unknown field."""
+    message = str(error.get("msg", "invalid value"))
+    if error.get("type") == "extra_forbidden" and model is not None:
+        hint = suggestion(model, list(error.get("loc", ())))
+        return f"{message}: {hint}" if hint else message
+    return message
 
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:

@@ -21,6 +21,8 @@ def declared_query_names(dependant: Dependant) -> set[str]:
 # `async` though it does no I/O: a plain `def` dependency would take a trip to the thread pool.
 async def reject_unknown_query_parameters(request: Request) -> None:
     """A route dependency: 422 on the first query parameter the route does not declare."""
+    if not request.scope.get("query_string"):
+        return  # the common case: nothing to check, and no query string to parse
     dependant = getattr(request.scope.get("route"), "dependant", None)
     if dependant is None:
         return

@@ -4,8 +4,8 @@ The id is echoed in the response's `X-Request-ID` and set in the logging context
 so every line the API logs while serving it (uvicorn's access line too) carries it.
 """
 
+import random
 import re
-import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,7 +20,8 @@ WELL_FORMED = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 def request_id_of(headers: Headers) -> str:
     """The client's request id when it is well formed; a fresh one otherwise."""
     given = headers.get(HEADER, "")
-    return given if WELL_FORMED.fullmatch(given) else uuid.uuid4().hex
+    # A random 128-bit number, as a UUID4 would be, without the cost of building a UUID object.
+    return given if WELL_FORMED.fullmatch(given) else f"{random.getrandbits(128):032x}"
 
 
 class RequestId:

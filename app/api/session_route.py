@@ -1,29 +1,32 @@
-"""Routes whose sync handlers end their database session in the handler's own thread.
+"""Routes whose sync handlers run in one trip to the thread pool and end their session there.
 
-FastAPI validates a sync handler's return value in a second trip to the thread pool, and ends a
-dependency's session only after that. A handler's pooled connection would then be held while its
-request waits for a thread, and a burst of requests, each holding a connection and waiting for a
-thread whose request waits for a connection, starves both pools. Committing (or rolling back) and
-closing the session before the handler's thread is released gives the connection back first.
+FastAPI runs a sync handler in the thread pool and then validates its return value in a second trip.
+It also ends a dependency's session only after that, so a handler's pooled connection would be held
+while its request waits for a thread; a burst of requests, each holding a connection and waiting for a
+thread whose request waits for a connection, starves both pools. Here the handler is wrapped in a
+coroutine that runs it in the pool and commits (or rolls back) and closes its sessions before the
+thread is released: the connection goes back first, and FastAPI validates the answer of a coroutine on
+the event loop, without the second trip (a model the handler built is taken as it is, not re-validated).
 """
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import end_session
 
 
 class SessionEndingRoute(APIRoute):
-    """An `APIRoute` whose sync endpoint commits and closes its sessions before returning."""
+    """An `APIRoute` whose sync endpoint runs in one pool trip that commits and closes its sessions."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        if not inspect.iscoroutinefunction(endpoint):
-            endpoint = ending_sessions(endpoint)
+        if not (inspect.iscoroutinefunction(endpoint) or inspect.isgeneratorfunction(endpoint)):
+            endpoint = in_thread_ending_sessions(endpoint)
         super().__init__(path, endpoint, **kwargs)
 
 
@@ -42,5 +45,16 @@ def ending_sessions(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         for session in sessions:
             end_session(session, commit=True)
         return result
+
+    return run
+
+
+def in_thread_ending_sessions(endpoint: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """A coroutine function with `endpoint`'s signature, running it (sessions ended) in the thread pool."""
+    ending = ending_sessions(endpoint)
+
+    @functools.wraps(endpoint)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        return await run_in_threadpool(ending, *args, **kwargs)
 
     return run

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -155,6 +155,23 @@ def resolve_key(*, session: Session, token: str, settings: Settings) -> KeyGrant
         _touch(session, key_id=row.id, now=now)
     expires_at = _aware(row.expires_at) if row.expires_at is not None else None
     return KeyGrant(str(row.tenant), key_id=str(row.id), expires_at=expires_at)
+
+
+class KeyRefused(LookupError):
+    """A key that a query re-checking it found revoked, deleted or expired."""
+
+
+def live_key(key_id: ColumnElement[str]) -> ColumnElement[bool]:
+    """SQL that is true when `key_id` names a stored key, unrevoked and unexpired, or is null (the
+    development key, which is not stored): for a query that re-checks a cached grant's key."""
+    return or_(
+        key_id.is_(None),
+        exists().where(
+            ApiKey.id == key_id,
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > func.now()),
+        ),
+    )
 
 
 def key_is_active(*, session: Session, key_id: str, now: datetime | None = None) -> bool:

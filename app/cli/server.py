@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +19,13 @@ logger = logging.getLogger(__name__)
 APP_PATH = "app.main:app"
 WORKER_STOP_SECONDS = 15.0
 # The processes `up` runs beside the API: `distillery` subcommands, by what they are called in messages.
-SERVICE_WORKERS = {"worker": ["worker", "--concurrency", "1"], "webhook worker": ["webhook-worker"]}
+SERVICE_WORKERS = {
+    "worker": ["worker", "--concurrency", "1", "--quiet"],
+    "webhook worker": ["webhook-worker", "--quiet"],
+}
+# The API's own start-up warning that shows the development key: `up`'s banner shows it already.
+DEV_KEY_LOGGER = "app.dev_key"
+READY_WAIT_SECONDS = 120.0
 
 
 def api(
@@ -52,16 +59,19 @@ def up(
 
     settings = get_settings()
     upgrade_database(settings)
-    # uvicorn re-raises SIGTERM once it has shut down; with the default handler that would end this
-    # process before it stops the workers, leaving them orphaned and still taking work.
-    signal.signal(signal.SIGTERM, exit_on_signal)
+    # uvicorn re-raises the signal that stopped it once it has shut down, still inside its event loop:
+    # a handler that only notes it lets the API end cleanly, then the workers stop, then this exits.
+    stopped_by: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, _frame: stopped_by.append(number))
+    logging.getLogger(DEV_KEY_LOGGER).setLevel(logging.ERROR)
     # Each in its own process group, so stopping the worker reaches the pool process that runs the job too.
     # Webhooks get a light worker of their own: the job worker runs one long job at a time.
     workers = {
         name: subprocess.Popen([sys.executable, "-m", "distillery.cli", *command], start_new_session=True)
         for name, command in SERVICE_WORKERS.items()
     }
-    server = uvicorn.Server(uvicorn.Config(APP_PATH, host=host, port=port))
+    server = uvicorn.Server(uvicorn.Config(APP_PATH, host=host, port=port, log_level="warning"))
     try:
         # Without its workers the service would accept jobs that never run: stop it all instead.
         for name, process in workers.items():
@@ -69,7 +79,10 @@ def up(
                 target=stop_server_when_exits, args=(process, server, name), daemon=True
             )
             watcher.start()
-        print_banner(host, port, settings.dev_api_key)
+        banner = threading.Thread(
+            target=print_banner_when_ready, args=(server, host, port, settings.dev_api_key), daemon=True
+        )
+        banner.start()
         server.run()
     finally:
         # Asked to stop together, so their shutdowns overlap.
@@ -82,11 +95,9 @@ def up(
     if died is not None:
         code = workers[died].returncode
         raise CliError(f"the {died} exited with code {code}; see its log above")
-
-
-def exit_on_signal(signum: int, frame: Any) -> None:
-    """Turn a termination signal into SystemExit, so `finally` blocks run."""
-    raise SystemExit(128 + signum)
+    say(stderr(), "Distillery stopped.")
+    if signal.SIGTERM in stopped_by:
+        raise SystemExit(128 + signal.SIGTERM)
 
 
 def stop_server_when_exits(process: subprocess.Popen[bytes], server: Any, name: str = "worker") -> None:
@@ -98,18 +109,30 @@ def stop_server_when_exits(process: subprocess.Popen[bytes], server: Any, name: 
         server.should_exit = True
 
 
+def print_banner_when_ready(server: Any, host: str, port: int, dev_api_key: str | None) -> None:
+    """Print the banner once the API answers, after the start-up lines of the API and the workers."""
+    deadline = time.monotonic() + READY_WAIT_SECONDS
+    while not server.started and not server.should_exit and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if server.started:
+        print_banner(host, port, dev_api_key)
+
+
 def print_banner(host: str, port: int, dev_api_key: str | None) -> None:
-    """Where the service listens, its docs, and the key to call it with."""
+    """Where the service listens: the API, its pages and the dashboard, and how to call it."""
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown_host}:{port}"
     out = stdout()
-    say(out, f"Distillery API   {url}")
-    say(out, f"API docs         {url}/docs")
+    say(out, "Distillery is running. Ctrl-C stops it.")
+    say(out, f"  API          {url}/v1")
+    say(out, f"  Dashboard    {url}/ui/")
+    say(out, f"  Swagger UI   {url}/docs")
+    say(out, f"  ReDoc        {url}/redoc")
     if dev_api_key:
-        say(out, f"API key          {dev_api_key}  (development only)")
-        say(out, f"Use it with:     export DISTILLERY_URL={url} DISTILLERY_API_KEY={dev_api_key}")
+        say(out, "Call it from a shell with the development key (never use it in production):")
+        say(out, f"  export DISTILLERY_URL={url} DISTILLERY_API_KEY={dev_api_key}")
     else:
-        say(out, "API key          none; create one with: distillery keys create --tenant NAME")
+        say(out, "No API key yet; create one with: distillery keys create --tenant NAME")
 
 
 def stop_process(process: subprocess.Popen[bytes], *, group: bool = False, name: str = "worker") -> None:

@@ -7,6 +7,12 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+
+def is_s3_url(root: Path | str) -> bool:
+    """Whether a model root names a folder of an object store (`s3://bucket/prefix`)."""
+    return isinstance(root, str) and root.startswith("s3://")
+
+
 DEV_API_KEY = "dk-dev-embedded-only"
 
 
@@ -21,14 +27,55 @@ class Settings(BaseSettings):
     broker_url: str = Field(
         "", description="Celery broker URL; default: a SQLite-backed broker under data_dir."
     )
-    artifact_dir: Path | None = Field(None, description="Artifact store, shared by API and workers.")
+    artifact_dir: Path | None = Field(
+        None,
+        description="The local artifact store's folder, when storage_url is empty; default: under data_dir.",
+    )
+    storage_url: str = Field(
+        "",
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)?$",
+        description="s3://bucket/prefix: uploads, checkpoints, artifacts and teacher outputs in an "
+        "S3-compatible store (endpoint, region, credentials: the AWS_* variables); empty: artifact_dir.",
+    )
+    storage_public_endpoint_url: str | None = Field(
+        None, description="The store's address as clients reach it, for presigned URLs; default: the same."
+    )
+    storage_presigned_downloads: bool = Field(
+        False, description="Artifact downloads answer 307 to a short-lived presigned URL of the object store."
+    )
+    storage_presign_seconds: int = Field(
+        300, ge=1, le=7 * 24 * 3600, description="Lifetime of a presigned URL."
+    )
+    storage_retry_seconds: float = Field(
+        120.0,
+        ge=0,
+        description="How long a worker retries a checkpoint or artifact write through a store outage before "
+        "it queues the job again.",
+    )
+    storage_retry_attempts: int = Field(
+        8,
+        ge=1,
+        le=50,
+        description="Tries of one object-store request (with backoff) before it counts as an outage.",
+    )
+    work_dir: Path | None = Field(
+        None,
+        description="A worker's local scratch with a remote store: job folders and bounded copies of inputs, "
+        "models and teacher outputs; default: under data_dir.",
+    )
     teacher_cache_dir: Path | None = Field(
-        None, description="Stored teacher outputs, shared by every worker; default: under the artifact store."
+        None,
+        description="Stored teacher outputs, shared by every worker; default: under the artifact store. "
+        "With an object store: this worker's local copy; default: <work_dir>/teacher-cache.",
     )
     teacher_cache_max_bytes: int = Field(
         20 * 1024**3, ge=0, description="Bound on the stored teacher outputs; least recently used go first."
     )
-    model_roots: list[Path] = Field(default_factory=list, description="Directories models may be read from.")
+    model_roots: list[Path | str] = Field(
+        default_factory=list,
+        description="Where models may be read from: local directories, or s3://bucket/prefix folders of an "
+        "S3-compatible store (reached with the AWS_* variables).",
+    )
     queue_name: str = "distillery.jobs"
 
     dev_api_key: str | None = Field(DEV_API_KEY, description="Accepted in development only.")
@@ -40,6 +87,18 @@ class Settings(BaseSettings):
     max_job_devices: int = Field(8, ge=1, description="Most devices one job may ask for (resources.devices).")
     max_job_memory_gb: float = Field(
         1024.0, gt=0, description="Most memory per device one job may ask for (resources.min_memory_gb)."
+    )
+
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="Where a job worker runs its jobs: local (its own process, or a torchrun group) or ray "
+        "(each job handed to the Ray cluster at ray_address; set it on the API too, which checks nodes).",
+    )
+    ray_address: str = Field(
+        "http://127.0.0.1:8265", description="The Ray cluster's dashboard (Jobs API) address, for ray."
+    )
+    ray_max_job_nodes: int = Field(
+        4, ge=1, description="Most nodes one job may ask for (resources.nodes) with the ray executor."
     )
 
     worker_devices: int | None = Field(
@@ -109,6 +168,12 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(
         None, description="When set, GET /metrics asks for `Authorization: Bearer <token>`; open otherwise."
     )
+    events_retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="The reconciler deletes the events of jobs that ended longer ago than this; the jobs, "
+        "their checkpoints and artifacts stay. None: events are kept for ever.",
+    )
     event_stream_poll_seconds: float = Field(
         1.0, gt=0, description="How often an open event stream looks for new events."
     )
@@ -163,9 +228,12 @@ class Settings(BaseSettings):
         if self.artifact_dir is None:
             self.artifact_dir = self.data_dir / "artifacts"
         self.artifact_dir = self.artifact_dir.resolve()
+        if self.work_dir is None:
+            self.work_dir = self.data_dir / "work"
+        self.work_dir = self.work_dir.resolve()
         if not self.model_roots:
             self.model_roots = [self.data_dir / "models"]
-        self.model_roots = [root.resolve() for root in self.model_roots]
+        self.model_roots = [root if is_s3_url(root) else Path(root).resolve() for root in self.model_roots]
         if self.environment == "production":
             if self.dev_api_key:
                 raise ValueError("DISTILLERY_DEV_API_KEY must be empty in production; create keys instead")
@@ -183,6 +251,17 @@ class Settings(BaseSettings):
         """The artifact store's root directory."""
         assert self.artifact_dir is not None
         return self.artifact_dir
+
+    @property
+    def scratch(self) -> Path:
+        """A worker's local scratch folder."""
+        assert self.work_dir is not None
+        return self.work_dir
+
+    @property
+    def has_remote_store(self) -> bool:
+        """Whether artifacts live in an object store rather than a local folder."""
+        return bool(self.storage_url)
 
     @property
     def is_embedded(self) -> bool:

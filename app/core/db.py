@@ -12,7 +12,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import get_settings
+from app.core.idle_ping import ping_when_idle
 
+# A pooled connection idle this long is pinged before use; one used more recently is trusted.
+IDLE_PING_SECONDS = 1.0
 # Errors that say the database could not be reached or lost the connection, not that a statement is wrong.
 UNREACHABLE_ERRORS: tuple[type[Exception], ...] = (
     OperationalError,
@@ -40,7 +43,8 @@ def make_engine(
     """An engine tuned for the backend: SQLite gets WAL and a busy timeout, Postgres a checked pool.
 
     On a server database, connecting and waiting for a pooled connection both give up after
-    `timeout_seconds`, so a request fails fast during an outage instead of hanging.
+    `timeout_seconds`, so a request fails fast during an outage instead of hanging; a connection idle
+    for a second or more is pinged before use (`app.core.idle_ping`).
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -58,14 +62,15 @@ def make_engine(
 
         return engine
     connect_args = {"connect_timeout": max(2, round(timeout_seconds))} if url.startswith("postgresql") else {}
-    return create_engine(
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
         pool_timeout=timeout_seconds,
         pool_size=pool_size,
         max_overflow=max_overflow,
         connect_args=connect_args,
     )
+    ping_when_idle(engine, idle_seconds=IDLE_PING_SECONDS)
+    return engine
 
 
 @lru_cache

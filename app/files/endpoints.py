@@ -33,7 +33,7 @@ FileUsersDep = Annotated[service.FileUsers, Depends(get_file_users)]
     "",
     status_code=201,
     summary="Upload a dataset",
-    responses=error_responses(400, 401, 413, 415, 422),
+    responses=error_responses(400, 401, 413, 415, 422, 503),
 )
 def upload_file(
     session: SessionDep,
@@ -72,12 +72,13 @@ def get_file(file_id: FileId, session: SessionDep, tenant: TenantDep) -> FilePub
     return FilePublic.from_row(service.get_file(session=session, tenant=tenant, file_id=file_id))
 
 
-@router.delete("/{file_id}", summary="Delete a file", responses=error_responses(401, 404, 409, 422))
+@router.delete("/{file_id}", summary="Delete a file", responses=error_responses(401, 404, 409, 422, 503))
 def delete_file(
     file_id: FileId, session: SessionDep, tenant: TenantDep, store: StoreDep, users_of: FileUsersDep
 ) -> Deleted:
     """Delete a file that no queued or running job uses."""
     folder = service.delete_file(session=session, tenant=tenant, file_id=file_id, users_of=users_of)
-    session.commit()
+    # The files go first: if the store is down the row stays (503), and a retry deletes both.
     store.delete(folder)
+    session.commit()
     return Deleted(id=file_id, object="file")

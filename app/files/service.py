@@ -1,7 +1,9 @@
 """Uploaded datasets: store, check, list and delete; functions flush and never commit."""
 
 import re
-from pathlib import PurePosixPath
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
 from sqlalchemy import select
@@ -10,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.api.errors import ApiError, Conflict, NotFound
 from app.api.pagination import page_newest_first
 from app.core.base import new_id
-from app.core.storage import ArtifactStore
+from app.core.storage import ArtifactStore, LocalStore
 from app.files.models import File
 from app.files.sniffing import SNIFF_BYTES, sniff_format
 from app.files.validation import (
@@ -80,38 +82,90 @@ def upload_file(
     purpose: str | None,
     max_bytes: int,
 ) -> File:
-    """Store an upload under `files/<id>/<filename>`, check it parses, and record it."""
+    """Store an upload under `files/<id>/<filename>`, check it parses, and record it.
+
+    With an object store, the upload is checked in a local staging copy, then sent in parts.
+    """
     fmt, safe_name = format_and_name(sanitize_filename(filename), stream)
     file_id = new_id("file")
     key = f"{folder_of(file_id)}/{safe_name}"
+    with tempfile.TemporaryDirectory(prefix="distillery-upload-") as folder:
+        staging = store if store.local_path(key) is not None else LocalStore(Path(folder))
+        size, sha256 = _receive(staging, key, stream, max_bytes=max_bytes, folder=folder_of(file_id))
+        path = staging.local_path(key)
+        assert path is not None
+        received = Received(key=key, path=path, bytes=size, sha256=sha256)
+        file = _record(session, store=store, received=received, tenant=tenant, fmt=fmt, purpose=purpose)
+        if staging is not store:
+            _publish(store=store, key=key, path=path)
+    return file
+
+
+@dataclass(frozen=True)
+class Received:
+    """An upload written to a local file: its key, path, size and hash."""
+
+    key: str
+    path: Path
+    bytes: int
+    sha256: str
+
+
+def _receive(
+    store: ArtifactStore, key: str, stream: BinaryIO, *, max_bytes: int, folder: str
+) -> tuple[int, str]:
+    """Write the upload; 413 past the limit, with nothing left behind."""
     try:
-        size, sha256 = store.put_stream(key, stream, max_bytes=max_bytes)
+        return store.put_stream(key, stream, max_bytes=max_bytes)
     except OverflowError as error:
-        store.delete(folder_of(file_id))
+        store.delete(folder)
         raise ApiError(
             413,
             f"the file is larger than the limit of {max_bytes} bytes",
             code="file_too_large",
             param="file",
         ) from error
+
+
+def _publish(*, store: ArtifactStore, key: str, path: Path) -> None:
+    """Send a checked upload to the object store; the caller's session is not committed if this fails."""
     try:
-        summary = inspect_dataset(store.path(key), fmt)
+        store.put_file(key, path)
+    except BaseException:
+        store.delete(key)
+        raise
+
+
+def _record(
+    session: Session,
+    *,
+    store: ArtifactStore,
+    received: "Received",
+    tenant: str,
+    fmt: DatasetFormat,
+    purpose: str | None,
+) -> File:
+    """Check the stored upload parses and add its row; the upload is removed if not."""
+    _, file_id, safe_name = received.key.split("/")
+    try:
+        summary = inspect_dataset(received.path, fmt)
         file = File(
             id=file_id,
             tenant=tenant,
             filename=safe_name,
             format=fmt,
-            bytes=size,
-            sha256=sha256,
+            bytes=received.bytes,
+            sha256=received.sha256,
             rows=summary.rows,
             columns=summary.columns,
-            location=key,
+            location=received.key,
             metadata_={"purpose": purpose, "encoding": summary.encoding},
         )
         session.add(file)
         session.flush()
     except InvalidDataset as error:
         store.delete(folder_of(file_id))
+        received.path.unlink(missing_ok=True)
         raise ApiError(
             422, f"not a valid {fmt} dataset: {error}", code="invalid_file", param="file"
         ) from error

@@ -1,35 +1,37 @@
 """Control runs: a job's twin trained without its teacher, created, stopped and settled with it.
 
-When both have finished, the parent's result reports its gain over the control (`result.control`).
+When both have finished, the parent's result reports its gain over the control and the verdict
+(`result.control`, see `app.jobs.control_report`), and its receivers get `job.control_settled`.
 Whichever of the two finishes last writes it: every terminal transition of either job first locks the
 parent's row, so the two take turns and the second sees both outcomes.
 """
 
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.base import utcnow
+from app.jobs.control_report import control_summary, describe
 from app.jobs.events import append_event
 from app.jobs.models import TERMINAL_STATUSES, Job, JobStatus
 from app.jobs.scheduling import scheduling_columns
-from app.jobs.webhook_events import record_status_change
-from distillery.jobspec import JobSpec
+from app.jobs.webhook_events import EventType, record_job_event, record_status_change
+from distillery.jobspec import JobSpec, ModelRef
 
-# Metrics a smaller value of which is better: their gain is control minus student, so that a positive
-# gain always means the teacher helped.
-LOWER_IS_BETTER = frozenset({"loss", "perplexity"})
 CONTROL_SUFFIX = " (control)"
 
 
-def create_control(session: Session, *, parent: Job, spec: JobSpec) -> Job:
-    """Queue the control of a new job: its spec without the teacher's part, for the same tenant."""
+def create_control(session: Session, *, parent: Job, spec: JobSpec, base: ModelRef | None = None) -> Job:
+    """Queue the control of a new job: its spec without the teacher's part, for the same tenant.
+
+    A base control (`control: base`) starts its student from `base`, the model the teacher was trained from.
+    """
     name = f"{parent.name[: 200 - len(CONTROL_SUFFIX)]}{CONTROL_SUFFIX}" if parent.name else None
     control = Job(
         tenant=parent.tenant,
         name=name,
-        spec=spec.control_spec().model_dump(mode="json"),
+        spec=spec.control_spec(base).model_dump(mode="json"),
         metadata_=parent.metadata_,
         status=JobStatus.QUEUED,
         parent_id=parent.id,
@@ -61,7 +63,7 @@ def lock_parent(session: Session, *, job_id: str) -> str:
 def settle(session: Session, *, parent_id: str) -> None:
     """After a job of a pair ended: report the control in a succeeded parent's result, or else stop it."""
     rows = session.execute(
-        select(Job.id, Job.parent_id, Job.status, Job.result, Job.error).where(
+        select(Job.id, Job.parent_id, Job.status, Job.result, Job.error, Job.spec).where(
             or_(Job.id == parent_id, Job.parent_id == parent_id)
         )
     ).all()
@@ -74,7 +76,7 @@ def settle(session: Session, *, parent_id: str) -> None:
         return
     if not isinstance(parent.result, dict):
         return
-    summary = control_summary(parent.result, control)
+    summary = control_summary(parent.result, control, parent.spec or {})
     if parent.result.get("control") == summary:
         return
     session.execute(
@@ -92,43 +94,8 @@ def settle(session: Session, *, parent_id: str) -> None:
             message=describe(summary),
             data=summary,
         )
-
-
-def control_summary(result: dict[str, Any], control: Row[Any]) -> dict[str, Any]:
-    """The control's outcome and, once it succeeded, the gain of each metric on the parent's report split."""
-    status = control.status if control.status in TERMINAL_STATUSES else "pending"
-    summary: dict[str, Any] = {"job_id": control.id, "status": status}
-    if status == JobStatus.FAILED and isinstance(control.error, dict):
-        summary["error"] = {key: control.error.get(key) for key in ("code", "message", "type")}
-    if status != JobStatus.SUCCEEDED or not isinstance(control.result, dict):
-        return summary
-    split = str(result.get("retention_split") or "eval")
-    student, baseline = _metrics(result, split), _metrics(control.result, split)
-    gain = {
-        name: baseline[name] - value if name in LOWER_IS_BETTER else value - baseline[name]
-        for name, value in student.items()
-        if name in baseline
-    }
-    return {**summary, "split": split, "student_metrics": student, "control_metrics": baseline, "gain": gain}
-
-
-def _metrics(result: dict[str, Any], split: str) -> dict[str, float]:
-    """The student's numeric metrics on one split of a report."""
-    metrics = (result.get("student") or {}).get(split) or {}
-    return {
-        name: float(value)
-        for name, value in metrics.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    }
-
-
-def describe(summary: dict[str, Any]) -> str:
-    """One log line for the control's outcome."""
-    if summary["status"] != JobStatus.SUCCEEDED:
-        reason = f": {summary['error']['message']}" if "error" in summary else ""
-        return f"control {summary['job_id']} {summary['status']}{reason}; no gain to report"
-    gains = ", ".join(f"{name} {value:+.4f}" for name, value in sorted(summary["gain"].items()))
-    return f"gain over control {summary['job_id']} on {summary['split']}: {gains}"
+        # The parent's own end may have gone out with the control pending: this one carries the verdict.
+        record_job_event(session, job_id=parent_id, event_type=EventType.JOB_CONTROL_SETTLED)
 
 
 def stop_control(session: Session, *, parent_id: str, reason: str) -> None:

@@ -1,25 +1,27 @@
 """Routes of distillation jobs: create, read, cancel, delete, and their events, checkpoints and artifacts."""
 
 import logging
+from functools import partial
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from kombu.exceptions import OperationalError as BrokerUnreachable
 from sse_starlette import EventSourceResponse
 
 from app.api.allowed_methods import HEAD_REQUEST
 from app.api.deleted import Deleted
-from app.api.deps import SessionDep, SettingsDep, StoreDep
+from app.api.deps import ReaderDep, SessionDep, SettingsDep, StoreDep
 from app.api.errors import ApiError, error_responses
 from app.api.pagination import After, Limit, list_page
 from app.api.session_route import SessionEndingRoute
-from app.auth.deps import TenantDep
+from app.auth.deps import CachedGrantDep, KeyRefused, TenantDep, invalid_key
 from app.core.db import is_database_unreachable
 from app.jobs import service
 from app.jobs.models import JobStatus
 from app.jobs.queue import publish_job
+from app.jobs.reads import read_job
 from app.jobs.schemas import (
     ArtifactList,
     ArtifactPublic,
@@ -102,18 +104,41 @@ def list_jobs(
     parent_id: Annotated[
         ResourceId | None, Query(description="Only the control run of this job (its `control_job_id`).")
     ] = None,
+    sweep_id: Annotated[
+        ResourceId | None,
+        Query(description="Only the jobs of this recipe sweep: its trials, test and control."),
+    ] = None,
+    method: Annotated[
+        Text | None, Query(description="Only jobs of this method (`spec.method.type`), e.g. `response`.")
+    ] = None,
+    name: Annotated[
+        Text | None,
+        Query(min_length=1, description="Only jobs whose name contains this text, ignoring case."),
+    ] = None,
 ) -> JobList:
-    """List jobs, control runs included, newest first, optionally only one status or one parent's."""
+    """List jobs, control runs included, newest first, optionally filtered by status, method, name, parent
+    or sweep."""
     jobs, has_more = service.list_jobs(
-        session=session, tenant=tenant, limit=limit, after=after, status=status, parent_id=parent_id
+        session=session,
+        tenant=tenant,
+        limit=limit,
+        after=after,
+        status=status,
+        parent_id=parent_id,
+        sweep_id=sweep_id,
+        method=method,
+        name=name,
     )
     return list_page(JobList, [JobPublic.from_row(job) for job in jobs], has_more=has_more)
 
 
 @router.get("/{job_id}", summary="Get a job", responses=error_responses(401, 404, 422))
-def get_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPublic:
+async def get_job(job_id: JobId, reader: ReaderDep, grant: CachedGrantDep) -> JobPublic:
     """Get a job's status, progress, error and result."""
-    return JobPublic.from_row(service.get_job(session=session, tenant=tenant, job_id=job_id))
+    try:
+        return await reader.run(partial(read_job, grant=grant, job_id=job_id))
+    except KeyRefused:
+        raise invalid_key() from None
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a job", responses=error_responses(401, 404, 409, 422))
@@ -122,13 +147,14 @@ def cancel_job(job_id: JobId, session: SessionDep, tenant: TenantDep) -> JobPubl
     return JobPublic.from_row(service.cancel_job(session=session, tenant=tenant, job_id=job_id))
 
 
-@router.delete("/{job_id}", summary="Delete a job", responses=error_responses(401, 404, 409, 422))
+@router.delete("/{job_id}", summary="Delete a job", responses=error_responses(401, 404, 409, 422, 503))
 def delete_job(job_id: JobId, session: SessionDep, tenant: TenantDep, store: StoreDep) -> Deleted:
     """Delete a finished job with its events, checkpoints and artifacts, and its control run with it."""
     folders = service.delete_job(session=session, tenant=tenant, job_id=job_id)
-    session.commit()
+    # The files go first: if the store is down the rows stay (503), and a retry deletes both.
     for folder in folders:
         store.delete(folder)
+    session.commit()
     return Deleted(id=job_id, object="job")
 
 
@@ -223,7 +249,11 @@ def list_artifacts(job_id: JobId, session: SessionDep, tenant: TenantDep) -> Art
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The artifact's bytes."},
-        **error_responses(401, 404, 422, 500),
+        307: {
+            "description": "With presigned downloads on: the artifact's short-lived URL in the object "
+            "store, in `Location`; it needs no credentials."
+        },
+        **error_responses(401, 404, 422, 500, 503),
     },
 )
 def download_artifact(
@@ -232,17 +262,21 @@ def download_artifact(
     session: SessionDep,
     tenant: TenantDep,
     store: StoreDep,
-) -> StreamingResponse:
-    """Stream one artifact of a job."""
+    settings: SettingsDep,
+) -> Response:
+    """Stream one artifact of a job, or redirect to a presigned URL of the object store."""
     artifact = service.get_artifact(session=session, tenant=tenant, job_id=job_id, name=name)
-    path = store.path(artifact.location)
-    if not path.is_file():
+    size = store.size(artifact.location)
+    if size is None:
         logger.error("artifact %s of job %s is missing at %s", name, job_id, artifact.location)
         raise ApiError(500, f"artifact '{name}' is missing from the store", code="artifact_missing")
-    headers = {
-        "Content-Length": str(path.stat().st_size),
-        "Content-Disposition": _attachment(artifact.name),
-    }
+    if settings.storage_presigned_downloads:
+        url = store.presigned_url(
+            artifact.location, seconds=settings.storage_presign_seconds, filename=artifact.name
+        )
+        if url is not None:
+            return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+    headers = {"Content-Length": str(size), "Content-Disposition": _attachment(artifact.name)}
     return StreamingResponse(
         store.iter_bytes(artifact.location), media_type=artifact.media_type, headers=headers
     )

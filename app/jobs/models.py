@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from app.core.base import Base, JSONType, new_id, utcnow
@@ -81,6 +81,13 @@ class Job(Base):
     waiting_for: Mapped[str | None] = mapped_column(
         String(16), doc="Why a queued job cannot start: resources, quota; None when it waits its turn."
     )
+    sweep_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"),
+        index=True,
+        doc="For a job of a recipe sweep: the sweep, which lists, cancels and deletes it.",
+    )
+    sweep_role: Mapped[str | None] = mapped_column(String(8), doc="In a sweep: trial, test or control.")
+    trial_number: Mapped[int | None] = mapped_column(Integer, doc="A trial's number in its sweep's study.")
     if TYPE_CHECKING:  # mapped below the class, as a subquery on the table itself
         control_job_id: Mapped[str | None]
 
@@ -89,6 +96,17 @@ class Job(Base):
     )
     checkpoints: Mapped[list["Checkpoint"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
     artifacts: Mapped[list["Artifact"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
+
+
+# The scheduler's best-priority read (`queued_candidates`), over queued jobs only.
+Index(
+    "ix_jobs_queued_by_priority",
+    Job.priority_rank.desc(),
+    Job.queued_at,
+    Job.id,
+    postgresql_where=text("status = 'queued'"),
+    sqlite_where=text("status = 'queued'"),
+)
 
 
 class JobEvent(Base):

@@ -61,11 +61,13 @@ def tenant_usage(session: Session, *, tenants: set[str]) -> dict[str, Usage]:
             .group_by(Job.tenant)
         )
     }
-    starts = dict(
-        session.execute(  # type: ignore[arg-type]
-            select(Job.tenant, func.max(Job.started_at)).where(Job.tenant.in_(tenants)).group_by(Job.tenant)
-        ).all()
-    )
+    # One max() per tenant, each answered from the end of the (tenant, started_at) index; a GROUP BY
+    # over all tenants read every row of theirs instead (70 to 100 ms at 100k jobs of one tenant).
+    ordered = sorted(tenants)
+    latest = session.execute(
+        select(*(select(func.max(Job.started_at)).where(Job.tenant == t).scalar_subquery() for t in ordered))
+    ).one()
+    starts = dict(zip(ordered, latest, strict=True))
     return {tenant: Usage(*running.get(tenant, (0, 0)), last_start=starts.get(tenant)) for tenant in tenants}
 
 

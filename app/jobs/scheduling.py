@@ -25,7 +25,7 @@ def scheduling_columns(spec: JobSpec) -> dict[str, object]:
     return {
         "priority_rank": PRIORITY_RANKS[spec.priority],
         "accelerator": spec.resources.accelerator,
-        "devices": spec.resources.devices,
+        "devices": spec.resources.devices * spec.resources.nodes,
         "min_memory_gb": spec.resources.min_memory_gb,
     }
 

@@ -9,8 +9,9 @@ from urllib.parse import quote
 import yaml
 from pydantic import BaseModel, Field, JsonValue, model_validator
 from pydantic_core import PydanticCustomError
+from sqlalchemy import Row
 
-from app.api.errors import ErrorDetail
+from app.api.errors import ErrorFields
 from app.api.pagination import ListObject
 from app.api.timestamps import optional_unix_seconds, unix_seconds
 from app.jobs.models import Artifact, Checkpoint, Job, JobEvent, JobStatus
@@ -71,7 +72,7 @@ class JobProgress(BaseModel):
     estimated_finish_at: int | None = Field(None, description="Unix seconds.")
 
 
-class JobError(ErrorDetail):
+class JobError(ErrorFields):
     """Why a job failed, and whether the failure was the infrastructure's (the job was retried)."""
 
     retryable: bool = Field(
@@ -88,18 +89,27 @@ class JobPublic(BaseModel):
     status: JobStatus
     spec: dict[str, Any] = Field(..., description="The validated job spec, defaults filled in.")
     progress: JobProgress
-    error: JobError | None = Field(None, description="Why the job failed; `type` user or system.")
+    # A new job has no error: the example shows none (a schema-made one would show a filled error object).
+    error: JobError | None = Field(
+        None, description="Why the job failed; `type` user or system.", examples=[None]
+    )
     attempts: int = Field(..., description="Deliveries to a worker so far.")
     result: dict[str, Any] | None = Field(
         None,
-        description="Report of a succeeded job: sizes, metrics, retention, latency. With `control: true`, "
-        "`result.control` holds the control run's outcome and, once it succeeded, `gain`: per metric, "
-        "how much better the student is than the control on `split` (test when there is one).",
+        description="Report of a succeeded job: sizes, metrics with their standard errors (`stderr`) and "
+        "example counts, retention, latency. With a control, `result.control` holds the control run's "
+        "outcome, its `mode` and what it `measures`, and once it succeeded `gain` (per metric, how much "
+        "better the student is than the control on `split`, test when there is one) and `verdict`: "
+        "helped, did not help, or teacher no better than control, on the primary metric.",
     )
     control_job_id: str | None = Field(
-        None, description="The job's control run, when its spec asks for one (`control: true`)."
+        None, description="The job's control run, when its spec asks for one (`control`)."
     )
     parent_id: str | None = Field(None, description="For a control run: the job it is the control of.")
+    sweep_id: str | None = Field(
+        None,
+        description="For a job of a recipe sweep (a trial, its test evaluation or its control): the sweep.",
+    )
     waiting_for: Literal["resources", "quota"] | None = Field(
         None,
         description="Why a queued job cannot start yet: `resources`, no live worker has the accelerator, "
@@ -113,8 +123,8 @@ class JobPublic(BaseModel):
     metadata: dict[str, Any] | None
 
     @classmethod
-    def from_row(cls, job: Job) -> "JobPublic":
-        """The public view of a stored job."""
+    def from_row(cls, job: Job | Row[Any]) -> "JobPublic":
+        """The public view of a stored job: its ORM object, or a row of the columns read here by name."""
         return cls(
             id=job.id,
             name=job.name,
@@ -131,6 +141,7 @@ class JobPublic(BaseModel):
             result=job.result,
             control_job_id=job.control_job_id,
             parent_id=job.parent_id,
+            sweep_id=job.sweep_id,
             waiting_for=job.waiting_for if job.status == JobStatus.QUEUED else None,  # type: ignore[arg-type]
             created_at=unix_seconds(job.created_at),
             started_at=optional_unix_seconds(job.started_at),
@@ -261,6 +272,14 @@ BUILT_IN_EXAMPLE: dict[str, Any] = {
 }
 
 
+FIRST_EXAMPLE = "response"
+EXAMPLE_DESCRIPTION = (
+    "Its data files are local paths, which `distillery submit` uploads: here, upload each with "
+    "POST /v1/files and put the id it returns (file_...) in its place. `distillery quickstart` leaves the "
+    "models it names."
+)
+
+
 def load_job_examples(folder: Path = EXAMPLES_DIR) -> dict[str, dict[str, Any]]:
     """OpenAPI examples of a job request: one per YAML file of `distillery/examples/`, by file stem."""
     examples: dict[str, dict[str, Any]] = {}
@@ -271,5 +290,11 @@ def load_job_examples(folder: Path = EXAMPLES_DIR) -> dict[str, dict[str, Any]]:
             logger.warning("skipping unreadable example %s", path.name, exc_info=True)
             continue
         if isinstance(value, dict):
-            examples[path.stem] = {"summary": path.stem.replace("_", " "), "value": value}
+            examples[path.stem] = {
+                "summary": path.stem.replace("_", " "),
+                "description": EXAMPLE_DESCRIPTION,
+                "value": value,
+            }
+    if FIRST_EXAMPLE in examples:  # the pages' example menu opens on the first: the quickstart's method
+        examples = {FIRST_EXAMPLE: examples[FIRST_EXAMPLE]} | examples
     return examples or {"response": {"summary": "response-based distillation", "value": BUILT_IN_EXAMPLE}}

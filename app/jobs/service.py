@@ -17,21 +17,25 @@ from app.api.pagination import page_newest_first
 from app.core.base import utcnow
 from app.core.config import Settings
 from app.files import service as files_service
+from app.jobs.control_base import control_base
 from app.jobs.controls import create_control, stop_control
 from app.jobs.events import append_event
+from app.jobs.model_listing import where_models_are
 from app.jobs.model_refs import ModelRefError, resolve_model_ref
 from app.jobs.models import TERMINAL_STATUSES, Artifact, Checkpoint, Job, JobEvent, JobStatus
 from app.jobs.scheduling import scheduling_columns
 from app.jobs.schemas import JobCreate
+from app.jobs.teacher_head import check_teacher_head
 from app.jobs.transitions import IllegalTransition, transition
 from app.jobs.vocabulary import vocabulary_mismatch
 from app.jobs.webhook_events import record_status_change
 from distillery.jobspec import DATA_FILE_FIELDS, JobSpec, ResourcesSpec
 from distillery.jobspec.data_format import detect_format
-from distillery.jobspec.methods import TEACHER_METHODS
+from distillery.jobspec.methods import METHOD_CLASSES, TEACHER_METHODS
 
 ACTIVE_STATUSES = [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.CANCELLING]
 CANCEL_RACE_RETRIES = 3
+METHOD_NAMES = frozenset(cls.type_name() for cls in METHOD_CLASSES)
 
 
 def request_hash(job_in: JobCreate) -> str:
@@ -76,7 +80,9 @@ def create_job(
         return _replayed(existing, digest), False
     append_event(session, job_id=job.id, type="status", message="job queued", data={"status": "queued"})
     if job_in.control:
-        create_control(session, parent=job, spec=job_in)
+        create_control(
+            session, parent=job, spec=job_in, base=control_base(session, tenant=tenant, spec=job_in)
+        )
     record_status_change(session, job_id=job.id, status=JobStatus.QUEUED)
     return job, True
 
@@ -107,6 +113,7 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
     refs = {
         "teacher": spec.teacher,
         "student.model": spec.student.model,
+        "student.base": spec.student.base,
         "report.control": spec.report.control,
     }
     resolved = {}
@@ -116,9 +123,27 @@ def check_references(*, session: Session, tenant: str, spec: JobSpec, settings: 
         try:
             resolved[prefix] = resolve_model_ref(ref, session=session, tenant=tenant, settings=settings)
         except ModelRefError as error:
-            raise InvalidField(f"{prefix}.{error.field}", error.message, code="model_not_found") from error
-    if "teacher" in resolved and "student.model" in resolved:
-        check_vocabularies(spec, teacher_dir=resolved["teacher"], student_dir=resolved["student.model"])
+            message = f"{error.message} ({where_models_are(settings)})" if error.missing else error.message
+            raise InvalidField(f"{prefix}.{error.field}", message, code="model_not_found") from error
+    if spec.control_mode == "base" and spec.student.base is None:
+        check_teacher_job_base(session=session, tenant=tenant, spec=spec, settings=settings)
+    teacher, student = resolved.get("teacher"), resolved.get("student.model")
+    if isinstance(teacher, Path) and spec.teacher is not None and spec.teacher.path is not None:
+        check_teacher_head(task=spec.task, reference=spec.teacher.path, teacher_dir=teacher)
+    # A model in an object store is not read here: the worker loads both tokenizers and checks them.
+    if isinstance(teacher, Path) and isinstance(student, Path):
+        check_vocabularies(spec, teacher_dir=teacher, student_dir=student)
+
+
+def check_teacher_job_base(*, session: Session, tenant: str, spec: JobSpec, settings: Settings) -> None:
+    """A base control's model, taken from its teacher job's own start, is still there to read."""
+    base = control_base(session, tenant=tenant, spec=spec)
+    assert base is not None
+    try:
+        resolve_model_ref(base, session=session, tenant=tenant, settings=settings)
+    except ModelRefError as error:
+        message = f"the teacher job's starting model, the control's base, cannot be used: {error.message}"
+        raise InvalidField("student.base", message, code="model_not_found") from error
 
 
 def check_resources(resources: ResourcesSpec, *, settings: Settings) -> None:
@@ -129,6 +154,18 @@ def check_resources(resources: ResourcesSpec, *, settings: Settings) -> None:
             f"devices must be at most {settings.max_job_devices} on this service "
             "(DISTILLERY_MAX_JOB_DEVICES)",
         )
+    if resources.nodes > 1 and settings.executor != "ray":
+        raise InvalidField(
+            "resources.nodes",
+            "nodes above 1 need the ray executor; this service runs each job on one machine "
+            "(DISTILLERY_EXECUTOR)",
+        )
+    if resources.nodes > settings.ray_max_job_nodes:
+        raise InvalidField(
+            "resources.nodes",
+            f"nodes must be at most {settings.ray_max_job_nodes} on this service "
+            "(DISTILLERY_RAY_MAX_JOB_NODES)",
+        )
     memory = resources.min_memory_gb
     if memory is not None and memory > settings.max_job_memory_gb:
         raise InvalidField(
@@ -136,6 +173,13 @@ def check_resources(resources: ResourcesSpec, *, settings: Settings) -> None:
             f"min_memory_gb must be at most {settings.max_job_memory_gb:g} on this service "
             "(DISTILLERY_MAX_JOB_MEMORY_GB)",
         )
+
+
+# A local path where a file id belongs: the examples name local files, which the CLI uploads for them.
+NOT_AN_ID_HINT = (
+    "; a data file is named by the id (file_...) that POST /v1/files returned "
+    "(`distillery submit` uploads a local path it is given and puts the id in its place)"
+)
 
 
 def check_files(*, session: Session, tenant: str, spec: JobSpec) -> None:
@@ -152,7 +196,8 @@ def check_files(*, session: Session, tenant: str, spec: JobSpec) -> None:
             continue
         file = files_service.file_for_job(session=session, tenant=tenant, file_id=file_id)
         if file is None:
-            raise InvalidField(param, f"no file '{file_id}' exists", code="file_not_found")
+            hint = "" if file_id.startswith("file_") else NOT_AN_ID_HINT
+            raise InvalidField(param, f"no file '{file_id}' exists{hint}", code="file_not_found")
         # A transfer set is unlabeled: it needs the text columns only.
         columns = _required_columns(
             spec, file_id, file.columns, file.format, labels=param != "data.transfer_file"
@@ -223,14 +268,36 @@ def list_jobs(
     after: str | None,
     status: JobStatus | None = None,
     parent_id: str | None = None,
+    sweep_id: str | None = None,
+    method: str | None = None,
+    name: str | None = None,
 ) -> tuple[list[Job], bool]:
-    """A page of the tenant's jobs, newest first, of one status or parent if given, and if more follow."""
+    """A page of the tenant's jobs, newest first, filtered by status, parent, sweep, method or name; and if
+    more follow. The page walks the tenant's (created_at, id) index and stops once it is full."""
     statement = select(Job).where(Job.tenant == tenant)
+    if sweep_id is not None:
+        statement = statement.where(Job.sweep_id == sweep_id)
     if status is not None:
         statement = statement.where(Job.status == status.value)
     if parent_id is not None:
         statement = statement.where(Job.parent_id == parent_id)
+    if method is not None:
+        statement = statement.where(Job.spec["method"]["type"].as_string() == _known_method(method))
+    if name is not None:
+        statement = statement.where(Job.name.ilike(f"%{_escape_like(name)}%", escape="\\"))
     return page_newest_first(session, statement, entity=Job, tenant=tenant, limit=limit, after=after)
+
+
+def _known_method(method: str) -> str:
+    """The method filter as given when it names a method; a 422 on `method` listing them otherwise."""
+    if method not in METHOD_NAMES:
+        raise InvalidField("method", f"unknown method '{method}' (one of: {', '.join(sorted(METHOD_NAMES))})")
+    return method
+
+
+def _escape_like(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern: its wildcards and the escape character escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def cancel_job(*, session: Session, tenant: str, job_id: str) -> Job:
@@ -280,17 +347,22 @@ def delete_job(*, session: Session, tenant: str, job_id: str) -> list[str]:
             f"job '{job_id}' is the control of job '{job.parent_id}'; deleting that job deletes both",
             code="job_is_control",
         )
+    if job.sweep_id is not None:
+        raise Conflict(
+            f"job '{job_id}' belongs to sweep '{job.sweep_id}'; deleting the sweep deletes its jobs",
+            code="job_in_sweep",
+        )
     jobs = [job]
     if job.control_job_id is not None:
         jobs.insert(0, get_job(session=session, tenant=tenant, job_id=job.control_job_id))
-    active = _active_specs(session=session, tenant=tenant)
+    active = active_specs(session=session, tenant=tenant)
     for doomed in jobs:
         if doomed.status not in TERMINAL_STATUSES:
             raise Conflict(
                 f"job '{doomed.id}' is {doomed.status}; only a finished job can be deleted",
                 code="job_not_finished",
             )
-        users = [other for other, spec in active if doomed.id in _job_refs(spec)]
+        users = [other for other, spec in active if doomed.id in job_refs(spec)]
         if users:
             raise Conflict(
                 f"unfinished job(s) {', '.join(users)} use the student of job '{doomed.id}'",
@@ -306,12 +378,12 @@ def active_jobs_using(*, session: Session, tenant: str, file_id: str) -> list[st
     """Ids of the tenant's unfinished jobs that read a file."""
     return [
         job_id
-        for job_id, spec in _active_specs(session=session, tenant=tenant)
+        for job_id, spec in active_specs(session=session, tenant=tenant)
         if file_id in {spec.get("data", {}).get(key) for key in DATA_FILE_FIELDS}
     ]
 
 
-def _active_specs(*, session: Session, tenant: str) -> list[tuple[str, dict[str, Any]]]:
+def active_specs(*, session: Session, tenant: str) -> list[tuple[str, dict[str, Any]]]:
     """The specs of the tenant's unfinished jobs; few at any time, so they are matched in Python."""
     rows = session.execute(
         select(Job.id, Job.spec).where(
@@ -321,7 +393,7 @@ def _active_specs(*, session: Session, tenant: str) -> list[tuple[str, dict[str,
     return [(row.id, row.spec) for row in rows]
 
 
-def _job_refs(spec: dict[str, Any]) -> set[str]:
+def job_refs(spec: dict[str, Any]) -> set[str]:
     """Ids of the jobs whose students a spec reads."""
     refs = [spec.get("teacher"), (spec.get("student") or {}).get("model")]
     return {ref["job"] for ref in refs if isinstance(ref, dict) and ref.get("job")}

@@ -32,6 +32,10 @@ class PoolCollector:
         yield family
 
 
+# A follower stays from a few seconds (a finished job's replay) to a long job's whole life.
+STREAM_BUCKETS = (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 24 * 3600.0)
+
+
 @dataclass
 class ServiceMetrics:
     """The app's registry and the instruments its code updates."""
@@ -39,6 +43,7 @@ class ServiceMetrics:
     registry: CollectorRegistry
     http_requests: Counter
     http_durations: Histogram
+    stream_durations: Histogram
     open_streams: Gauge
 
 
@@ -60,8 +65,15 @@ def build_metrics(
         ),
         http_durations=Histogram(
             "distillery_http_request_duration_seconds",
-            "Seconds from a request's arrival to the end of its response (a stream's whole life).",
+            "Seconds from a request's arrival to the end of its response; event streams excepted.",
             ["method", "route"],
+            registry=registry,
+        ),
+        stream_durations=Histogram(
+            "distillery_event_stream_duration_seconds",
+            "Seconds an event stream was followed, from its request to its end.",
+            ["method", "route"],
+            buckets=STREAM_BUCKETS,
             registry=registry,
         ),
         open_streams=Gauge(

@@ -15,6 +15,26 @@ if config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+# Optuna's study tables (recipe sweeps) are created and versioned by Optuna, never by our revisions: on
+# Postgres they sit in their own schema, and wherever a deployment keeps them beside ours they are not
+# part of the comparison with the models.
+OPTUNA_SCHEMA = "optuna"
+OPTUNA_TABLES = frozenset(
+    {
+        "studies", "study_directions", "study_user_attributes", "study_system_attributes", "trials",
+        "trial_user_attributes", "trial_system_attributes", "trial_params", "trial_values",
+        "trial_intermediate_values", "trial_heartbeats", "version_info",
+    }
+)  # fmt: skip
+
+
+def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+    """Leave Optuna's schema and tables out of autogenerate's comparison."""
+    if type_ == "schema":
+        return name != OPTUNA_SCHEMA
+    if type_ == "table":
+        return name not in OPTUNA_TABLES
+    return True
 
 
 def database_url() -> str:
@@ -24,7 +44,13 @@ def database_url() -> str:
 
 def configure(**options: Any) -> None:
     # Batch mode rewrites ALTERs as table copies on SQLite, which cannot alter most constraints.
-    context.configure(target_metadata=target_metadata, render_as_batch=True, compare_type=True, **options)
+    context.configure(
+        target_metadata=target_metadata,
+        render_as_batch=True,
+        compare_type=True,
+        include_name=include_name,
+        **options,
+    )
 
 
 def run_migrations_offline() -> None:

@@ -11,7 +11,7 @@ from app.core.base import Base, JSONType, new_id, utcnow
 
 
 class EventType(StrEnum):
-    """What a webhook reports: a job's change of state, or a checkpoint it saved."""
+    """What a webhook reports: a job's change of state, a checkpoint it saved, or its control's outcome."""
 
     JOB_QUEUED = "job.queued"
     JOB_RUNNING = "job.running"
@@ -19,6 +19,9 @@ class EventType(StrEnum):
     JOB_FAILED = "job.failed"
     JOB_CANCELLED = "job.cancelled"
     JOB_CHECKPOINT = "job.checkpoint"
+    # A job's control ended and its gain and verdict are in the job's result (sent after job.succeeded
+    # when the control ends last).
+    JOB_CONTROL_SETTLED = "job.control_settled"
 
 
 class DeliveryStatus(StrEnum):

@@ -28,7 +28,7 @@ STATUS_EVENTS = {
     "failed": EventType.JOB_FAILED,
     "cancelled": EventType.JOB_CANCELLED,
 }
-CONTROL_FIELDS = ("job_id", "status", "split", "gain")
+CONTROL_FIELDS = ("job_id", "status", "mode", "split", "gain", "verdict")
 
 
 @dataclass(frozen=True)

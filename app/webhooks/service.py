@@ -31,7 +31,7 @@ def create_endpoint(
             allow_private=settings.webhook_allow_private_addresses,
         )
     except UnsafeUrl as error:
-        raise InvalidField("url", str(error), code="url_not_allowed") from error
+        raise InvalidField("url", error.with_fix(), code="url_not_allowed") from error
     count = session.scalar(select(func.count(WebhookEndpoint.id)).where(WebhookEndpoint.tenant == tenant))
     if (count or 0) >= MAX_ENDPOINTS_PER_TENANT:
         raise Conflict(

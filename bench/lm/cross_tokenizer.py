@@ -21,12 +21,12 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.demo.comparison import Datasets, job_seconds, run_to_end, upload
+from app.cli.quickstart.comparison import Datasets, job_seconds, run_to_end, upload
+from app.cli.quickstart.service import embedded_service
+from app.cli.quickstart.tweets import write_splits
 from bench.lm.bases import install_base_model, install_metaspace_base
 from bench.paths import RESULTS
 from bench.result_file import write_result
-from bench.service.embedded import embedded_service
-from bench.tweets import write_splits
 
 ROLES = ("teacher", "student", "control")
 

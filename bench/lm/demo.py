@@ -33,12 +33,12 @@ from typing import Any
 from rich.console import Console
 from transformers import AutoTokenizer
 
-from bench.demo.comparison import Datasets, finish_job, job_seconds, run_to_end, upload
+from app.cli.quickstart.comparison import Datasets, finish_job, job_seconds, run_to_end, upload
+from app.cli.quickstart.service import embedded_service
+from app.cli.quickstart.tweets import Splits, write_splits
 from bench.lm.bases import EOS, install_base_model, install_metaspace_base
 from bench.paths import RESULTS
 from bench.result_file import write_result
-from bench.service.embedded import embedded_service
-from bench.tweets import Splits, write_splits
 from distillery.client import DistilleryClient
 
 # The same template for both tokenizers, so the teacher reads a student's chat as it was trained. The

@@ -12,7 +12,8 @@ The plain side (`bench.naive.naive_side`) is a `transformers.Trainer` subclass w
 the teacher on every batch, with every text padded to 64 tokens; ours (`bench.naive.engine_side`) is `run_job`
 with default options, so it trains in the precision `auto` picks for the device (bf16 autocast where it is
 native, else fp32). The plain side trains as `Trainer` does by default, in fp32, as the pipeline a user
-writes would; `--plain-precision auto` gives it ours instead, to separate the engine's gain from bf16's.
+writes would; `--plain-precision auto` gives it ours instead, to separate the engine's gain from bf16's;
+`--freeze-embeddings` sets ours' `training.freeze_embeddings` (the student's token embeddings stay as copied).
 Each run is a fresh child process, so its peak RSS is its own.
 
 Wall time is the training phase: the plain side's `trainer.train()` and `save_model`, ours from the
@@ -36,11 +37,11 @@ from typing import Any
 
 from rich.console import Console
 
+from app.cli.quickstart.tweets import write_splits
 from bench.naive.job import INITS, KDJob, TeacherRecipe, parent_peak_rss_bytes, run_child
 from bench.naive.report import build_summary, print_summary
 from bench.paths import RESULTS, ROOT
 from bench.result_file import write_json, write_result
-from bench.tweets import write_splits
 
 SIDES = {"plain": "bench.naive.naive_side", "ours": "bench.naive.engine_side"}
 # Job fields that are paths on this machine, left out of the JSON.
@@ -74,6 +75,11 @@ def parse_args() -> argparse.Namespace:
         choices=["fp32", "auto"],
         default="fp32",
         help="the plain side's precision: Trainer's default fp32 (default), or the one ours picks",
+    )
+    parser.add_argument(
+        "--freeze-embeddings",
+        action="store_true",
+        help="ours keeps the student's copied token embeddings frozen (training.freeze_embeddings)",
     )
     parser.add_argument("--threads", type=int, help="torch threads of every run (default: torch's own)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "var" / "distill_vs_naive")
@@ -130,6 +136,7 @@ def prepare(
         epochs=args.epochs,
         device=args.device,
         plain_precision=args.plain_precision,
+        freeze_embeddings=args.freeze_embeddings,
     )
     facts = {
         "benchmark": "distill_vs_naive",

@@ -65,6 +65,7 @@ def job_spec(job: KDJob) -> JobSpec:
                 "warmup_ratio": job.warmup_ratio,
                 "weight_decay": job.weight_decay,
                 "seed": job.seed,
+                "freeze_embeddings": job.freeze_embeddings,
             },
         }
     )

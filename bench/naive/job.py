@@ -62,6 +62,8 @@ class KDJob:
     device: str = "cpu"
     # The plain side's precision: Trainer's default (fp32), or "auto" for the one Distillery picks.
     plain_precision: str = "fp32"
+    # Ours only: keep the student's copied token embeddings out of training (training.freeze_embeddings).
+    freeze_embeddings: bool = False
 
     def student_source(self) -> str:
         """The model directory whose layers the student copies."""

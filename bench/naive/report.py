@@ -8,6 +8,8 @@ from rich.table import Table
 # Distillery's targets against the plain pipeline: how many times faster, and at most how much less accurate.
 SPEEDUP_TARGET_NATIVE_BF16 = 5.0
 SPEEDUP_TARGET_FP32 = 2.5
+# Both sides in the same precision (--plain-precision auto): the engine's own gain.
+SPEEDUP_TARGET_SAME_PRECISION = 2.5
 ACCURACY_DELTA_TARGET_POINTS = -0.5
 
 
@@ -34,6 +36,8 @@ def compare(plain: dict[str, Any], ours: dict[str, Any], *, speedup_target: floa
 def build_summary(runs: dict[str, dict[str, dict[str, Any]]], *, bf16_native: bool) -> dict[str, Any]:
     """Runs by init and side, with their rates, and the comparison for each init."""
     target = SPEEDUP_TARGET_NATIVE_BF16 if bf16_native else SPEEDUP_TARGET_FP32
+    if all(sides["plain"]["precision"] == sides["ours"]["precision"] for sides in runs.values()):
+        target = SPEEDUP_TARGET_SAME_PRECISION
     rated = {init: {side: with_rates(run) for side, run in sides.items()} for init, sides in runs.items()}
     comparisons = {
         init: compare(sides["plain"], sides["ours"], speedup_target=target) for init, sides in rated.items()

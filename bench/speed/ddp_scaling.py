@@ -26,9 +26,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from app.cli.quickstart.tweets import write_splits
 from bench.paths import RESULTS
 from bench.result_file import uptime, write_result
-from bench.tweets import write_splits
 
 # Every other layer of MiniLM-L6's six, as in the demo.
 STUDENT_LAYERS = [0, 2, 4]

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedModel
 
-from bench.tweets import load_tweets
+from app.cli.quickstart.tweets import load_tweets
 from distillery.jobspec import SupervisedMethod, TrainingSpec
 from engine.batching import eval_batch_order, iterate_batches
 from engine.distributed.ranks import SINGLE

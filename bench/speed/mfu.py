@@ -34,9 +34,9 @@ from rich.table import Table
 from torch import Tensor, nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
+from app.cli.quickstart.tweets import load_tweets
 from bench.paths import RESULTS
 from bench.result_file import uptime, write_result
-from bench.tweets import load_tweets
 from engine.losses import hard_target_loss
 from engine.training.precision import probe_bf16
 

@@ -28,10 +28,10 @@ from rich.console import Console
 from rich.table import Table
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from app.cli.quickstart.tweets import write_splits
 from bench.paths import RESULTS
 from bench.result_file import write_result
 from bench.speed.mfu import cpu_description, load_average
-from bench.tweets import write_splits
 from distillery.jobspec import JobSpec
 from engine.run import run_job
 from engine.teacher_cache import TeacherCacheConfig

@@ -25,11 +25,11 @@ from rich.console import Console
 from rich.table import Table
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from app.cli.quickstart.tweets import load_tweets
 from bench.paths import RESULTS
 from bench.result_file import write_result
 from bench.speed.mfu import cpu_description, load_average
 from bench.speed.teacher_cache import METHODS, TARGET_RATIO, build_teacher
-from bench.tweets import load_tweets
 from distillery.jobspec import JobSpec
 from engine.batching import EXAMPLE_INDEX
 from engine.callbacks import Callbacks

@@ -18,12 +18,20 @@ def upload(
     path: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The dataset file.")
     ],
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print the id alone (the default when piped).")
+    ] = False,
 ) -> None:
     """Upload a dataset; prints its id for the spec's data.train_file."""
     uploaded = client_of(ctx).upload_file(path)
+    out = stdout()
+    if quiet or not out.is_terminal:
+        # Alone on its line, so `FILE=$(distillery files upload tweets.jsonl)` holds the id.
+        typer.echo(uploaded["id"])
+        return
     rows = uploaded.get("rows")
     shape = f", {rows} rows" if rows is not None else ""
-    say(stdout(), f"Uploaded {uploaded.get('filename', path.name)}{shape}: {uploaded['id']}")
+    say(out, f"Uploaded {uploaded.get('filename', path.name)}{shape}: {uploaded['id']}")
 
 
 @app.command("list")

@@ -3,12 +3,15 @@
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Column
+from rich.text import Text
 
 from distillery.cli.console import (
     STATUS_STYLES,
@@ -18,6 +21,8 @@ from distillery.cli.console import (
     format_time,
     say,
 )
+from distillery.cli.control_outcome import pending_control, print_control
+from distillery.cli.job_summary import print_summary
 from distillery.client import DistilleryClient, DistilleryError
 
 logger = logging.getLogger(__name__)
@@ -86,14 +91,39 @@ def note_event(event: dict[str, Any], latest: LatestMetrics) -> str | None:
     return f"[{style}]{escape(format_time(event.get('created_at')))}  {escape(str(message))}[/]"
 
 
+def fixed(width: int) -> Column:
+    """A column that keeps its width whatever the metrics take, so the bar never collapses."""
+    return Column(width=width, no_wrap=True, overflow="ellipsis")
+
+
+# Widths for the longest value each takes: `cancelling`, `99999/99999`, `epoch 999.99`, `ETA 23h 59m`.
 COLUMNS = (
-    TextColumn("{task.fields[status]}"),
-    BarColumn(),
-    TextColumn("{task.fields[steps]}"),
-    TextColumn("epoch {task.fields[epoch]}"),
-    TextColumn("ETA {task.fields[eta]}"),
-    TextColumn("{task.fields[metrics]}"),
+    TextColumn("{task.fields[status]}", table_column=fixed(10)),
+    BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=10)),
+    TextColumn("{task.fields[steps]}", justify="right", table_column=fixed(11)),
+    TextColumn("epoch {task.fields[epoch]}", table_column=fixed(12)),
+    TextColumn("ETA {task.fields[eta]}", table_column=fixed(12)),
 )
+# The bar's line is at most this wide on a wide terminal; the metrics line below it takes the full width.
+BAR_LINE_WIDTH = 100
+
+
+class JobProgress(Progress):
+    """The bar on one line, fixed-width fields and all, and the latest metrics on the line below it."""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        table = self.make_tasks_table(self.tasks)
+        if hasattr(self, "live"):  # the first call comes from the constructor, before there is a console
+            table.width = min(self.console.width, BAR_LINE_WIDTH)
+        yield table
+        for task in self.tasks:
+            metrics = str(task.fields.get("metrics") or "")
+            if metrics:
+                line = Text.from_markup(f"[dim]{metrics}[/]", overflow="ellipsis")
+                line.no_wrap = True
+                yield line
+
+
 # The bar is refreshed at least this far apart, even when asked to poll continuously.
 MIN_REFRESH_SECONDS = 0.1
 
@@ -153,12 +183,16 @@ class ProgressBar:
                 logger.info("could not read job %s: %s", self.job_id, error)
 
 
-def follow_job(client: DistilleryClient, job_id: str, console: Console, poll: float = 2.0) -> dict[str, Any]:
-    """Show the job's progress until it finishes; returns the finished job.
+def follow_job(
+    client: DistilleryClient, job_id: str, console: Console, poll: float = 2.0, *, wait_control: bool = True
+) -> dict[str, Any]:
+    """Show the job's progress until it finishes, and its control's until the gain is in; returns the job.
 
-    The events come from the job's event stream, or from polling where the server cannot stream.
+    The events come from the job's event stream, or from polling where the server cannot stream. A job
+    whose control still runs when it succeeds gets its gain and verdict only when the control ends, so
+    the control's events are followed next, unless `wait_control` is False.
     """
-    with Progress(*COLUMNS, console=console) as progress:
+    with JobProgress(*COLUMNS, console=console) as progress:
         bar = ProgressBar(client, job_id, progress)
         bar.refresh()
         stop = threading.Event()
@@ -167,10 +201,23 @@ def follow_job(client: DistilleryClient, job_id: str, console: Console, poll: fl
         try:
             for event in client.iter_events(job_id, follow=True, poll=poll):
                 bar.note(event)
+            control_id = pending_control(client.get_job(job_id)) if wait_control else None
+            if control_id is not None:
+                follow_control(client, control_id, progress.console, poll)
         finally:
             stop.set()
             refresher.join()
         return bar.refresh(final=True)
+
+
+def follow_control(client: DistilleryClient, control_id: str, console: Console, poll: float) -> None:
+    """Print a job's control's events until the control ends (and with it the job's gain is written)."""
+    say(console, f"The job succeeded; following its control {control_id} for the gain and the verdict")
+    latest = LatestMetrics()
+    for event in client.iter_events(control_id, follow=True, poll=poll):
+        line = note_event(event, latest)
+        if line:
+            console.print(f"[dim]control[/] {line}", soft_wrap=True)
 
 
 def progress_line(view: ProgressView) -> str:
@@ -194,5 +241,7 @@ def print_outcome(console: Console, job: dict[str, Any]) -> None:
         where = f" ({error['param']})" if error.get("param") else ""
         say(console, f"{error.get('code')}: {error.get('message')}{where}", style="red")
     if status == "succeeded":
-        say(console, f"Download the student:  distillery download {job_id}")
+        print_summary(console, job)
+        print_control(console, job)
+        say(console, f"Download the student:  distillery download {job_id}  (into ./student-{job_id})")
         say(console, f"Other artifacts:       distillery download {job_id} --artifact NAME")

@@ -1,6 +1,7 @@
 """Job commands: submit, jobs, show, cancel, download."""
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from distillery.cli.console import (
     stdout,
 )
 from distillery.cli.follow import follow_job, print_outcome
+from distillery.cli.local_files import upload_local_files
 from distillery.cli.spec_file import load_spec
 from distillery.cli.state import client_of
 from distillery.client import STUDENT_ARCHIVE
@@ -40,25 +42,34 @@ def submit(
         str | None, typer.Option("--idempotency-key", help="Submitting twice with one key creates one job.")
     ] = None,
     poll: Annotated[float, typer.Option(help="Seconds between progress polls.", min=0)] = 2.0,
+    wait_control: Annotated[
+        bool,
+        typer.Option(
+            "--wait-control/--no-wait-control",
+            help="With --follow: once the job succeeded, wait for its control's gain and verdict.",
+        ),
+    ] = True,
 ) -> None:
-    """Submit a distillation job."""
+    """Submit a distillation job; a data.*_file given as a local path is uploaded first."""
     spec = load_spec(spec_path, overrides)
     client = client_of(ctx)
+    for item in upload_local_files(spec, client.upload_file):
+        say(stderr(), f"Uploaded {item.path} as {item.file['id']} for {item.field}")
     job = client.create_job(spec, name=name, idempotency_key=idempotency_key)
     out = stdout()
     say(out, f"Created job {job['id']} ({job['status']})")
     if not follow:
         say(out, f"Follow it with:  distillery events {job['id']} --follow")
         return
-    job = _follow(ctx, job["id"], poll)
+    job = _follow(ctx, job["id"], poll, wait_control=wait_control)
     print_outcome(out, job)
     if job["status"] != "succeeded":
         raise typer.Exit(1)
 
 
-def _follow(ctx: typer.Context, job_id: str, poll: float) -> dict[str, Any]:
+def _follow(ctx: typer.Context, job_id: str, poll: float, *, wait_control: bool = True) -> dict[str, Any]:
     try:
-        return follow_job(client_of(ctx), job_id, stdout(), poll=poll)
+        return follow_job(client_of(ctx), job_id, stdout(), poll=poll, wait_control=wait_control)
     except KeyboardInterrupt:
         say(stderr(), f"Stopped watching; job {job_id} keeps running (distillery cancel {job_id} stops it).")
         raise typer.Exit(130) from None
@@ -69,13 +80,19 @@ def list_jobs(
     status: Annotated[str | None, typer.Option("--status", help="Only jobs in this status.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=100, help="Jobs to show.")] = 20,
     after: Annotated[str | None, typer.Option("--after", help="Show the jobs after this id.")] = None,
+    sweep_id: Annotated[str | None, typer.Option("--sweep", help="Only this sweep's jobs.")] = None,
+    method: Annotated[str | None, typer.Option("--method", help="Only jobs of this method.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Only jobs whose name contains this.")] = None,
 ) -> None:
     """List jobs, newest first."""
-    page = client_of(ctx).list_jobs(status=status, limit=limit, after=after)
+    filters = {"status": status, "sweep_id": sweep_id, "method": method, "name": name}
+    page = client_of(ctx).list_jobs(limit=limit, after=after, **filters)
     out = stdout()
     out.print(jobs_table(page.get("data", [])))
     if page.get("has_more"):
-        say(out, f"More: distillery jobs --after {page.get('last_id')}", style="dim")
+        options = {"status": "--status", "sweep_id": "--sweep", "method": "--method", "name": "--name"}
+        given = "".join(f" {options[key]} {shlex.quote(value)}" for key, value in filters.items() if value)
+        say(out, f"More: distillery jobs{given} --after {page.get('last_id')}", style="dim")
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:

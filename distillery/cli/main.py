@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from distillery.cli import events, files, jobs
+from distillery.cli import events, files, jobs, sweeps
 from distillery.cli.console import print_error
 from distillery.cli.state import CliError, CliState
 from distillery.client import DistilleryError
@@ -18,6 +18,7 @@ SERVICE_COMMANDS = {
     "up": "app.cli",
     "migrate": "app.cli",
     "keys": "app.cli",
+    "quickstart": "app.cli",
     "worker": "worker.cli",
     "webhook-worker": "worker.cli",
 }
@@ -92,6 +93,7 @@ app.command()(events.events)
 app.command()(jobs.cancel)
 app.command()(jobs.download)
 app.add_typer(files.app, name="files")
+app.add_typer(sweeps.app, name="sweep")
 
 
 def main() -> None:

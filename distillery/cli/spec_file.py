@@ -1,4 +1,4 @@
-"""Reading a job spec from YAML (or JSON) and applying `--set key.path=value` overrides."""
+"""Reading a job or sweep spec from YAML (or JSON) and applying `--set key.path=value` overrides."""
 
 from pathlib import Path
 from typing import Any
@@ -7,9 +7,19 @@ import yaml
 
 from distillery.cli.state import CliError
 
+# A model reference's two ways to name a model, each with the one it excludes.
+MODEL_REF_KEYS = {"path": "job", "job": "path"}
 
-def load_spec(path: Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """The spec in a YAML file, with each 'key.path=value' override applied in order."""
+
+def load_spec(
+    path: Path,
+    overrides: list[str] | None = None,
+    describes: str = "task, teacher, student, data, method, training",
+) -> dict[str, Any]:
+    """The spec in a YAML file, with each 'key.path=value' override applied in order.
+
+    `describes` names the spec's top-level keys, for the message when the file holds no mapping.
+    """
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -19,7 +29,7 @@ def load_spec(path: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     if spec is None:
         spec = {}
     if not isinstance(spec, dict):
-        raise CliError(f"{path} must hold a mapping (task, teacher, student, data, method, training)")
+        raise CliError(f"{path} must hold a mapping ({describes})")
     for override in overrides or []:
         key_path, value = parse_override(override)
         set_path(spec, key_path, value)
@@ -57,6 +67,8 @@ def set_path(spec: dict[str, Any], keys: list[str], value: Any) -> None:
             raise CliError(f"--set {'.'.join(keys)}: {parent} is a value, not a mapping")
         if last:
             node[key] = value
+            if key in MODEL_REF_KEYS:  # a model is named by one of them: the new one replaces the other
+                node.pop(MODEL_REF_KEYS[key], None)
             return
         if node.get(key) is None:
             node[key] = {}

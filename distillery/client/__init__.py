@@ -1,12 +1,20 @@
 """The Python client of the Distillery API."""
 
-from distillery.client.client import DEFAULT_URL, STUDENT_ARCHIVE, TERMINAL_STATUSES, DistilleryClient
+from distillery.client.client import (
+    DEFAULT_URL,
+    STUDENT_ARCHIVE,
+    SWEEP_TERMINAL_STATUSES,
+    TERMINAL_STATUSES,
+    DistilleryClient,
+)
 from distillery.client.errors import (
     ApiError,
     DistilleryError,
     JobWaitTimeoutError,
     RequestTimeoutError,
     ServerUnreachableError,
+    StoreUnreachableError,
+    SweepWaitTimeoutError,
     UnsafeArchiveError,
 )
 from distillery.client.event_stream import StreamUnavailableError
@@ -14,6 +22,7 @@ from distillery.client.event_stream import StreamUnavailableError
 __all__ = [
     "DEFAULT_URL",
     "STUDENT_ARCHIVE",
+    "SWEEP_TERMINAL_STATUSES",
     "TERMINAL_STATUSES",
     "ApiError",
     "DistilleryClient",
@@ -21,6 +30,8 @@ __all__ = [
     "JobWaitTimeoutError",
     "RequestTimeoutError",
     "ServerUnreachableError",
+    "StoreUnreachableError",
     "StreamUnavailableError",
+    "SweepWaitTimeoutError",
     "UnsafeArchiveError",
 ]

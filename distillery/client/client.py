@@ -4,7 +4,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,17 @@ from distillery.client.errors import (
     JobWaitTimeoutError,
     RequestTimeoutError,
     ServerUnreachableError,
+    SweepWaitTimeoutError,
 )
 from distillery.client.event_stream import StreamUnavailableError, read_stream
+from distillery.client.presigned import stream_presigned
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+# A sweep ends in the same three statuses as a job.
+SWEEP_TERMINAL_STATUSES = TERMINAL_STATUSES
 STUDENT_ARCHIVE = "student.tar.gz"
 _CHUNK_BYTES = 1024 * 1024
 # Requests that change nothing, or nothing twice, may be sent again after a 503.
@@ -112,21 +116,25 @@ class DistilleryClient:
         return self._json("POST", "/v1/jobs", json=body, headers=headers)
 
     def list_jobs(
-        self, status: str | None = None, limit: int = 20, after: str | None = None
+        self,
+        status: str | None = None,
+        limit: int = 20,
+        after: str | None = None,
+        sweep_id: str | None = None,
+        *,
+        method: str | None = None,
+        name: str | None = None,
     ) -> dict[str, Any]:
-        """One page of jobs, newest first; pass the page's `last_id` as `after` for the next."""
-        return self._json("GET", "/v1/jobs", params=_query(status=status, limit=limit, after=after))
+        """One page of jobs, newest first (only a sweep's, with `sweep_id`; of a method; whose name contains
+        `name`, ignoring case); pass `last_id` as `after`."""
+        params = _query(status=status, limit=limit, after=after, sweep_id=sweep_id, method=method, name=name)
+        return self._json("GET", "/v1/jobs", params=params)
 
-    def iter_jobs(self, status: str | None = None, page_size: int = 100) -> Iterator[dict[str, Any]]:
+    def iter_jobs(
+        self, status: str | None = None, page_size: int = 100, sweep_id: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every job, following the list cursor page after page."""
-        after: str | None = None
-        while True:
-            page = self.list_jobs(status=status, limit=page_size, after=after)
-            jobs = page.get("data", [])
-            yield from jobs
-            if not page.get("has_more") or not jobs:
-                return
-            after = page.get("last_id") or jobs[-1]["id"]
+        return _pages(lambda after: self.list_jobs(status, page_size, after, sweep_id))
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """One job: status, progress, error and result."""
@@ -150,6 +158,61 @@ class DistilleryClient:
             if deadline is not None and time.monotonic() >= deadline:
                 assert timeout is not None
                 raise JobWaitTimeoutError(job_id, job["status"], timeout)
+            time.sleep(poll)
+
+    # Sweeps
+
+    def create_sweep(
+        self,
+        spec: Mapping[str, Any] | Any,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Submit a sweep spec (base job spec, search space, budget, objective); returns the sweep."""
+        if hasattr(spec, "model_dump"):
+            spec = spec.model_dump(mode="json", exclude_unset=True)
+        body = dict(spec)
+        if name is not None:
+            body["name"] = name
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._json("POST", "/v1/sweeps", json=body, headers=headers)
+
+    def list_sweeps(self, limit: int = 20, after: str | None = None) -> dict[str, Any]:
+        """One page of sweeps, newest first; pass the page's `last_id` as `after` for the next."""
+        return self._json("GET", "/v1/sweeps", params=_query(limit=limit, after=after))
+
+    def iter_sweeps(self, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Every sweep, following the list cursor page after page."""
+        return _pages(lambda after: self.list_sweeps(page_size, after))
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """One sweep: status, stage, its trials with their params, values and curves, and its report."""
+        return self._json("GET", f"/v1/sweeps/{_segment(sweep_id)}")
+
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """Stop a sweep: no new trial starts, and its running jobs are cancelled."""
+        return self._json("POST", f"/v1/sweeps/{_segment(sweep_id)}/cancel")
+
+    def delete_sweep(self, sweep_id: str) -> dict[str, Any] | None:
+        """Delete a finished sweep and its jobs."""
+        return self._json_or_none("DELETE", f"/v1/sweeps/{_segment(sweep_id)}")
+
+    def wait_for_sweep(
+        self, sweep_id: str, poll: float = 5.0, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Poll until the sweep is succeeded, failed or cancelled; returns the final sweep."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            sweep = self.get_sweep(sweep_id)
+            if sweep["status"] in SWEEP_TERMINAL_STATUSES:
+                return sweep
+            if deadline is not None and time.monotonic() >= deadline:
+                assert timeout is not None
+                raise SweepWaitTimeoutError(sweep_id, sweep["status"], timeout)
             time.sleep(poll)
 
     # Events
@@ -248,7 +311,8 @@ class DistilleryClient:
         return self._json("GET", f"/v1/jobs/{_segment(job_id)}/artifacts")
 
     def download_artifact(self, job_id: str, name: str, dest: str | os.PathLike[str]) -> Path:
-        """Stream one artifact to disk; `dest` is a file path or an existing directory. Returns the file."""
+        """Stream one artifact to disk, from the API or the object store it redirects to; `dest` is a file
+        path or an existing directory. Returns the file."""
         target = Path(dest)
         if target.is_dir():
             target = target / Path(name).name
@@ -258,7 +322,7 @@ class DistilleryClient:
         fd, part_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         part = Path(part_name)
         try:
-            with os.fdopen(fd, "wb") as handle, self._stream("GET", url) as response:
+            with os.fdopen(fd, "wb") as handle, self._download(url) as response:
                 for chunk in response.iter_bytes(_CHUNK_BYTES):
                     handle.write(chunk)
             part.replace(target)
@@ -330,11 +394,30 @@ class DistilleryClient:
 
     @contextmanager
     def _stream(self, method: str, path: str) -> Iterator[httpx.Response]:
-        with self._transport_errors(), self._http.stream(method, path) as response:
-            if response.is_error:
+        """A streamed response; a 503 before the first byte is retried as `_send` retries it."""
+        deadline = time.monotonic() + self.retry_unavailable_for
+        while True:
+            with self._transport_errors(), self._http.stream(method, path) as response:
+                if not response.is_error:
+                    yield response
+                    return
                 response.read()
-                raise ApiError.from_response(response)
-            yield response
+                delay = _retry_after(response)
+                if response.status_code != 503 or time.monotonic() + delay > deadline:
+                    raise ApiError.from_response(response)
+            logger.info("%s %s: the service is unavailable; retrying in %.0fs", method, path, delay)
+            time.sleep(delay)
+
+    @contextmanager
+    def _download(self, path: str) -> Iterator[httpx.Response]:
+        """A download's bytes: streamed by the API, or by the object store its 307 points to."""
+        with self._stream("GET", path) as response:
+            location = response.headers.get("Location") if response.is_redirect else None
+            if location is None:
+                yield response
+                return
+        with stream_presigned(str(response.url.join(location)), timeout=self.timeout) as stored:
+            yield stored
 
     @contextmanager
     def _transport_errors(self) -> Iterator[None]:
@@ -368,6 +451,18 @@ def _retry_after(response: httpx.Response) -> float:
     except ValueError:
         seconds = _DEFAULT_RETRY_AFTER
     return min(max(seconds, 0.5), _MAX_RETRY_AFTER)
+
+
+def _pages(read_page: Callable[[str | None], dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every item of a cursor list: `read_page(after)` gives the page after the item `after`."""
+    after: str | None = None
+    while True:
+        page = read_page(after)
+        items = page.get("data", [])
+        yield from items
+        if not page.get("has_more") or not items:
+            return
+        after = page.get("last_id") or items[-1]["id"]
 
 
 def _query(**params: Any) -> dict[str, Any]:

@@ -46,6 +46,18 @@ class ApiError(DistilleryError):
         return cls(response.status_code, code, _shorten(message))
 
 
+class StoreUnreachableError(DistilleryError):
+    """The object store a download was redirected to did not answer."""
+
+    def __init__(self, url: str, reason: str = "") -> None:
+        super().__init__(url, reason)
+        self.url = url
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"the object store the API redirected the download to is not reachable at {self.url}"
+
+
 class ServerUnreachableError(DistilleryError):
     """Nothing answered at the server's address."""
 
@@ -82,6 +94,19 @@ class JobWaitTimeoutError(DistilleryError, TimeoutError):
 
     def __str__(self) -> str:
         return f"job {self.job_id} is still {self.status} after {self.timeout:g} s"
+
+
+class SweepWaitTimeoutError(DistilleryError, TimeoutError):
+    """A sweep was still not finished when `wait_for_sweep` gave up."""
+
+    def __init__(self, sweep_id: str, status: str, timeout: float) -> None:
+        super().__init__(sweep_id, status, timeout)
+        self.sweep_id = sweep_id
+        self.status = status
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return f"sweep {self.sweep_id} is still {self.status} after {self.timeout:g} s"
 
 
 class UnsafeArchiveError(DistilleryError):

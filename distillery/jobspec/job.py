@@ -16,6 +16,7 @@ from distillery.jobspec.data_format import (
 from distillery.jobspec.lora import LoraSpec
 from distillery.jobspec.methods import (
     MAX_DEPTH,
+    PACKING_METHODS,
     TASK_METHODS,
     TEACHER_METHODS,
     MethodSpec,
@@ -30,6 +31,7 @@ from distillery.jobspec.text import ColumnName, ModelPath, ResourceId
 # Errors raised by a model validator carry the offending field in their type, "param:<field>",
 # because pydantic locates them at the model itself; the API appends it to the location.
 LayerIndex = Annotated[int, Field(ge=0, lt=MAX_DEPTH)]
+ControlMode = Literal["same_init", "base"]
 # The seeds Python, NumPy and torch all accept.
 MAX_SEED = 2**32 - 1
 # Methods that add exits to the student's layers and may cut it: not built for a student with adapters.
@@ -75,6 +77,12 @@ class StudentSpec(StrictModel):
         None,
         description="Train low-rank adapters (LoRA, via peft) instead of every weight: pretrained or "
         "teacher_layers students.",
+    )
+    base: ModelRef | None = Field(
+        None,
+        description="With control 'base': the model the teacher was trained from (its pretrained "
+        "checkpoint), from which the control's student starts instead of the teacher's weights. Default "
+        "for a teacher given as {job: ...}: the model that job's student started from.",
     )
 
     @model_validator(mode="after")
@@ -150,6 +158,14 @@ class DataSpec(StrictModel):
         description="Tokens per example. A longer causal-LM example loses its oldest context first, so "
         "the trained tokens (the assistant turns, the completion) stay whole where they fit.",
     )
+    packing: bool = Field(
+        False,
+        description="Causal LM: lay each batch's examples end to end in rows of up to max_length tokens, "
+        "each with its own position ids and an attention that never crosses from one example to the next, "
+        "so training computes no padding. Every example's loss is the one it has alone, and a batch still "
+        "holds batch_size examples. Methods supervised, response (not cross_tokenizer), gkd and mutual; "
+        "evaluation and the teacher's stored outputs stay one example per row.",
+    )
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
     max_transfer_samples: int | None = Field(None, ge=1)
@@ -172,7 +188,14 @@ class DataSpec(StrictModel):
 class TrainingSpec(StrictModel):
     """Optimisation hyperparameters shared by every method."""
 
-    epochs: int = Field(3, ge=1, le=1000)
+    epochs: int = Field(
+        3,
+        ge=0,
+        le=1000,
+        description="0: evaluation only. Nothing is trained and the teacher makes no pre-pass: the starting "
+        "student (e.g. init pretrained from a job's student) and the teacher are measured on the eval and "
+        "test sets, and the report and the saved student (the starting one) are made as usual.",
+    )
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser steps.")
     batch_size: int = Field(
         32,
@@ -211,6 +234,13 @@ class TrainingSpec(StrictModel):
     early_stopping_patience: int | None = Field(None, ge=1, description="Evaluations without improvement.")
     checkpoint_every_steps: int | None = Field(None, ge=1, description="Default: at each evaluation.")
     group_by_length: bool = True
+    freeze_embeddings: bool = Field(
+        False,
+        description="Keep the student's token-embedding matrix as it was copied from a trained model, so "
+        "neither its gradient nor its optimiser update is computed: in a small encoder it holds most of "
+        "the parameters. Classification students from trained weights (init teacher_layers or pretrained) "
+        "without LoRA, which freezes it already.",
+    )
     parallelism: Parallelism = Field(
         "auto",
         description="With resources.devices > 1. ddp: every device holds the whole student; fsdp: the "
@@ -220,9 +250,11 @@ class TrainingSpec(StrictModel):
     teacher_cache: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Teacher outputs computed once before training, stored, and shared with every job on "
-        "the same teacher and examples. auto: when training shows the teacher at least one epoch, or a "
-        "stored copy exists; on: always; off: the teacher runs on every step. Outputs that would exceed "
-        "the store's bound fall back to the live teacher, as the job's log and report say.",
+        "the same teacher and examples. auto: when a stored copy exists, or something reads them twice: "
+        "training of two epochs or more, or another queued or running job on the same teacher, data and "
+        "method (read once, a stored pass only adds its cost); on: always, even for one epoch; off: the "
+        "teacher runs on every step. Outputs that would exceed the store's bound fall back to the live "
+        "teacher, as the job's log and report say.",
     )
 
 
@@ -257,11 +289,15 @@ class JobSpec(StrictModel):
     data: DataSpec
     method: MethodSpec = Field(default_factory=SupervisedMethod)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
-    control: bool = Field(
+    control: Literal[False, True, "same_init", "base"] = Field(
         False,
         description="Also run the control: the same student, data, seed and schedule trained without the "
         "teacher (method supervised), as a linked job; the job's result then reports its gain over the "
-        f"control. Methods with a teacher only ({', '.join(sorted(TEACHER_METHODS))}).",
+        "control and a verdict. same_init (or true): the control starts from the student's own starting "
+        "weights, so from teacher layers it measures the soft targets alone; base: it starts from the "
+        "same layers of the model the teacher was trained from (student.base), as the benchmarks' "
+        "controls do, so it measures distillation and the teacher's initialisation together. Methods with "
+        f"a teacher only ({', '.join(sorted(TEACHER_METHODS))}).",
     )
     report: ReportSpec = Field(default_factory=ReportSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
@@ -293,6 +329,7 @@ class JobSpec(StrictModel):
                 {"task": self.task, "kind": kind, "teachers": " or ".join(sorted(TEACHER_METHODS))},
             )
         self._check_causal_lm_only()
+        self._check_packing()
         if self.control and kind not in TEACHER_METHODS:
             raise PydanticCustomError(
                 "param:control",
@@ -307,6 +344,9 @@ class JobSpec(StrictModel):
                 {"kind": kind},
             )
         self._check_devices()
+        self._check_frozen_embeddings()
+        self._check_evaluation_only()
+        self._check_control_base()
         needs_base = self.student.init != "pretrained" and self.student.model is None
         if needs_base and self.teacher is None:
             raise PydanticCustomError(
@@ -317,8 +357,9 @@ class JobSpec(StrictModel):
         return self
 
     def _check_devices(self) -> None:
-        """The batch splits evenly across devices, and FSDP only shards the methods it can."""
-        devices = self.resources.devices
+        """The batch splits evenly across every process (nodes x devices), and FSDP only shards the methods
+        it can."""
+        devices = self.resources.devices * self.resources.nodes
         if self.training.batch_size % devices:
             raise PydanticCustomError(
                 "param:training.batch_size",
@@ -333,6 +374,75 @@ class JobSpec(StrictModel):
                 {"kind": self.method.type, "allowed": ", ".join(sorted(FSDP_METHODS))},
             )
 
+    def _check_frozen_embeddings(self) -> None:
+        """Frozen embeddings must be trained ones, of a classifier, trained without adapters."""
+        if not self.training.freeze_embeddings:
+            return
+        if self.task != "sequence_classification":
+            reason = "a causal LM's output layer often shares the embedding matrix, so it would freeze too"
+        elif self.student.init == "config":
+            reason = "init 'config' starts from random embeddings"
+        elif self.student.lora is not None:
+            reason = "a LoRA student trains only its adapters, so its embeddings are frozen already"
+        else:
+            return
+        raise PydanticCustomError(
+            "param:training.freeze_embeddings",
+            "freeze_embeddings keeps a classifier's trained token embeddings: {reason}",
+            {"reason": reason},
+        )
+
+    @property
+    def control_mode(self) -> ControlMode | None:
+        """Which control the job runs, if any: `true` is same_init."""
+        if self.control is False:
+            return None
+        return "same_init" if self.control is True else self.control
+
+    def _check_control_base(self) -> None:
+        """A base control needs a base model, and a student whose weights it can take from one."""
+        if self.control_mode != "base":
+            if self.student.base is not None:
+                raise PydanticCustomError(
+                    "param:student.base", "'student.base' is only used with control 'base'"
+                )
+            return
+        if self.student.init == "config":
+            raise PydanticCustomError(
+                "param:control",
+                "control 'base' starts the control from the base model's weights, but init 'config' starts "
+                "both students from random ones: use control same_init",
+            )
+        if self.student.base is None and (self.teacher is None or self.teacher.job is None):
+            raise PydanticCustomError(
+                "param:control",
+                "control 'base' starts the control's student from the model the teacher was trained from: "
+                "name it in student.base (a teacher given as {job: ...} supplies the model its student "
+                "started from), or use control same_init",
+            )
+
+    def _check_evaluation_only(self) -> None:
+        """An evaluation-only job (epochs 0) measures a student that already exists: nothing to train."""
+        if self.training.epochs:
+            return
+        refused = {
+            "control": ("a control is a second training run, and this job trains nothing", self.control),
+            "training.max_steps": (
+                "max_steps bounds training, and this job trains nothing",
+                self.training.max_steps,
+            ),
+            "student.init": (
+                "init 'config' starts from random weights, which are not worth measuring untrained: use init "
+                "pretrained with the model to measure",
+                self.student.init == "config",
+            ),
+        }
+        for param, (reason, value) in refused.items():
+            if value is not None and value is not False:
+                raise PydanticCustomError(
+                    f"param:{param}", "training.epochs 0 is evaluation only: {reason}", {"reason": reason}
+                )
+
     def _check_causal_lm_only(self) -> None:
         """Options that only a causal LM job reads are refused on any other task."""
         if self.task == "causal_lm":
@@ -346,6 +456,7 @@ class JobSpec(StrictModel):
             ),
             "method.cross_tokenizer": ("cross_tokenizer", getattr(method, "cross_tokenizer", None)),
             "method.top_k": ("top_k", getattr(method, "top_k", None)),
+            "data.packing": ("packing", self.data.packing),
         }
         for param, (what, value) in options.items():
             if value is not None and value is not False:
@@ -355,16 +466,42 @@ class JobSpec(StrictModel):
                     {"what": what, "task": self.task},
                 )
 
-    def control_spec(self) -> "JobSpec":
+    def _check_packing(self) -> None:
+        """Packing is refused where a packed row would change the loss: other methods, other tokenizers."""
+        if not self.data.packing or self.task != "causal_lm":
+            return
+        kind = self.method.type
+        if kind not in PACKING_METHODS:
+            raise PydanticCustomError(
+                "param:data.packing",
+                "method '{kind}' reads more than each token's logits and label (hidden states under a "
+                "padding mask), which packed rows do not keep apart: packing applies to methods {allowed}",
+                {"kind": kind, "allowed": ", ".join(sorted(PACKING_METHODS))},
+            )
+        if getattr(self.method, "cross_tokenizer", None) is not None:
+            raise PydanticCustomError(
+                "param:data.packing",
+                "cross_tokenizer aligns each example with the teacher's own tokens of its text, one example "
+                "per row: leave out packing or cross_tokenizer",
+            )
+
+    def control_spec(self, base: ModelRef | None = None) -> "JobSpec":
         """The control of this job: its student, data, seed and schedule, trained on the labels alone.
 
         The teacher stays in the spec: the supervised method never runs it in training, but a student
-        built from the teacher's layers starts from the same weights, and the report compares the
-        control with the same teacher. A transfer set goes, since only a teacher can label it.
+        built from the teacher's layers starts from the same weights (control same_init), and the report
+        compares the control with the same teacher. A transfer set goes, since only a teacher can label
+        it. A base control's student takes its weights from `base` (default: `student.base`) instead.
         """
         spec = self.model_dump(mode="json", include=set(JobSpec.model_fields))
         spec.update(method={"type": "supervised"}, control=False)
         spec["data"].update(transfer_file=None, max_transfer_samples=None)
+        if self.control_mode == "base":
+            base = base or self.student.base
+            if base is None:
+                raise ValueError("a base control needs the base model (student.base)")
+            spec["student"]["model"] = base.model_dump(mode="json")
+        spec["student"]["base"] = None  # read by the parent's control only
         return JobSpec.model_validate(spec)
 
     def model_refs(self) -> list[ModelRef]:

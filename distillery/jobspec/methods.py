@@ -16,6 +16,31 @@ EVERY_TASK: frozenset[Task] = frozenset(get_args(Task))
 MAX_DEPTH = 256
 Depth = Annotated[int, Field(ge=0, le=MAX_DEPTH)]
 LayerPair = tuple[Depth, Depth]
+# A causal LM's token-level KD matches the teacher's k most likely tokens unless the spec asks for the
+# exact loss: 6k + 2 = 1,538 bytes per stored token, against 2V (8,192 at a 4,096-token vocabulary,
+# 303,872 at Qwen2's). k = 64 covered 37% of a weak teacher's mass and cost 18% in perplexity against
+# the exact loss in bench.lm.vs_trl; k = 256 covered 54% and lost nothing there.
+DEFAULT_TOP_K = 256
+TopK = Annotated[int, Field(ge=1, le=1_000_000)] | Literal["exact"] | None
+
+
+def top_k_field() -> Any:
+    """The `top_k` option of every token-level method, documented once."""
+    return Field(
+        None,
+        description="Causal LM only: match the teacher's k most likely tokens per position plus one bucket "
+        "for the rest of the vocabulary (a lower bound on the full divergence, exact when the teacher has "
+        "no mass outside its top k), so the teacher cache stores k values per token instead of the whole "
+        f"vocabulary. Default (or null): k = {DEFAULT_TOP_K}. 'exact': the full-vocabulary loss, whose "
+        "stored teacher outputs take the whole vocabulary per token.",
+    )
+
+
+def effective_top_k(top_k: int | str | None) -> int | None:
+    """The k a causal LM's token-level KD uses: the spec's, the default when unset, None for 'exact'."""
+    if top_k == "exact":
+        return None
+    return DEFAULT_TOP_K if top_k is None else int(top_k)
 
 
 def _tag_required(schema: dict[str, Any]) -> None:
@@ -35,6 +60,8 @@ class MethodBase(StrictModel):
 
     tasks: ClassVar[frozenset[Task]] = EVERY_TASK
     needs_teacher: ClassVar[bool] = False
+    # Whether its loss reads only each token's logits and label, which packed rows keep per example.
+    packs: ClassVar[bool] = False
 
     @classmethod
     def type_name(cls) -> str:
@@ -62,20 +89,13 @@ class SoftTargets(MethodBase):
     jsd_beta: float = Field(
         0.5, gt=0, lt=1, description="Mixture weight of the JSD (only with divergence=jsd)."
     )
-    top_k: int | None = Field(
-        None,
-        ge=1,
-        le=1_000_000,
-        description="Causal LM only: match the teacher's k most likely tokens per position plus one bucket "
-        "for the rest of the vocabulary (a lower bound on the full divergence, exact when the teacher has "
-        "no mass outside its top k), so its outputs store in k values per token. Default: the exact "
-        "full-vocabulary loss.",
-    )
+    top_k: TopK = top_k_field()
 
 
 class SupervisedMethod(MethodBase):
     """Plain training on the labels, no teacher: trains teachers and is the control for a distillation."""
 
+    packs: ClassVar[bool] = True
     type: Literal["supervised"] = "supervised"
 
 
@@ -93,6 +113,7 @@ class SequenceLevelKD(StrictModel):
 class ResponseMethod(SoftTargets):
     """Soft targets (Hinton et al. 2015); on causal LMs this is token-level KD over every target token."""
 
+    packs: ClassVar[bool] = True
     type: Literal["response"] = "response"
     sequence_level: SequenceLevelKD | None = Field(
         None, description="Causal LM only: add the teacher's generated continuations to the training data."
@@ -206,6 +227,7 @@ class SelfMethod(MethodBase):
 class MutualMethod(MethodBase):
     """Deep mutual learning (Zhang et al. 2018): peers trained together, each taught by the others."""
 
+    packs: ClassVar[bool] = True
     type: Literal["mutual"] = "mutual"
     num_peers: int = Field(2, ge=2, le=8, description="Peers trained together, the student included.")
     temperature: float = Field(1.0, gt=0, le=100)
@@ -238,6 +260,7 @@ class GKDMethod(MethodBase):
 
     tasks: ClassVar[frozenset[Task]] = CAUSAL_LM
     needs_teacher: ClassVar[bool] = True
+    packs: ClassVar[bool] = True
     type: Literal["gkd"] = "gkd"
     lmbda: float = Field(
         0.5,
@@ -254,6 +277,7 @@ class GKDMethod(MethodBase):
         "teacher), in between the generalised Jensen-Shannon divergence.",
     )
     temperature: float = Field(1.0, gt=0, le=100, description="Softmax temperature T of the divergence.")
+    top_k: TopK = top_k_field()
     generation: OnPolicyGeneration = Field(
         default_factory=OnPolicyGeneration, description="Sampling of the on-policy continuations."
     )
@@ -274,6 +298,7 @@ MethodSpec = Annotated[
 # Derived from the method classes' own declarations: a new method adds itself by its class alone.
 METHOD_CLASSES: tuple[type[MethodBase], ...] = get_args(get_args(MethodSpec)[0])
 TEACHER_METHODS = frozenset(cls.type_name() for cls in METHOD_CLASSES if cls.needs_teacher)
+PACKING_METHODS = frozenset(cls.type_name() for cls in METHOD_CLASSES if cls.packs)
 TASK_METHODS: dict[str, frozenset[str]] = {
     task: frozenset(cls.type_name() for cls in METHOD_CLASSES if task in cls.tasks) for task in get_args(Task)
 }

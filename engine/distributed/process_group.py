@@ -63,15 +63,24 @@ def launch_device(launch: Launch, requested: str | None) -> torch.device:
 
 @contextmanager
 def process_group(requested_device: str | None) -> Iterator[tuple[Ranks, torch.device]]:
-    """This process's ranks and device; under torchrun the group is started here and destroyed after."""
+    """This process's ranks and device; under torchrun the group is started here and destroyed after.
+
+    A group the launcher already started (Ray Train starts it in each of its workers) is used as it is,
+    and left to the launcher to destroy.
+    """
     launch = launch_from_environment()
     if launch is None:
         yield SINGLE, torch.device(requested_device or ("cuda" if torch.cuda.is_available() else "cpu"))
         return
     device = launch_device(launch, requested_device)
-    backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    if dist.is_initialized():
+        ranks = Ranks(dist.get_rank(), dist.get_world_size(), launch.local_rank, device)
+        logger.info("rank %d of %d on %s (the launcher's group)", ranks.rank, ranks.world_size, device)
+        yield ranks, device
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(
         backend=backend,
         rank=launch.rank,

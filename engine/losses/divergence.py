@@ -43,13 +43,24 @@ def soft_target_loss(
             f"student logits {tuple(student_logits.shape)} and teacher logits "
             f"{tuple(teacher_logits.shape)} differ in shape"
         )
+    check_divergence(temperature, divergence, jsd_beta)
+    check_mask(mask, student_logits.shape[:-1])
+    per_position = soft_target_terms(temperature, divergence, jsd_beta)
+    return temperature**2 * position_mean(per_position, student_logits, (teacher_logits,), mask, chunk_size)
+
+
+def check_divergence(temperature: float, divergence: str, jsd_beta: float) -> None:
+    """Raise ValueError unless T > 0, the divergence is known, and a JSD's beta lies in (0, 1)."""
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if divergence not in DIVERGENCES:
         raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
     if divergence == "jsd" and not 0 < jsd_beta < 1:
         raise ValueError(f"jsd_beta must be in (0, 1), got {jsd_beta}")
-    check_mask(mask, student_logits.shape[:-1])
+
+
+def soft_target_terms(temperature: float, divergence: str, jsd_beta: float) -> PerPosition:
+    """per_position(student, teacher) logits [..., V] -> D(p_teacher^T, p_student^T) [...], without T^2."""
 
     def per_position(student: Tensor, teacher: Tensor) -> Tensor:
         dtype = compute_dtype(student)
@@ -57,7 +68,7 @@ def soft_target_loss(
         log_p_teacher = F.log_softmax(teacher.detach().to(dtype) / temperature, dim=-1)
         return divergence_between(log_p_teacher, log_p_student, divergence, jsd_beta)
 
-    return temperature**2 * position_mean(per_position, student_logits, (teacher_logits,), mask, chunk_size)
+    return per_position
 
 
 def divergence_between(
@@ -125,6 +136,13 @@ def topk_soft_target_loss(
             f"{tuple(student_logits.shape)}"
         )
     check_mask(mask, student_logits.shape[:-1])
+    per_position = topk_target_terms(temperature, divergence, jsd_beta)
+    teacher = (teacher_topk_logprobs, teacher_topk_indices, teacher_tail_logprob)
+    return temperature**2 * position_mean(per_position, student_logits, teacher, mask, chunk_size)
+
+
+def topk_target_terms(temperature: float, divergence: str, jsd_beta: float) -> PerPosition:
+    """per_position(student, top_logprobs, top_indices, tail) -> the top-k divergence [...], without T^2."""
 
     def per_position(student: Tensor, top_logprobs: Tensor, top_indices: Tensor, tail: Tensor) -> Tensor:
         dtype = compute_dtype(student)
@@ -139,8 +157,7 @@ def topk_soft_target_loss(
             log_p_top = torch.cat([log_p_top, log_p_tail], dim=-1)
         return divergence_between(log_p_top, log_q_top, divergence, jsd_beta)
 
-    teacher = (teacher_topk_logprobs, teacher_topk_indices, teacher_tail_logprob)
-    return temperature**2 * position_mean(per_position, student_logits, teacher, mask, chunk_size)
+    return per_position
 
 
 def topk_teacher_targets(teacher_logits: Tensor, *, k: int, temperature: float) -> dict[str, Tensor]:
@@ -177,12 +194,7 @@ def hard_target_loss(
             f"labels {tuple(labels.shape)} do not match logits {tuple(logits.shape)} without the class axis"
         )
     if chunk_size is not None and logits.dim() == 3 and logits.shape[1] > chunk_size:
-
-        def per_position(student: Tensor, targets: Tensor) -> Tensor:
-            flat = student.to(compute_dtype(student)).reshape(-1, student.shape[-1])
-            losses = F.cross_entropy(flat, targets.reshape(-1), ignore_index=ignore_index, reduction="none")
-            return losses.view(targets.shape)
-
+        per_position = cross_entropy_terms(ignore_index)
         return position_mean(per_position, logits, (labels,), labels != ignore_index, chunk_size)
     flat_logits = logits.to(compute_dtype(logits)).reshape(-1, logits.shape[-1])
     flat_labels = labels.reshape(-1)
@@ -190,3 +202,14 @@ def hard_target_loss(
     total = F.cross_entropy(flat_logits, flat_labels, ignore_index=ignore_index, reduction="sum")
     counted = (flat_labels != ignore_index).sum().clamp(min=1)
     return total / counted.to(total.dtype)
+
+
+def cross_entropy_terms(ignore_index: int) -> PerPosition:
+    """per_position(student, labels) -> -log softmax(student)[label] [...], 0 where the label is ignored."""
+
+    def per_position(student: Tensor, targets: Tensor) -> Tensor:
+        flat = student.to(compute_dtype(student)).reshape(-1, student.shape[-1])
+        losses = F.cross_entropy(flat, targets.reshape(-1), ignore_index=ignore_index, reduction="none")
+        return losses.view(targets.shape)
+
+    return per_position

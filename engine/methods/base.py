@@ -9,12 +9,14 @@ from torch import Tensor, nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distillery.jobspec.methods import MethodBase, Task
-from engine.batching import EXAMPLE_INDEX, IGNORE_INDEX
+from engine.batching import EXAMPLE_INDEX, IGNORE_INDEX, PACKED_SEGMENTS
 from engine.callbacks import Callbacks
 from engine.data import PreparedData
 from engine.lm.alignment import TokenAligner
 from engine.losses import hard_target_loss
 from engine.losses.chunking import chunk_length
+
+NOT_MODEL_INPUTS = ("labels", EXAMPLE_INDEX, PACKED_SEGMENTS)
 
 
 @dataclass
@@ -28,6 +30,9 @@ class MethodContext:
     num_labels: int | None
     tokenizer: PreTrainedTokenizerBase | None = None
     teacher_tokenizer: PreTrainedTokenizerBase | None = None
+    # A causal LM's token-level loss computed with its output layer, a chunk of positions at a time, where
+    # the method and the model allow (engine/methods/student_head.py); False keeps the logits path.
+    fused_head_loss: bool = True
 
 
 class Method(nn.Module):
@@ -107,8 +112,8 @@ def assert_validated(spec: MethodBase, ctx: MethodContext) -> None:
 
 
 def model_inputs(batch: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The batch without its labels and example indices, ready to pass to a Hugging Face model."""
-    return {key: value for key, value in batch.items() if key not in ("labels", EXAMPLE_INDEX)}
+    """The batch without labels, example indices and packing map, ready to pass to a Hugging Face model."""
+    return {key: value for key, value in batch.items() if key not in NOT_MODEL_INPUTS}
 
 
 def next_token_view(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:

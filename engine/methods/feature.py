@@ -102,7 +102,7 @@ class FeatureDistillation(TeacherMethod):
 
     def teacher_settings(self) -> dict[str, Any]:
         """The temperature, when top-k log-probabilities are stored."""
-        return response_settings(self.task, self.spec)
+        return response_settings(self.task, self.spec, self.width)
 
     def teacher_pass(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """The response fields and mapped hidden states of one batch."""

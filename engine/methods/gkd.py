@@ -12,17 +12,33 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from transformers import PreTrainedModel
 
 from distillery.jobspec import GKDMethod
 from distillery.jobspec.methods import Divergence
-from engine.batching import IGNORE_INDEX, collate
+from engine.batching import IGNORE_INDEX, PACKED_SEGMENTS, collate
 from engine.generation import Sampling, batch_prompts, position_limit, sample_continuations
-from engine.losses import soft_target_loss
+from engine.lm.packing import unpack_batch
+from engine.losses import soft_target_loss, topk_soft_target_loss
+from engine.losses.fused_head import fused_head_loss
 from engine.methods.base import MethodContext, model_inputs, next_token_labels, sequence_chunk
 from engine.methods.registry import implements
 from engine.methods.response import shared_vocabulary
-from engine.methods.teacher import TeacherMethod, vocabulary_width
-from engine.teacher_cache.fields import TeacherField, TeacherFields
+from engine.methods.student_head import (
+    fused_head_usable,
+    last_hidden_state,
+    output_layer,
+    plain_output_layer,
+)
+from engine.methods.teacher import (
+    TeacherMethod,
+    stored_k,
+    token_fields,
+    token_settings,
+    token_targets,
+    vocabulary_width,
+)
+from engine.teacher_cache.fields import TeacherFields
 
 
 def gkd_divergence(beta: float) -> tuple[Divergence, float]:
@@ -39,23 +55,60 @@ def gkd_divergence(beta: float) -> tuple[Divergence, float]:
 
 
 def gkd_loss(
-    student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, *, beta: float, temperature: float
+    student_logits: Tensor, targets: dict[str, Tensor], labels: Tensor, *, beta: float, temperature: float
 ) -> Tensor:
     """T^2 * D_beta(p_teacher^T, p_student^T), averaged over the target tokens (labels != -100).
 
     Logits [B, T, V] of a causal LM: the logits at t predict the label at t + 1, compared in chunks over
-    the sequence. The logits are cut to the vocabulary both models share.
+    the sequence. `targets` holds the teacher's "logits", cut to the vocabulary both models share, or
+    its top-k log-probabilities at T and the tail's log-mass (`topk_soft_target_loss`).
     """
     labels = next_token_labels(labels)
     divergence, jsd_beta = gkd_divergence(beta)
-    return soft_target_loss(
-        *shared_vocabulary(student_logits, teacher_logits),
+    mask, chunk_size = labels != IGNORE_INDEX, sequence_chunk(student_logits)
+    if "logits" in targets:
+        return soft_target_loss(
+            *shared_vocabulary(student_logits, targets["logits"]),
+            temperature=temperature,
+            divergence=divergence,
+            jsd_beta=jsd_beta,
+            mask=mask,
+            chunk_size=chunk_size,
+        )
+    return topk_soft_target_loss(
+        student_logits,
+        targets["topk_logprobs"],
+        targets["topk_indices"],
+        targets["tail_logprob"],
         temperature=temperature,
         divergence=divergence,
         jsd_beta=jsd_beta,
-        mask=labels != IGNORE_INDEX,
-        chunk_size=sequence_chunk(student_logits),
+        mask=mask,
+        chunk_size=chunk_size,
     )
+
+
+def gkd_head_loss(
+    student: PreTrainedModel,
+    inputs: dict[str, Tensor],
+    targets: dict[str, Tensor],
+    labels: Tensor,
+    *,
+    beta: float,
+    temperature: float,
+) -> Tensor:
+    """gkd_loss computed with the student's output layer a chunk at a time, without its [B, T, V] logits."""
+    divergence, jsd_beta = gkd_divergence(beta)
+    return fused_head_loss(
+        last_hidden_state(student, inputs),
+        *output_layer(student),
+        next_token_labels(labels),
+        teacher=targets,
+        temperature=temperature,
+        divergence=divergence,
+        jsd_beta=jsd_beta,
+        ignore_index=IGNORE_INDEX,
+    ).loss
 
 
 def on_policy_turn(batches_seen: int, lmbda: float) -> bool:
@@ -76,6 +129,8 @@ class GKDDistillation(TeacherMethod):
         self.spec: GKDMethod = spec
         teacher, student = self.frozen_teacher, self.student
         self.width = vocabulary_width(teacher, student)
+        self.top_k = stored_k(spec.top_k, self.width)
+        self.fused_head = ctx.fused_head_loss and plain_output_layer(student)
         generation = spec.generation
         self.sampling = Sampling(generation.max_new_tokens, generation.temperature, generation.top_p)
         self.max_positions = position_limit(student, teacher)
@@ -88,12 +143,17 @@ class GKDDistillation(TeacherMethod):
         self.counts: dict[str, int] | None = None
 
     def teacher_fields(self) -> TeacherFields:
-        """The teacher's logits over the shared vocabulary."""
-        return {"logits": TeacherField(("L", self.width))}
+        """The teacher's top-k log-probabilities and tail, or with top_k 'exact' its logits."""
+        return token_fields(self.top_k, self.width)
+
+    def teacher_settings(self) -> dict[str, Any]:
+        """The temperature, when top-k log-probabilities are stored."""
+        return token_settings(self.top_k, self.spec.temperature)
 
     def teacher_pass(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The teacher's logits of one batch."""
-        return {"logits": self.frozen_teacher(**inputs).logits[..., : self.width]}
+        """The teacher's fields for one batch, over the shared vocabulary."""
+        logits = self.frozen_teacher(**inputs).logits[..., : self.width]
+        return token_targets(logits, self.top_k, self.spec.temperature)
 
     def stored_share(self) -> float:
         """Only the off-policy batches read stored teacher outputs."""
@@ -113,23 +173,24 @@ class GKDDistillation(TeacherMethod):
                 counts["on_policy_batches"] += 1
                 counts["generated_tokens"] += int((batch["labels"] != IGNORE_INDEX).sum())
         targets = self.teacher_targets(batch)
-        student_logits = self.student(**model_inputs(batch)).logits
-        loss = gkd_loss(
-            student_logits,
-            targets["logits"],
-            batch["labels"],
-            beta=self.spec.beta,
-            temperature=self.spec.temperature,
-        )
+        settings = {"beta": self.spec.beta, "temperature": self.spec.temperature}
+        if fused_head_usable(self.student, self.fused_head):
+            inputs = model_inputs(batch)
+            loss = gkd_head_loss(self.student, inputs, targets, batch["labels"], **settings)
+        else:
+            student_logits = self.student(**model_inputs(batch)).logits
+            loss = gkd_loss(student_logits, targets, batch["labels"], **settings)
         return loss, {"loss": loss.item(), "on_policy": float(on_policy)}
 
     def on_policy_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor] | None:
         """The batch's prompts and the student's sampled continuations, the loss on the continuations only.
 
         None when the prompts leave no position for a new token within the models' position limit.
-        It carries no example indices: the teacher scores these new tokens live.
+        It carries no example indices: the teacher scores these new tokens live. A packed batch's prompts
+        are read from its examples one by one, and the new batch is padded.
         """
-        prompts = batch_prompts(batch, self.spec.generation.prompt_tokens, self.eos_token_id)
+        examples = unpack_batch(batch) if PACKED_SEGMENTS in batch else batch
+        prompts = batch_prompts(examples, self.spec.generation.prompt_tokens, self.eos_token_id)
         room = self.sampling.max_new_tokens
         if self.max_positions is not None:
             room = min(room, self.max_positions - max(len(prompt) for prompt in prompts))

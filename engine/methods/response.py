@@ -13,8 +13,15 @@ from engine.batching import IGNORE_INDEX
 from engine.callbacks import Callbacks
 from engine.data import PreparedData, add_generated_examples, causal_lm_prompts
 from engine.losses import hard_target_loss, soft_target_loss, topk_soft_target_loss
+from engine.losses.fused_head import fused_head_loss
 from engine.methods.base import MethodContext, Task, model_inputs, next_token_labels, sequence_chunk
 from engine.methods.registry import implements
+from engine.methods.student_head import (
+    fused_head_usable,
+    last_hidden_state,
+    output_layer,
+    plain_output_layer,
+)
 from engine.methods.teacher import (
     TeacherMethod,
     response_fields,
@@ -68,6 +75,32 @@ def response_loss(
     return loss, {"loss": loss.item(), "kd": kd.item(), "ce": ce.item()}
 
 
+def response_head_loss(
+    soft: SoftTargets,
+    student: PreTrainedModel,
+    inputs: dict[str, Tensor],
+    targets: dict[str, Tensor],
+    labels: Tensor,
+) -> tuple[Tensor, dict[str, float]]:
+    """response_loss of a causal LM, computed with the student's output layer a chunk at a time.
+
+    The same value and gradient, without the student's [B, T, V] logits (engine/losses/fused_head.py).
+    """
+    result = fused_head_loss(
+        last_hidden_state(student, inputs),
+        *output_layer(student),
+        next_token_labels(labels),
+        teacher=targets,
+        temperature=soft.temperature,
+        divergence=soft.divergence,
+        jsd_beta=soft.jsd_beta,
+        kd_weight=soft.alpha,
+        ce_weight=1 - soft.alpha,
+        ignore_index=IGNORE_INDEX,
+    )
+    return result.loss, {"loss": result.loss.item(), "kd": result.kd.item(), "ce": result.ce.item()}
+
+
 def shared_vocabulary(student_logits: Tensor, teacher_logits: Tensor) -> tuple[Tensor, Tensor]:
     """Both logits over the vocabulary they share, sliced only where one model pads its output layer."""
     width = min(student_logits.shape[-1], teacher_logits.shape[-1])
@@ -86,6 +119,8 @@ class ResponseDistillation(TeacherMethod):
         super().__init__(spec, ctx)
         self.soft: ResponseMethod = spec
         self.width = vocabulary_width(self.frozen_teacher, self.student) if ctx.task == "causal_lm" else None
+        lm = ctx.task == "causal_lm" and ctx.fused_head_loss
+        self.fused_head = lm and plain_output_layer(self.student)
 
     @classmethod
     def extend_train_data(
@@ -124,7 +159,7 @@ class ResponseDistillation(TeacherMethod):
 
     def teacher_settings(self) -> dict[str, Any]:
         """The temperature, when top-k log-probabilities are stored."""
-        return response_settings(self.task, self.soft)
+        return response_settings(self.task, self.soft, self.width)
 
     def teacher_pass(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
         """The response fields of one batch."""
@@ -133,6 +168,8 @@ class ResponseDistillation(TeacherMethod):
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Soft-target and hard-label terms of the batch."""
         targets = self.teacher_targets(batch)
+        if fused_head_usable(self.student, self.fused_head):
+            return response_head_loss(self.soft, self.student, model_inputs(batch), targets, batch["labels"])
         student_logits = self.student(**model_inputs(batch)).logits
         return response_loss(self.task, self.soft, student_logits, targets, batch["labels"])
 

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedModel
 
-from distillery.jobspec.methods import SoftTargets
-from engine.batching import EXAMPLE_INDEX
+from distillery.jobspec.methods import SoftTargets, effective_top_k
+from engine.batching import EXAMPLE_INDEX, PACKED_SEGMENTS
+from engine.lm.packing import LENGTH, place_examples
 from engine.losses import topk_teacher_targets
 from engine.methods.base import Method, MethodContext, Task, model_inputs
 from engine.teacher_cache import TeacherPass
@@ -72,11 +73,19 @@ class TeacherMethod(Method):
         self._stored = lookup
 
     def teacher_targets(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The batch's teacher outputs: looked up by example index when stored, else from the teacher."""
+        """The batch's teacher outputs: looked up by example index when stored, else from the teacher.
+
+        Stored outputs are per example; in a packed batch each example's are moved to where it lies.
+        """
         indices = batch.get(EXAMPLE_INDEX)
         if self._stored is not None and indices is not None:
             input_ids = batch["input_ids"]
-            return self._stored(indices, input_ids.shape[1], input_ids.device)
+            segments = batch.get(PACKED_SEGMENTS)
+            if segments is None:
+                return self._stored(indices, input_ids.shape[1], input_ids.device)
+            stored = self._stored(indices, int(segments[:, LENGTH].max()), input_ids.device)
+            shape = (input_ids.shape[0], input_ids.shape[1])
+            return {name: place_examples(values, segments, shape) for name, values in stored.items()}
         with torch.no_grad():
             return self.teacher_pass(model_inputs(batch))
 
@@ -93,9 +102,22 @@ def response_fields(
     if task == "sequence_classification":
         return {"logits": TeacherField((int(teacher.config.num_labels),), dtype="float32")}
     width = vocabulary_width(teacher, student)
-    if soft.top_k is None:
+    return token_fields(stored_k(soft.top_k, width), width)
+
+
+def stored_k(top_k: int | str | None, width: int) -> int | None:
+    """The k of a causal LM's top-k targets over `width` tokens; None for every logit (exact).
+
+    A k that covers the vocabulary gives the exact loss (no tail), stored smaller as plain logits.
+    """
+    k = effective_top_k(top_k)
+    return None if k is None or k >= width else k
+
+
+def token_fields(k: int | None, width: int) -> TeacherFields:
+    """A causal LM's per-token teacher outputs: the top k log-probabilities and the tail, or every logit."""
+    if k is None:
         return {"logits": TeacherField(("L", width))}
-    k = min(soft.top_k, width)
     return {
         "topk_logprobs": TeacherField(("L", k)),
         "topk_indices": TeacherField(("L", k), dtype="int32"),
@@ -103,16 +125,27 @@ def response_fields(
     }
 
 
-def response_settings(task: Task, soft: SoftTargets) -> dict[str, Any]:
+def response_settings(task: Task, soft: SoftTargets, width: int | None) -> dict[str, Any]:
     """Settings that change the stored response fields: top-k log-probabilities depend on T."""
-    return {"temperature": soft.temperature} if task == "causal_lm" and soft.top_k is not None else {}
+    if task != "causal_lm" or width is None:
+        return {}
+    return token_settings(stored_k(soft.top_k, width), soft.temperature)
+
+
+def token_settings(k: int | None, temperature: float) -> dict[str, Any]:
+    """The cache-key settings of a causal LM's per-token outputs: top-k log-probabilities depend on T."""
+    return {"temperature": temperature} if k is not None else {}
 
 
 def response_targets(task: Task, soft: SoftTargets, logits: Tensor, width: int | None) -> dict[str, Tensor]:
     """The response fields from the teacher's logits (a causal LM's cut to the shared vocabulary)."""
-    if task == "sequence_classification":
+    if task == "sequence_classification" or width is None:
         return {"logits": logits}
-    logits = logits[..., :width]
-    if soft.top_k is None:
+    return token_targets(logits[..., :width], stored_k(soft.top_k, width), soft.temperature)
+
+
+def token_targets(logits: Tensor, k: int | None, temperature: float) -> dict[str, Tensor]:
+    """A causal LM's per-token fields from its logits: the logits themselves, or their top k at T."""
+    if k is None:
         return {"logits": logits}
-    return topk_teacher_targets(logits, k=soft.top_k, temperature=soft.temperature)
+    return topk_teacher_targets(logits, k=k, temperature=temperature)

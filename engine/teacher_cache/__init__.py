@@ -7,5 +7,13 @@ from engine.teacher_cache.outputs import (
     TeacherPass,
     prepare_teacher_outputs,
 )
+from engine.teacher_cache.shared import SharedEntries
 
-__all__ = ["CacheOutcome", "StoredOutputs", "TeacherCacheConfig", "TeacherPass", "prepare_teacher_outputs"]
+__all__ = [
+    "CacheOutcome",
+    "SharedEntries",
+    "StoredOutputs",
+    "TeacherCacheConfig",
+    "TeacherPass",
+    "prepare_teacher_outputs",
+]

@@ -5,10 +5,13 @@ first in large batches, and stores only the fields the method consumes. An entry
 teacher's weights, the token ids of every example (so the data files, their order and the tokenisation
 settings all count), the fields, the method settings that change their values, and the precision.
 Examples are found by the hash of their tokens, so a job that splits the same examples differently
-still finds them. Where the outputs would not fit the store's bound, training runs the teacher live.
+still finds them. Where the outputs would not fit the store's bound, training runs the teacher live; so
+it does, unless asked (`training.teacher_cache: on`), where nothing would read them twice: one epoch and
+no other job waiting for the same entry.
 
 Over several ranks the pass is split between them (`shared_pass.py`); rank 0 alone looks for, evicts
-and writes entries, and the others open the entry once rank 0 says it is there.
+and writes entries, and the others open the entry once rank 0 says it is there. Given a store shared
+between machines (`shared.py`), rank 0 looks there after the local cache and offers it what it computes.
 """
 
 import hashlib
@@ -30,6 +33,7 @@ from engine.batching import collate
 from engine.callbacks import Callbacks
 from engine.distributed.ranks import SINGLE, Ranks
 from engine.teacher_cache.fields import STORAGE_DTYPES, TeacherFields
+from engine.teacher_cache.shared import SharedEntries, fetch_entry, publish_entry, touch_entry
 from engine.teacher_cache.shared_pass import Row, compute_shared, pass_rounds
 from engine.teacher_cache.store import (
     CorruptEntry,
@@ -51,6 +55,11 @@ MAX_PASS_BATCH = 512
 PASS_BATCH_OUTPUT_BYTES = 1024**3
 INDEX_BYTES_PER_ROW = 20
 ENTRY_OVERHEAD_BYTES = 2048
+# In auto mode the pass runs when training reads each train example's outputs this often on average
+# (a second epoch), or another job reads the same entry: read once, a stored pass only adds its write.
+READS_TO_STORE = 2
+FETCHED = "fetched from the shared store"
+LOST_RACE = "computed; another machine committed the same entry first, and its copy is used"
 
 CacheMode = Literal["auto", "on", "off"]
 Status = Literal["hit", "miss", "live", "off"]
@@ -59,10 +68,16 @@ TeacherPassFunction = Callable[[dict[str, Tensor]], dict[str, Tensor]]
 
 @dataclass(frozen=True)
 class TeacherCacheConfig:
-    """Where entries live and how many bytes they may take together; no root keeps them for one run."""
+    """Where entries live and how many bytes they may take together; no root keeps them for one run.
+
+    With `shared`, `root` is this machine's copy of a store that other machines share. `other_readers`:
+    jobs besides this one, queued or running, that will read the same entry (so it pays to store it).
+    """
 
     root: Path | None = None
     max_bytes: int = 20 * 1024**3
+    shared: SharedEntries | None = None
+    other_readers: int = 0
 
 
 @dataclass
@@ -83,7 +98,11 @@ class CacheOutcome:
         """One log line, e.g. `teacher outputs: cache hit, 12.3 MB for 5000 examples, ...`."""
         size = f"{self.bytes / 1e6:.1f} MB for {self.examples} examples"
         if self.status == "hit":
-            return f"teacher outputs: cache hit ({size}, key {self.key}); the teacher is not run in training"
+            where = f", {FETCHED}" if self.reason == FETCHED else ""
+            return (
+                f"teacher outputs: cache hit ({size}, key {self.key}{where}); "
+                "the teacher is not run in training"
+            )
         if self.status == "miss":
             return (
                 f"teacher outputs: cache miss; computed once in {self.seconds:.1f}s and stored ({size}, "
@@ -226,25 +245,38 @@ def prepare_teacher_outputs(
     root = config.root or scratch_dir / "teacher-cache"
     material = teacher_pass.key_material(plan)
     key = cache_key(material)
-    entry = _open_existing(root / key, teacher_pass.fields, callbacks) if ranks.is_main else None
+    entry, found = (
+        _find_entry(root, key, teacher_pass.fields, config, callbacks) if ranks.is_main else (None, "")
+    )
     if ranks.broadcast_flag(entry is not None) and entry is None:
         entry = StoreEntry(root / key, teacher_pass.fields)
     if entry is not None:
-        outcome = CacheOutcome("hit", "found", key, entry.nbytes, len(plan.unique), tokens=plan.tokens())
+        outcome = CacheOutcome("hit", found, key, entry.nbytes, len(plan.unique), tokens=plan.tokens())
         return _stored(entry, plan), outcome
     needed, train_examples = plan.nbytes(), len(splits["train"])
     if needed > config.max_bytes:
         bound = f"{needed / 1e6:.0f} MB, over the cache bound of {config.max_bytes / 1e6:.0f} MB"
         return None, CacheOutcome("live", f"its outputs would take {bound}", examples=len(plan.unique))
-    if mode == "auto" and planned_visits < train_examples:
-        reason = (
-            f"training shows the teacher {planned_visits} examples, fewer than one pass over the "
-            f"{train_examples} train examples"
-        )
+    if mode == "auto" and config.other_readers == 0 and planned_visits < READS_TO_STORE * train_examples:
+        reason = _read_once(planned_visits, train_examples)
         return None, CacheOutcome("live", reason, examples=len(plan.unique))
     if ranks.distributed:
         return _compute_shared_entry(teacher_pass, plan, root, key, material, config, callbacks, ranks)
     return _compute_entry(teacher_pass, plan, root, key, material, config, callbacks)
+
+
+def _read_once(planned_visits: int, train_examples: int) -> str:
+    """Why auto runs the teacher live: no stored output would be read twice."""
+    if planned_visits < train_examples:
+        return (
+            f"training shows the teacher {planned_visits} examples, fewer than one pass over the "
+            f"{train_examples} train examples"
+        )
+    return (
+        f"training reads the teacher's outputs {planned_visits} times for {train_examples} train examples, "
+        "each about once, and no other queued or running job reads the same ones: a pass stored first "
+        "would cost more than it saves"
+    )
 
 
 def _compute_entry(
@@ -270,10 +302,11 @@ def _compute_entry(
     if written is None:
         return None, CacheOutcome("live", "stopped on request during the pass", examples=len(plan.unique))
     make_room(root, incoming=0, max_bytes=config.max_bytes, keep=written.name)  # with the real size
+    reason = _publish(written, config, callbacks)
     entry = StoreEntry(written, plan.fields)
     seconds = time.perf_counter() - started
     outcome = CacheOutcome(
-        "miss", "computed", key, entry.nbytes, len(plan.unique), seconds, forwards, plan.tokens()
+        "miss", reason, key, entry.nbytes, len(plan.unique), seconds, forwards, plan.tokens()
     )
     return _stored(entry, plan), outcome
 
@@ -308,12 +341,15 @@ def _compute_shared_entry(
     if result.written is None:
         reason = result.failure or "stopped on request during the pass"
         return None, CacheOutcome("live", reason, examples=examples)
+    reason = ""
     if ranks.is_main:
         make_room(root, incoming=0, max_bytes=config.max_bytes, keep=result.written.name)
+        reason = _publish(result.written, config, callbacks)
+    reason = ranks.broadcast_object(reason)  # the other ranks open the entry once rank 0 has settled it
     entry = StoreEntry(result.written, plan.fields)
     seconds = time.perf_counter() - started
     outcome = CacheOutcome(
-        "miss", "computed", key, entry.nbytes, examples, seconds, result.forwards, plan.tokens()
+        "miss", reason, key, entry.nbytes, examples, seconds, result.forwards, plan.tokens()
     )
     return _stored(entry, plan), outcome
 
@@ -340,6 +376,30 @@ def _cut_values(plan: "PassPlan", outputs: dict[str, Tensor], row: int, length: 
             raise _Overflow(f"teacher output {name} does not fit in {field.dtype}")
         values[name] = value
     return values
+
+
+def _find_entry(
+    root: Path, key: str, fields: TeacherFields, config: TeacherCacheConfig, callbacks: Callbacks
+) -> tuple[StoreEntry | None, str]:
+    """The entry of `key` from the local cache, else from the shared store; and where it was found."""
+    entry = _open_existing(root / key, fields, callbacks)
+    if config.shared is None:
+        return entry, "found"
+    if entry is not None:
+        touch_entry(config.shared, key, callbacks)
+        return entry, "found"
+    fetched = fetch_entry(config.shared, root, key, callbacks)
+    if fetched is None:
+        return None, ""
+    make_room(root, incoming=0, max_bytes=config.max_bytes, keep=key)
+    return _open_existing(fetched, fields, callbacks), FETCHED
+
+
+def _publish(written: Path, config: TeacherCacheConfig, callbacks: Callbacks) -> str:
+    """Offer a computed entry to the shared store, if any; the outcome's reason."""
+    if config.shared is None or publish_entry(config.shared, written, callbacks):
+        return "computed"
+    return LOST_RACE
 
 
 def _open_existing(path: Path, fields: TeacherFields, callbacks: Callbacks) -> StoreEntry | None:

@@ -26,7 +26,13 @@ from torch import Tensor
 from torch.distributed.tensor import DTensor
 
 from distillery.jobspec import TrainingSpec
-from engine.batching import epoch_batch_order, eval_batch_order, eval_batch_size, iterate_batches
+from engine.batching import (
+    epoch_batch_order,
+    eval_batch_order,
+    eval_batch_size,
+    examples_and_tokens,
+    iterate_batches,
+)
 from engine.callbacks import Callbacks
 from engine.curves import MetricsLog
 from engine.data import PreparedData
@@ -35,6 +41,7 @@ from engine.distributed.sharding import shard_batches
 from engine.distributed.wrap import Parallelism, ParallelMethod, make_parallel
 from engine.errors import UserError
 from engine.evaluation import evaluate
+from engine.lm.packing import Packing
 from engine.methods.base import Method
 from engine.training.checkpoint_policy import CheckpointPolicy, describe_evaluation, record_evaluation
 from engine.training.checkpointing import (
@@ -73,10 +80,12 @@ def train(
     callbacks: Callbacks,
     ranks: Ranks = SINGLE,
     parallelism: Parallelism = "single",
+    packing: Packing | None = None,
 ) -> TrainResult:
     """Train `method` on `data` as `training` says, in `precision`; resume from a checkpoint if one exists.
 
     Over several ranks `callbacks` must be one whose `should_stop` every rank calls (MainRankCallbacks).
+    With `packing` the train batches are packed (evaluation stays padded).
     """
     total_steps = planned_steps(training, len(data.train))
     seed_everything(training.seed)
@@ -107,6 +116,7 @@ def train(
         state=state,
         policy=CheckpointPolicy(training, total_steps),
         last_eval_step=state.step if latest is not None else -1,
+        packing=packing,
     )
     while state.step < total_steps and state.epoch < training.epochs:
         ending = loop.run_epoch()
@@ -137,6 +147,7 @@ class TrainingLoop:
     state: TrainState
     policy: CheckpointPolicy
     last_eval_step: int
+    packing: Packing | None = None
     window: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     throughput: "Throughput" = field(default_factory=lambda: Throughput())
 
@@ -160,6 +171,7 @@ class TrainingLoop:
                 pad_token_id=self.data.pad_token_id,
                 start=state.batch_index,
                 with_index=True,
+                packing=self.packing,
             ),
             weights[state.batch_index :],
             strict=True,
@@ -307,9 +319,9 @@ class Throughput:
         for batch, weight in group:
             if weight == 0:
                 continue
-            self.examples += int(batch["input_ids"].shape[0])
-            mask = batch.get("attention_mask")
-            self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+            examples, tokens = examples_and_tokens(batch)
+            self.examples += examples
+            self.tokens += tokens
         self.seconds += seconds
 
     def rates(self, ranks: Ranks = SINGLE) -> dict[str, float]:

@@ -223,6 +223,16 @@ def test_more_epochs_than_the_service_allows_is_422(
     assert (status, error["param"]) == (422, "training.epochs")
 
 
+def test_a_missing_model_names_the_roots_and_the_models_there(
+    client: Any, job_spec: dict[str, Any], settings: Any
+) -> None:
+    status, error = post_error(client, {**job_spec, "teacher": {"path": "no-such-teacher"}})
+
+    assert (status, error["param"], error["code"]) == (422, "teacher.path", "model_not_found")
+    assert str(settings.model_roots[0]) in error["message"]
+    assert job_spec["teacher"]["path"] in error["message"].split("models found there: ")[1]
+
+
 @pytest.mark.parametrize(
     "path",
     ["../../etc", "../models-elsewhere/tiny-bert", "/etc", "tiny-bert/../../.."],
@@ -286,3 +296,24 @@ def test_a_student_from_a_succeeded_job_is_accepted(
     spec = {**job_spec, "student": {"init": "pretrained", "model": {"job": earlier["id"]}}}
     response = client.post("/v1/jobs", json=spec)
     assert response.status_code == 201, response.text
+
+
+def test_every_invalid_field_is_listed_at_once_after_the_first(client: Any, job_spec: dict[str, Any]) -> None:
+    body = with_changes(job_spec, training={"learning_rate": -1, "batch_size": 0})
+
+    status, error = post_error(client, body)
+
+    assert status == 422
+    assert [field["param"] for field in error["errors"]] == ["training.batch_size", "training.learning_rate"]
+    assert (error["param"], error["code"]) == (error["errors"][0]["param"], error["errors"][0]["code"])
+
+
+def test_a_misspelt_field_gets_the_closest_accepted_name(client: Any, job_spec: dict[str, Any]) -> None:
+    misspelt = {**job_spec, "method": {"type": "response", "tempreature": 2}}
+    nested = with_changes(job_spec, training={"learnig_rate": 0.1})
+
+    _, method_error = post_error(client, misspelt)
+    _, training_error = post_error(client, nested)
+
+    assert "did you mean 'temperature'?" in method_error["message"]
+    assert "did you mean 'learning_rate'?" in training_error["message"]

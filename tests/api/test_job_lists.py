@@ -157,3 +157,40 @@ def test_a_job_whose_student_a_queued_job_reads_cannot_be_deleted(
     response = client.delete(f"/v1/jobs/{teacher_job}")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "job_in_use"
+
+
+def test_the_method_filter_keeps_only_that_method(client: Any, create_job: Any, job_spec: Any) -> None:
+    response_kd = create_job(name="kd")
+    student = {"model": {"path": job_spec["teacher"]["path"]}}
+    supervised = create_job(name="plain", method={"type": "supervised"}, teacher=None, student=student)
+    supervised_only = client.get("/v1/jobs", params={"method": "supervised"}).json()["data"]
+    assert [job["id"] for job in supervised_only] == [supervised["id"]]
+    kd_only = client.get("/v1/jobs", params={"method": "response", "status": "queued"}).json()["data"]
+    assert [job["id"] for job in kd_only] == [response_kd["id"]]
+
+
+def test_an_unknown_method_filter_is_422_on_method_naming_the_methods(client: Any) -> None:
+    response = client.get("/v1/jobs", params={"method": "alchemy"})
+    assert (response.status_code, response.json()["error"]["param"]) == (422, "method")
+    assert "response" in response.json()["error"]["message"]
+
+
+def test_the_name_filter_matches_part_of_the_name_ignoring_case_and_wildcards(
+    client: Any, create_job: Any
+) -> None:
+    sentiment = [create_job(name=name)["id"] for name in ("Sentiment-small", "tiny sentiment")]
+    create_job(name="summaries")
+    literal = create_job(name="100%_done")["id"]
+    found = client.get("/v1/jobs", params={"name": "SENTIMENT"}).json()["data"]
+    assert [job["id"] for job in found] == sentiment[::-1]
+    assert [job["id"] for job in client.get("/v1/jobs", params={"name": "%_"}).json()["data"]] == [literal]
+    assert client.get("/v1/jobs", params={"name": "ment", "limit": 1}).json()["has_more"] is True
+
+
+def test_filters_page_with_the_cursor(client: Any, create_job: Any) -> None:
+    ids = [create_job(name=f"run {index}")["id"] for index in range(3)]
+    create_job(name="other")
+    first = client.get("/v1/jobs", params={"name": "run", "limit": 2}).json()
+    second = client.get("/v1/jobs", params={"name": "run", "limit": 2, "after": first["last_id"]}).json()
+    assert [job["id"] for job in first["data"] + second["data"]] == ids[::-1]
+    assert first["has_more"] and not second["has_more"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.arrange import finish_job
 from app.core.base import utcnow
 from app.jobs.models import Job
 
@@ -84,6 +85,38 @@ def test_http_requests_are_counted_by_route_template_and_status(
         ("GET", "/metrics", "200"): 1,  # the first scrape
     }
     assert not any(job_id in route for _, route, _ in after)
+
+
+def histogram_counts(samples: Samples, name: str) -> dict[str, float]:
+    """A histogram's observation count by route."""
+    return {
+        dict(labels)["route"]: value
+        for (sample, labels), value in samples.items()
+        if sample == f"{name}_count"
+    }
+
+
+def test_dashboard_assets_count_under_their_mount_and_streams_apart_from_requests(
+    client: Any, db_session: Any, create_job: Callable[..., dict[str, Any]]
+) -> None:
+    job_id = create_job()["id"]
+    finish_job(db_session, job_id)
+    stream_route = "/v1/jobs/{job_id}/events/stream"
+    before = scrape(client)
+
+    assert client.get("/ui/dashboard.js").status_code == 200
+    assert client.get(f"/v1/jobs/{job_id}/events/stream").status_code == 200
+    after = scrape(client)
+
+    asset = ("GET", "/ui/{path}", "200")
+    assert http_requests(after)[asset] - http_requests(before).get(asset, 0) == 1
+    streams = "distillery_event_stream_duration_seconds"
+    requests = "distillery_http_request_duration_seconds"
+    streamed = histogram_counts(after, streams)[stream_route] - histogram_counts(before, streams).get(
+        stream_route, 0
+    )
+    timed = [histogram_counts(samples, requests).get(stream_route, 0) for samples in (before, after)]
+    assert streamed == 1 and timed[0] == timed[1]
 
 
 def test_queue_and_run_times_outcomes_and_workers_come_from_the_database(

@@ -5,7 +5,7 @@ import sys
 from typing import Any
 
 from app.api.errors import ErrorDetail
-from app.jobs.schemas import BUILT_IN_EXAMPLE, JobCreate, load_job_examples
+from app.jobs.schemas import BUILT_IN_EXAMPLE, EXAMPLE_DESCRIPTION, JobCreate, load_job_examples
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 
@@ -19,6 +19,9 @@ def operations(openapi: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]
     ]
 
 
+TAGS = {"files", "jobs", "sweeps", "webhooks", "workers", "health", "metrics"}
+
+
 def test_every_route_has_a_summary_a_description_a_tag_and_declared_errors(anonymous_client: Any) -> None:
     openapi = anonymous_client.get("/openapi.json").json()
     assert openapi["info"]["title"] == "Distillery" and openapi["info"]["description"]
@@ -26,7 +29,7 @@ def test_every_route_has_a_summary_a_description_a_tag_and_declared_errors(anony
         where = f"{method.upper()} {path}"
         assert operation.get("summary"), where
         assert operation.get("description"), where
-        assert set(operation["tags"]) <= {"files", "jobs", "webhooks", "workers", "health", "metrics"}, where
+        assert set(operation["tags"]) <= TAGS, where
         errors = [code for code in operation["responses"] if code.startswith(("4", "5"))]
         if path != "/healthz":
             assert errors, where
@@ -58,6 +61,7 @@ def test_examples_come_from_yaml_files_named_by_stem(tmp_path: Any) -> None:
     assert load_job_examples(tmp_path) == {
         "feature_kd": {
             "summary": "feature kd",
+            "description": EXAMPLE_DESCRIPTION,
             "value": {"data": {"train_file": "file_x"}, "method": {"type": "feature"}},
         }
     }
@@ -78,3 +82,20 @@ def test_the_api_never_imports_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_error_status_shows_its_own_body_and_a_new_job_shows_no_error(anonymous_client: Any) -> None:
+    openapi = anonymous_client.get("/openapi.json").json()
+    responses = openapi["paths"]["/v1/jobs"]["post"]["responses"]
+    errors = {
+        status: response["content"]["application/json"]["example"]["error"]
+        for status, response in responses.items()
+        if status.startswith(("4", "5"))
+    }
+    job = openapi["components"]["schemas"]["JobPublic"]["properties"]
+
+    assert len({error["code"] for error in errors.values()}) == len(errors) > 2
+    assert errors["422"]["param"] == errors["422"]["errors"][0]["param"]
+    assert job["error"]["examples"] == [None]
+    requests = openapi["paths"]["/v1/jobs"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    assert next(iter(requests)) == "response"

@@ -89,6 +89,20 @@ def fuzz(
         assert mode == GenerationMode.NEGATIVE, operation.label
 
 
+def send_unknown_params(case: schemathesis.Case) -> None:
+    """Give an undeclared query parameter a value: an empty list or a null is left out of the URL, so the
+    API would never see the parameter that makes the request invalid."""
+    declared = {
+        parameter.get("name")
+        for parameter in case.operation.definition.raw.get("parameters", [])
+        if parameter.get("in") == "query"
+    }
+    if isinstance(case.query, dict):
+        for name, value in case.query.items():
+            if name not in declared and value in ([], None):
+                case.query[name] = "x"
+
+
 @pytest.mark.slow
 def test_generated_requests_get_no_5xx_and_only_documented_answers(
     api_app: Any,
@@ -117,7 +131,7 @@ def test_generated_requests_get_no_5xx_and_only_documented_answers(
     for result in schema.get_all_operations():
         operation = result.ok()
         fuzz(operation, GenerationMode.POSITIVE, headers=headers, prepare=steer, tally=tally)
-        fuzz(operation, GenerationMode.NEGATIVE, headers=headers, prepare=lambda case: None, tally=tally)
+        fuzz(operation, GenerationMode.NEGATIVE, headers=headers, prepare=send_unknown_params, tally=tally)
 
     assert not tally.failures, "\n\n".join(tally.failures[:10])
     assert sum(tally.statuses.values()) >= MIN_REQUESTS, tally.summary()

@@ -105,8 +105,21 @@ def test_loopback_private_and_link_local_receivers_are_refused_unless_allowed(
         "param": "url",
         "type": "user",
     }
+    lifts = "DISTILLERY_WEBHOOK_ALLOW_PRIVATE_ADDRESSES=true" in refused.json()["error"]["message"]
+    assert lifts == ("0.0.0.0" not in url)  # the setting is named only where it would allow the URL
     allowed = register(lenient, url)
     assert allowed.status_code == (422 if "0.0.0.0" in url else 201), allowed.text
+
+
+def test_an_http_receiver_refusal_names_the_setting_that_allows_it(
+    make_client: Callable[..., Any], settings: Any
+) -> None:
+    strict = make_client(api_key=settings.dev_api_key)
+
+    refused = register(strict, "http://example.com/hook")
+
+    assert refused.status_code == 422
+    assert "DISTILLERY_WEBHOOK_ALLOW_HTTP=true" in refused.json()["error"]["message"]
 
 
 def test_an_unknown_event_type_is_a_422_naming_the_field(client: Any) -> None:

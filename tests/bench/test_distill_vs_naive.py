@@ -108,7 +108,8 @@ def test_speedup_and_accuracy_delta_are_judged_against_the_precisions_target() -
     }
 
     fp32 = build_summary(runs, bf16_native=False)
-    bf16 = build_summary(runs, bf16_native=True)
+    in_bf16 = {init: {**pair, "ours": {**pair["ours"], "precision": "bf16"}} for init, pair in runs.items()}
+    bf16 = build_summary(in_bf16, bf16_native=True)
 
     base, teacher = fp32["comparisons"]["base"], fp32["comparisons"]["teacher"]
     assert base["speedup"] == pytest.approx(3.0) and base["speedup_met"]  # 2.5x is enough in fp32
@@ -139,3 +140,12 @@ def test_speedup_and_accuracy_delta_are_judged_against_the_precisions_target() -
     text = output.export_text()
     assert "base init: speedup 3.00x (target >= 5: missed by 2.00x)" in text
     assert "accuracy delta -1.00 points (target >= -0.5: missed by 0.50 points)" in text
+
+
+def test_both_sides_in_one_precision_are_judged_against_2_5x_even_where_bf16_is_native() -> None:
+    in_bf16 = {**run(250.0, 0.75), "precision": "bf16"}
+    runs = {"base": {"plain": in_bf16, "ours": {**in_bf16, "train_seconds": 100.0}}}
+
+    comparison = build_summary(runs, bf16_native=True)["comparisons"]["base"]
+
+    assert comparison["speedup_target"] == 2.5 and comparison["speedup_met"]

@@ -8,9 +8,9 @@ import pytest
 from local_ports import free_port
 from rich.console import Console
 
-from bench.demo.comparison import upload
+from app.cli.quickstart.comparison import upload
+from app.cli.quickstart.service import embedded_service
 from bench.lm.demo import STUDENTS, Scale, chat, format_table, prepare, run_demo, summarize
-from bench.service.embedded import embedded_service
 
 pytestmark = pytest.mark.slow
 
@@ -67,19 +67,22 @@ def test_the_demo_distils_three_ways_on_chats_and_compares_each_with_its_control
         student = row["student"]
         assert row["split"] == "test", role
         assert 1 < student["perplexity"] < math.inf and 0 <= student["top1_agreement"] <= 1
-        # The gain is the control's perplexity less the student's, both on the test split.
+        # The gain is the control's perplexity less the student's, both on the test split. The report's
+        # perplexity sums per-example losses and the language-model section's sums the batch: they agree to
+        # float32 rounding of perplexities in the hundreds, not to the gain's last digits.
         control_perplexity = jobs[f"{role}_control"]["result"]["student"]["test"]["perplexity"]
         assert row["control_perplexity"] == pytest.approx(control_perplexity)
-        assert row["gain"]["perplexity"] == pytest.approx(control_perplexity - student["perplexity"])
+        expected_gain = control_perplexity - student["perplexity"]
+        assert row["gain"]["perplexity"] == pytest.approx(expected_gain, abs=1e-5 * control_perplexity)
     # Token-level KD reads the teacher's top-k log-probabilities from the cache: fp16 values and int32
     # indices for each of k tokens and one fp16 tail bucket per token, plus a small index and headers.
     cache = rows["response"]["teacher_cache"]
     assert cache["status"] == "miss" and cache["tokens"] > 0
     assert 6 * TINY.top_k + 2 <= cache["bytes_per_token"] < 6 * TINY.top_k + 2 + 40
-    # GKD stores the teacher's full logits (its off-policy half of the batches reads them): fp16 each.
-    full = rows["gkd"]["teacher_cache"]
-    assert full["status"] == "miss" and full["tokens"] == cache["tokens"]
-    assert 2 * TINY.vocab_size <= full["bytes_per_token"] < 2 * TINY.vocab_size + 40
+    # GKD's off-policy half of two epochs reads each example's teacher outputs about once: no pass is
+    # stored, its teacher runs live.
+    live = rows["gkd"]["teacher_cache"]
+    assert live["status"] == "live" and "each about once" in live["reason"]
     # The cross-tokenizer student has its own vocabulary; most of its targets meet a teacher position.
     assert rows["uld"]["vocabulary"] != rows["response"]["vocabulary"]
     assert rows["uld"]["aligned_fraction"] > 0.8

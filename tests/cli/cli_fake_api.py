@@ -85,3 +85,42 @@ def make_job(job_id: str, status: str = "queued", **fields: Any) -> dict[str, An
 def json_body(request: httpx.Request) -> Any:
     """The JSON a request carried."""
     return json.loads(request.content)
+
+
+def make_trial(number: int, status: str, value: float | None = None, **params: Any) -> dict[str, Any]:
+    """A sweep's trial in the API's shape; `params` by searched field, dots written as '__'."""
+    return {
+        "number": number,
+        "job_id": f"job_t{number}",
+        "status": status,
+        "params": {key.replace("__", "."): param for key, param in params.items()},
+        "value": value,
+        "best_step": None,
+        "eval_curve": [],
+    }
+
+
+def make_sweep(sweep_id: str, status: str = "running", **fields: Any) -> dict[str, Any]:
+    """A sweep object in the API's shape: no trials yet, a budget of 4, accuracy maximised."""
+    sweep: dict[str, Any] = {
+        "id": sweep_id,
+        "object": "sweep",
+        "name": None,
+        "status": status,
+        "stage": "trials",
+        "spec": {
+            "budget": {"max_trials": 4, "max_parallel": 1},
+            "objective": {"metric": "accuracy", "direction": "maximize"},
+            "sampler": "tpe",
+            "pruner": "asha",
+        },
+        "trials": [],
+        "best_trial": None,
+        "report": None,
+        "metadata": None,
+        "created_at": 1_700_000_000,
+        "updated_at": 1_700_000_000,
+        "finished_at": None,
+    }
+    sweep.update(fields)
+    return sweep

@@ -36,7 +36,7 @@ def test_jobs_prints_a_table_of_jobs(api: FakeApi) -> None:
     assert lines[0].split() == ["ID", "NAME", "STATUS", "METHOD", "PROGRESS", "CREATED"]
     assert lines[1].split()[:5] == ["job_aaa", "tiny-bert", "running", "response", "40/120"]
     assert lines[2].split()[:4] == ["job_bbb", "failed", "feature", "-"]
-    assert "distillery jobs --after job_bbb" in out
+    assert "distillery jobs --status running --after job_bbb" in out  # the next page keeps the filter
     assert dict(api.requests[0].url.params) == {"status": "running", "limit": "2"}
 
 
@@ -303,7 +303,7 @@ def test_files_upload_and_list(api: FakeApi, tmp_path: Path) -> None:
     list_code, list_out, _ = run(api, "files", "list")
 
     assert (up_code, list_code) == (0, 0)
-    assert "Uploaded train.csv, 1 rows: file_1" in up_out
+    assert up_out == "file_1\n"  # piped: the id alone
     assert list_out.splitlines()[1].split()[:6] == ["file_1", "train.csv", "csv", "1", "1.5", "KiB"]
 
 

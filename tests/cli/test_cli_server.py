@@ -34,15 +34,16 @@ def test_starting_the_cli_imports_none_of_the_service() -> None:
     assert found.stdout.strip() == "[]"
 
 
-def test_the_banner_shows_the_url_the_docs_and_the_development_key(
+def test_the_banner_shows_the_api_its_pages_the_dashboard_and_the_key_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     print_banner("0.0.0.0", 8123, "dk-dev")
 
     out = capsys.readouterr().out
-    assert "http://127.0.0.1:8123" in out
-    assert "http://127.0.0.1:8123/docs" in out
+    for page in ("/v1", "/ui/", "/docs", "/redoc"):
+        assert f"http://127.0.0.1:8123{page}" in out
     assert "export DISTILLERY_URL=http://127.0.0.1:8123 DISTILLERY_API_KEY=dk-dev" in out
+    assert out.count("dk-dev") == 1
 
 
 def test_without_a_development_key_the_banner_says_how_to_create_one(

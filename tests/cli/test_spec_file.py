@@ -86,3 +86,12 @@ def test_a_spec_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
 def test_a_missing_spec_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CliError, match="cannot read"):
         load_spec(tmp_path / "absent.yaml")
+
+
+def test_setting_a_teacher_job_replaces_the_examples_teacher_path(tmp_path: Path) -> None:
+    spec_file = tmp_path / "job.yaml"
+    spec_file.write_text("teacher:\n  path: teachers/minilm-sentiment\n")
+
+    spec = load_spec(spec_file, ["teacher.job=job_123"])
+
+    assert spec["teacher"] == {"job": "job_123"}

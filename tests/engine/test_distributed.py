@@ -55,6 +55,9 @@ def classifier_spec(
             "seed": 0,
             "parallelism": parallelism,
             "max_grad_norm": None,
+            # fp32 everywhere: `auto` picks bf16 on a CPU with native bf16,
+            # whose rounding the 1e-4 bound is not for.
+            "precision": "fp32",
             **training,
         },
     }

@@ -48,6 +48,15 @@ def test_report_compares_student_and_teacher(distilled):
         assert side["latency_ms"] > 0
         for split in ("eval", "test"):
             assert 0 <= side[split]["accuracy"] <= 1 and 0 <= side[split]["macro_f1"] <= 1
+            assert set(side["stderr"][split]) == {"accuracy", "loss"}
+            accuracy, examples = side[split]["accuracy"], side["examples"][split]
+            assert side["stderr"][split]["accuracy"] == pytest.approx(
+                (accuracy * (1 - accuracy) / examples) ** 0.5
+            )
+        assert side["examples"] == {
+            "eval": report["training"]["eval_examples"],
+            "test": report["training"]["test_examples"],
+        }
     assert student["size_on_disk_bytes"] < teacher["size_on_disk_bytes"]
     latency = report["latency"]
     assert latency["batch_size"] >= 1 and latency["sequence_length"] >= 1 and latency["device"] == "cpu"

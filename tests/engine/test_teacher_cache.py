@@ -229,3 +229,34 @@ def test_an_entry_with_a_broken_manifest_is_recomputed(tmp_path):
 
     assert again.status == "miss" and stored is not None
     assert json.loads(manifest.read_text())["rows"] == 3
+
+
+def test_a_one_epoch_job_runs_no_pre_pass_and_trains_on_the_live_teacher(run_cached, tmp_path):
+    one_epoch = {**FEATURE_JOB, "training": {**FEATURE_JOB["training"], "epochs": 1}}
+    result, callbacks = run_cached(one_epoch, tmp_path / "job", tmp_path / "cache")
+
+    assert result.status == "succeeded"
+    report = cache_report(result)
+    assert report["status"] == "live" and report["teacher_forwards"] == 0
+    assert "each about once" in report["reason"]
+    assert not any("computing them once" in m for m in callbacks.messages)
+    assert not list(entry_paths(tmp_path / "cache"))
+
+
+def test_one_epoch_stores_the_pass_when_asked_or_when_another_job_reads_it(engine_env, tmp_path):
+    one_epoch = {**FEATURE_JOB, "training": {**FEATURE_JOB["training"], "epochs": 1}}
+    forced = {**one_epoch, "training": {**one_epoch["training"], "teacher_cache": "on"}}
+    outcomes = {}
+    for name, spec, readers in (("forced", forced, 0), ("shared", one_epoch, 1)):
+        result = run_job(
+            JobSpec.model_validate(spec),
+            workdir=tmp_path / name,
+            resolve_model=engine_env.resolve_model,
+            resolve_file=engine_env.resolve_file,
+            device="cpu",
+            teacher_cache=TeacherCacheConfig(tmp_path / f"cache-{name}", other_readers=readers),
+        )
+        outcomes[name] = cache_report(result)
+
+    assert outcomes["forced"]["status"] == outcomes["shared"]["status"] == "miss"
+    assert outcomes["shared"]["teacher_forwards"] > 0

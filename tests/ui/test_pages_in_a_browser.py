@@ -197,9 +197,52 @@ def test_the_dashboard_cancels_a_job(page: tuple[Any, Any], service: Any, tiny_s
     open_dashboard(browser_page, service, job["id"])
     browser_page.wait_for_selector("#cancel:enabled")
 
+    browser_page.once("dialog", lambda dialog: dialog.accept())
     browser_page.click("#cancel")
 
     browser_page.locator("#job-status").get_by_text("cancelled").wait_for(timeout=60_000)
     assert service.client.get(f"/v1/jobs/{job['id']}").json()["status"] == "cancelled"
     assert browser_page.is_disabled("#cancel")
     assert traffic.policy_violations == []
+
+
+def test_the_dashboard_shows_the_verdict_beside_the_gain_over_the_control(
+    page: tuple[Any, Any], service: Any, settings: Any
+) -> None:
+    from app.auth.service import authenticate
+    from app.core.db import get_sessionmaker
+    from app.jobs.models import Job, JobStatus
+
+    metrics = {"accuracy": 0.86, "macro_f1": 0.85, "loss": 0.4}
+    verdict = {
+        "verdict": "did not help",
+        "metric": "accuracy",
+        "gain": 0.01,
+        "noise": 0.014,
+        "threshold": 0.028,
+        "teacher_over_control": 0.05,
+        "explanation": "the student's gain over its control on accuracy is +0.01, within the noise ±0.014",
+    }
+    control = {"job_id": "job_c", "status": "succeeded", "mode": "base", "split": "eval"}
+    control |= {
+        "measures": "distillation and the teacher's initialisation together",
+        "gain": {"accuracy": 0.01},
+    }
+    result = {
+        "student": {"eval": metrics},
+        "teacher": {"eval": metrics},
+        "control": control | {"verdict": verdict},
+    }
+    with get_sessionmaker()() as session:
+        tenant = authenticate(session=session, token=service.api_key, settings=settings)
+        job = Job(tenant=tenant, spec={}, status=JobStatus.SUCCEEDED, result=result, name="judged")
+        session.add(job)
+        session.commit()
+        job_id = job.id
+    browser_page, traffic = page
+    open_dashboard(browser_page, service, job_id)
+    report = browser_page.locator("#report")
+
+    expect(report.locator("tr", has_text="Verdict")).to_contain_text("did not help: the student's gain")
+    expect(report.locator("tr", has_text="Control (base)")).to_contain_text("initialisation together")
+    assert traffic.page_errors == []

@@ -21,12 +21,15 @@ from tiny_assets import (
     sentiment_rows,
 )
 
+from app.cli.quickstart.specs import BASE_MODEL, TEACHER_MODEL
+
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("worker_process")]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "distillery" / "examples"
 SPECS = sorted(EXAMPLES.glob("*.yaml"))
-# The examples' layer lists need 12 encoder layers (MiniLM-L12 style) and 24 decoder layers (GPT-2 medium).
-BERT_PATHS = ["teachers/minilm-sentiment", "teachers/bert-base-sentiment", "base/minilm-l12-h384"]
+# The classification examples name what the quickstart leaves (MiniLM-L6: 6 encoder layers); the causal-LM
+# examples' layer lists need 24 decoder layers (GPT-2 medium).
+BERT_PATHS = [TEACHER_MODEL, BASE_MODEL]
 # The chat example's Qwen paths get tiny GPT-2s too: each path needs a causal LM, of any family.
 GPT2_PATHS = {
     "teachers/gpt2-medium-support": 24,
@@ -43,7 +46,7 @@ def example_models(model_root: Path) -> None:
     """Tiny models at every path the examples reference."""
     for path in BERT_PATHS:
         if not (model_root / path / "config.json").exists():
-            save_tiny_bert_classifier(model_root / path, layers=12)
+            save_tiny_bert_classifier(model_root / path, layers=6)
     for path, layers in GPT2_PATHS.items():
         if not (model_root / path / "config.json").exists():
             save_tiny_gpt2(model_root / path, layers=layers)

@@ -1,6 +1,7 @@
 """A real worker process runs jobs from the queue: success, cancellation, user errors and control runs."""
 
 import io
+import math
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -109,3 +110,30 @@ def test_a_job_with_control_reports_its_gain_over_the_control_on_the_test_split(
     student, baseline = done["result"]["student"]["test"], control["result"]["student"]["test"]
     assert summary["gain"]["accuracy"] == pytest.approx(student["accuracy"] - baseline["accuracy"])
     assert summary["gain"]["loss"] == pytest.approx(baseline["loss"] - student["loss"])
+    # The verdict weighs the accuracy gain against both reports' standard errors of it.
+    verdict, errors = summary["verdict"], (done["result"]["student"], control["result"]["student"])
+    assert verdict["metric"] == "accuracy" and verdict["gain"] == pytest.approx(summary["gain"]["accuracy"])
+    assert verdict["noise"] == pytest.approx(
+        math.hypot(*(side["stderr"]["test"]["accuracy"] for side in errors))
+    )
+    assert verdict["verdict"] in ("helped", "did not help", "teacher no better than control")
+    assert summary["mode"] == "same_init" and errors[0]["examples"]["test"] == 40
+
+
+def test_an_evaluation_only_job_measures_its_starting_student_on_the_worker(
+    client: Any, distill_spec: dict[str, Any], teacher_path: str, wait_for: Callable[..., dict[str, Any]]
+) -> None:
+    spec = {
+        **distill_spec,
+        "student": {"init": "pretrained", "model": {"path": teacher_path}},
+        "training": {**distill_spec["training"], "epochs": 0},
+    }
+    job = client.post("/v1/jobs", json=spec).json()
+
+    done = wait_for(client, job["id"])
+
+    assert done["status"] == "succeeded", done["error"]
+    report = done["result"]
+    assert report["training"]["steps"] == 0 and report["student"]["eval"] == report["teacher"]["eval"]
+    names = {artifact["name"] for artifact in client.get(f"/v1/jobs/{job['id']}/artifacts").json()["data"]}
+    assert {"student.tar.gz", "report.json"} <= names

@@ -14,14 +14,19 @@ import pytest
 from service_processes import start_worker, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("avx2_worker")]
+ON_THE_CPU = {"resources": {"accelerator": "cpu"}}
 
 
 @pytest.fixture(scope="module")
 def avx2_worker(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
-    """`celery -A worker worker` whose job processes see oneDNN limited to AVX2."""
+    """`celery -A worker worker` whose job processes see oneDNN limited to AVX2. It alone takes the `cpu`
+    queue's jobs (this module's), so that no other module's worker still stopping runs them."""
+    from app.core.celery import job_queue
+
     log_path = tmp_path_factory.mktemp("avx2-worker") / "worker.log"
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "DISTILLERY_RECONCILE_SECONDS": "3600"}
-    process = start_worker(env, queue_name=settings.queue_name, log_path=log_path)
+    env["DISTILLERY_WORKER_ACCELERATOR"] = "cpu"
+    process = start_worker(env, queue_name=job_queue(settings.queue_name, "cpu"), log_path=log_path)
     yield process
     stop(process)
 
@@ -34,7 +39,7 @@ def events_of(client: Any, job_id: str) -> list[dict[str, Any]]:
 def test_bf16_on_a_cpu_without_usable_bf16_fails_at_start_naming_the_field(
     client: Any, distill_spec: dict[str, Any], wait_for: Callable[..., dict[str, Any]]
 ) -> None:
-    spec = {**distill_spec, "training": {**distill_spec["training"], "precision": "bf16"}}
+    spec = {**distill_spec, "training": {**distill_spec["training"], "precision": "bf16"}, **ON_THE_CPU}
     job = client.post("/v1/jobs", json=spec).json()
 
     done = wait_for(client, job["id"], timeout=120)
@@ -53,7 +58,7 @@ def test_bf16_on_a_cpu_without_usable_bf16_fails_at_start_naming_the_field(
 def test_auto_on_a_cpu_without_usable_bf16_trains_in_fp32_and_says_why(
     client: Any, distill_spec: dict[str, Any], wait_for: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
-    job = client.post("/v1/jobs", json=distill_spec).json()
+    job = client.post("/v1/jobs", json={**distill_spec, **ON_THE_CPU}).json()
 
     done = wait_for(client, job["id"], timeout=300)
 

@@ -15,8 +15,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cpu_worker(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker forced to the CPU with one slot, reconciling every second."""
+    """A worker forced to the CPU with one slot, reconciling every second; the only one registered."""
+    from sqlalchemy import text
+
     from app.core.celery import job_queue
+    from app.core.db import get_engine
+
+    with get_engine().begin() as connection:  # rows that earlier modules' workers left, still live
+        connection.execute(text("DELETE FROM workers"))
 
     log_path = tmp_path_factory.mktemp("routing-worker") / "worker.log"
     env = {
@@ -33,11 +39,12 @@ def cpu_worker(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
         print(log_path.read_text()[-5000:])
 
 
-def live_workers(client: Any, timeout: float = 60) -> list[dict[str, Any]]:
-    """The workers list once it is not empty."""
+def live_workers(client: Any, timeout: float = 60, devices: int | None = None) -> list[dict[str, Any]]:
+    """The workers list (those offering `devices` when given) once it is not empty."""
     deadline = time.monotonic() + timeout
     while True:
         workers: list[dict[str, Any]] = client.get("/v1/workers").json()["data"]
+        workers = [worker for worker in workers if devices is None or worker["devices"] == devices]
         if workers or time.monotonic() > deadline:
             return workers
         time.sleep(0.5)
@@ -49,7 +56,8 @@ def test_a_cpu_worker_runs_auto_jobs_and_a_cuda_job_waits_for_resources(
     distill_spec: dict[str, Any],
     wait_for: Callable[..., dict[str, Any]],
 ) -> None:
-    [worker] = live_workers(client)
+    # an earlier module's worker still stopping may heartbeat once more: ours is the one with one device
+    [worker] = live_workers(client, devices=1)
     cuda_job = client.post("/v1/jobs", json={**distill_spec, "resources": {"accelerator": "cuda"}}).json()
     quick = {**distill_spec, "training": {**distill_spec["training"], "epochs": 1}}
     cpu_job = client.post("/v1/jobs", json={**quick, "resources": {"accelerator": "cpu"}}).json()
@@ -66,7 +74,9 @@ def test_a_cpu_worker_runs_auto_jobs_and_a_cuda_job_waits_for_resources(
     assert worker["accelerator"] == "cpu" and worker["devices"] == 1
     assert "host" not in worker and worker["id"].startswith("wkr_")
     assert {"python", "distillery"} <= set(worker["versions"])
-    assert 'distillery_workers_live{accelerator="cpu"} 1.0' in client.get("/metrics").text
+    live_cpu = [each for each in live_workers(client, timeout=0) if each["accelerator"] == "cpu"]
+    live_line = f'distillery_workers_live{{accelerator="cpu"}} {float(len(live_cpu))}'
+    assert live_line in client.get("/metrics").text
 
 
 def test_distillery_worker_offers_the_devices_and_accelerator_it_is_given(
@@ -81,7 +91,7 @@ def test_distillery_worker_offers_the_devices_and_accelerator_it_is_given(
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            workers = [worker for worker in live_workers(client) if worker["devices"] == 3]
+            workers = live_workers(client, devices=3)
             if workers:
                 break
             time.sleep(0.5)
@@ -90,4 +100,4 @@ def test_distillery_worker_offers_the_devices_and_accelerator_it_is_given(
     finally:
         code = stop(process)
     if code in (0, -15):  # a worker that stops leaves the registry (one killed ages out after the lease)
-        assert not [worker for worker in live_workers(client, timeout=0) if worker["devices"] == 3]
+        assert not live_workers(client, timeout=0, devices=3)

@@ -1,11 +1,11 @@
 """A worker killed mid-job takes the job's own process with it, and the job is queued and sent again."""
 
 import json
-import os
 import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,11 +18,12 @@ pytestmark = pytest.mark.slow
 
 
 def process_exists(pid: int) -> bool:
+    """Whether `pid` is still running: a zombie (ended, not yet reaped by whoever adopted it) is not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    return True
+    return state != "Z"
 
 
 def test_killing_the_worker_ends_the_job_process_and_the_job_is_requeued(
@@ -43,13 +44,20 @@ def test_killing_the_worker_ends_the_job_process_and_the_job_is_requeued(
 
     worker_process.send_signal(signal.SIGKILL)
     worker_process.wait()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # generous for a loaded machine; it is usually well under a second
     while process_exists(job_pid):
         assert time.monotonic() < deadline, "the job's process outlived its worker"
         time.sleep(0.1)
 
-    time.sleep(1.1)
-    assert reconcile_once(settings.model_copy(update={"lease_seconds": 1.0})) == [job["id"]]
+    # The reconciler's passes, as they run in a deployment: the job is sent again once its lease has
+    # lapsed, whatever of the dead worker's process tree takes a moment longer to go on a loaded machine.
+    short_lease = settings.model_copy(update={"lease_seconds": 1.0})
+    deadline = time.monotonic() + 30
+    sent: list[str] = []
+    while not sent and time.monotonic() < deadline:
+        time.sleep(1.1)
+        sent = reconcile_once(short_lease)
+    assert sent == [job["id"]]
     requeued = client.get(f"/v1/jobs/{job['id']}").json()
     assert requeued["status"] == "queued" and requeued["attempts"] == 1
     waiting = [

@@ -10,6 +10,7 @@ through a database outage is the caller's policy.
 from app.jobs.lifecycle.claiming import adopt, claim_next
 from app.jobs.lifecycle.ending import finish, requeue
 from app.jobs.lifecycle.inputs import file_path, model_dir
+from app.jobs.lifecycle.pruning import prune_events
 from app.jobs.lifecycle.records import (
     CheckpointSaved,
     ClaimedJob,
@@ -22,8 +23,9 @@ from app.jobs.lifecycle.records import (
 )
 from app.jobs.lifecycle.recovery import recover_orphans, resend_lost
 from app.jobs.lifecycle.running import claim, heartbeat, record_delivery, record_events, register_artifacts
+from app.jobs.lifecycle.siblings import teacher_output_readers
 from app.jobs.lifecycle.waiting import record_waiting
-from app.jobs.model_refs import ModelRefError
+from app.jobs.model_refs import ModelLocation, ModelRefError, StoredModel
 from app.jobs.models import JobStatus
 from app.jobs.queue import publish_job
 from app.jobs.schemas import JobError
@@ -36,10 +38,12 @@ __all__ = [
     "Level",
     "LogLine",
     "MetricsLine",
+    "ModelLocation",
     "ModelRefError",
     "Progress",
     "Record",
     "StoredArtifact",
+    "StoredModel",
     "adopt",
     "claim",
     "claim_next",
@@ -47,6 +51,7 @@ __all__ = [
     "finish",
     "heartbeat",
     "model_dir",
+    "prune_events",
     "publish_job",
     "record_delivery",
     "record_events",
@@ -55,4 +60,5 @@ __all__ = [
     "register_artifacts",
     "requeue",
     "resend_lost",
+    "teacher_output_readers",
 ]

@@ -52,11 +52,7 @@ def _finish(
                 job_id=job_id,
                 target=status,
                 worker_id=worker_id,
-                values={
-                    "finished_at": utcnow(),
-                    "result": result,
-                    "error": error.model_dump() if error is not None else None,
-                },
+                values=_end_values(status, result, error),
             )
         except IllegalTransition as refused:
             logger.warning("could not record %s for %s: it is %s", status, job_id, refused.current)
@@ -70,6 +66,14 @@ def _finish(
             data={"status": status.value, **({"detail": detail} if detail else {})},
         )
         return True
+
+
+def _end_values(status: JobStatus, result: dict[str, Any] | None, error: JobError | None) -> dict[str, Any]:
+    """The columns a job's end writes; a cancel keeps the reason it was asked with (a sweep's `pruned`)."""
+    values: dict[str, Any] = {"finished_at": utcnow(), "result": result}
+    if error is not None or status != JobStatus.CANCELLED:
+        values["error"] = error.model_dump() if error is not None else None
+    return values
 
 
 def requeue(*, job_id: str, worker_id: str, attempt: int, max_attempts: int, error: JobError) -> str | None:

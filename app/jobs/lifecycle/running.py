@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.core.base import utcnow
 from app.core.config import Settings
 from app.core.db import session_scope
-from app.core.storage import ArtifactStore
+from app.core.storage import ArtifactStore, open_store
 from app.jobs.events import append_event
 from app.jobs.lifecycle.records import (
     CheckpointSaved,
@@ -93,7 +93,7 @@ def heartbeat(*, job_id: str, worker_id: str, progress: Progress | None = None) 
 
 def record_events(*, job_id: str, records: list[Record], settings: Settings) -> None:
     """Write a running job's log lines, metrics and checkpoints, in order, in one transaction."""
-    store = ArtifactStore(settings.artifacts)
+    store = open_store(settings)
     with session_scope() as session:
         for record in records:
             if isinstance(record, LogLine):
@@ -120,7 +120,7 @@ def _add_checkpoint(
 ) -> None:
     # The engine keeps only the latest and the best checkpoints: forget rows whose folder is gone.
     for old in session.query(Checkpoint).filter(Checkpoint.job_id == job_id).all():
-        if not store.path(old.location).exists():
+        if not store.exists(old.location):
             session.delete(old)
         elif checkpoint.is_best and old.is_best:
             old.is_best = False

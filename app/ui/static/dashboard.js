@@ -1,4 +1,6 @@
-// The Distillery dashboard: the jobs, and one job's live curves, report, artifacts and cancel button.
+// The Distillery dashboard: one job's live curves, report, artifacts and cancel button, the refresh loop
+// and the key (the jobs list is in jobs_table.js, the job's particulars in job_details.js, the comparison
+// in compare.js, the charts in charts.js, the sweeps' list and page in sweeps.js).
 // Plain JavaScript served as is: no build step, no library, no request to any host but the API's.
 // The API key lives in sessionStorage (this tab only) and travels in the Authorization header, never in a URL.
 "use strict";
@@ -9,8 +11,6 @@ const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const CANCELLABLE = new Set(["queued", "running"]);
 const REFRESH_MS = 1000;
 const LOG_LINES = 50;
-const SVG_NS = "http://www.w3.org/2000/svg";
-const CHART = { width: 320, height: 160, left: 50, right: 10, top: 22, bottom: 22 };
 
 const state = { jobId: null, feed: null, series: new Map(), log: [], artifactsOf: null, timer: 0, busy: false };
 const $ = (id) => document.getElementById(id);
@@ -47,57 +47,24 @@ function el(tag, properties = {}, ...children) {
   return node;
 }
 
-function svg(tag, attributes = {}, text = "") {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.textContent = text;
-  return node;
-}
-
 // Formatting
 const number = (value) =>
   typeof value !== "number" ? "–" : Math.abs(value) >= 1000 ? value.toLocaleString() : value.toPrecision(4);
-const bytes = (value) => (typeof value !== "number" ? "–" : `${(value / 1e6).toFixed(value < 1e7 ? 2 : 1)} MB`);
+const BYTE_UNITS = ["B", "KB", "MB", "GB", "TB"];
+// Decimal units, three significant digits: 532 KB, 1.24 MB, 12.5 GB.
+function bytes(value) {
+  if (typeof value !== "number") return "–";
+  const power = Math.min(BYTE_UNITS.length - 1, value < 1000 ? 0 : Math.floor(Math.log10(value) / 3));
+  const scaled = value / 1000 ** power;
+  return `${power ? Number(scaled.toPrecision(3)) : value} ${BYTE_UNITS[power]}`;
+}
 const percent = (value) => (typeof value !== "number" ? "–" : `${(100 * value).toFixed(1)}%`);
-const axisLabel = (value) => (Math.abs(value) >= 1e4 || (value !== 0 && Math.abs(value) < 1e-3) ? value.toExponential(1) : String(Number(value.toPrecision(3))));
 const signed = (value) => (value >= 0 ? "+" : "") + value.toPrecision(3);
 const label = (name) => name.replaceAll("_", " ");
 
 function notice(text) {
   $("notice").textContent = text;
   $("notice").hidden = !text;
-}
-
-// The job list
-function progressCell(job) {
-  const { step, total_steps: total } = job.progress;
-  return el(
-    "span",
-    { className: "progress" },
-    el("progress", { max: total || 1, value: total ? step : 0 }),
-    total ? ` ${step} / ${total}` : " –",
-  );
-}
-
-function jobRow(job) {
-  const row = el(
-    "tr",
-    { className: job.id === state.jobId ? "selected" : "" },
-    el("td", {}, el("a", { href: `#${job.id}`, textContent: job.name || job.id })),
-    el("td", { textContent: job.spec.method?.type ?? "" }),
-    el("td", {}, el("span", { className: `status ${job.status}`, textContent: job.status })),
-    el("td", {}, progressCell(job)),
-    el("td", { textContent: new Date(job.created_at * 1000).toLocaleString() }),
-  );
-  row.dataset.job = job.id;
-  row.onclick = () => (location.hash = job.id);
-  return row;
-}
-
-async function refreshJobs() {
-  const page = await getJson("jobs?limit=50");
-  $("job-rows").replaceChildren(...page.data.map(jobRow));
-  $("no-jobs").hidden = page.data.length > 0;
 }
 
 // One job
@@ -114,9 +81,10 @@ async function refreshJob() {
   $("job-steps").textContent = total
     ? `step ${step} of ${total}` + (epoch != null ? ` · epoch ${epoch.toFixed(2)}` : "")
     : "not started";
+  $("job-sweep").hidden = !job.sweep_id;
+  if (job.sweep_id) Object.assign($("job-sweep"), { href: `#${job.sweep_id}`, textContent: `of sweep ${job.sweep_id}` });
   $("cancel").disabled = !CANCELLABLE.has(job.status);
-  $("job-error").hidden = !job.error;
-  $("job-error").textContent = job.error ? `${job.error.code}: ${job.error.message}` : "";
+  renderDetails(job);
   renderReport(job.result);
   if (TERMINAL.has(job.status) && state.artifactsOf !== job.id) {
     state.artifactsOf = job.id;
@@ -144,7 +112,17 @@ function summaryRows(result) {
     ...(retention.length ? retention : [["Retention", "– (no teacher)"]]),
     ["Speed-up", typeof speedup === "number" ? `${speedup.toFixed(2)}×` : "–"],
     ["Gain over the control", gainText(result)],
+    ...verdictRows(result.control),
   ];
+}
+
+// The verdict on the primary metric, beside the gain, and what the control measures (its mode).
+function verdictRows(control) {
+  const verdict = control?.verdict;
+  if (!verdict) return [];
+  const rows = [["Verdict", `${verdict.verdict}: ${verdict.explanation}`]];
+  if (control.measures) rows.push([`Control (${control.mode})`, control.measures]);
+  return rows;
 }
 
 function gainText(result) {
@@ -296,43 +274,19 @@ function showFeed(feed, transport) {
   $("feed").dataset.transport = transport;
 }
 
-// Curves: one small SVG chart per metric, a line per split
-function chart(name, bySplit) {
-  const { width, height, left, right, top, bottom } = CHART;
-  const points = [...bySplit.values()].flat();
-  const steps = points.map(([step]) => step);
-  const values = points.map(([, value]) => value);
-  let [x0, x1, y0, y1] = [Math.min(...steps), Math.max(...steps), Math.min(...values), Math.max(...values)];
-  if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
-  if (y0 === y1) [y0, y1] = [y0 - (Math.abs(y0) || 1) / 10, y1 + (Math.abs(y1) || 1) / 10];
-  const x = (step) => (left + ((step - x0) / (x1 - x0)) * (width - left - right)).toFixed(1);
-  const y = (value) => (top + ((y1 - value) / (y1 - y0)) * (height - top - bottom)).toFixed(1);
-  const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": `${name} by step` });
-  root.dataset.metric = name;
-  root.append(
-    svg("text", { x: left, y: 14, class: "title" }, label(name)),
-    svg("rect", { x: left, y: top, width: width - left - right, height: height - top - bottom, class: "frame" }),
-    svg("text", { x: left - 4, y: top + 8, class: "tick end" }, axisLabel(y1)),
-    svg("text", { x: left - 4, y: height - bottom, class: "tick end" }, axisLabel(y0)),
-    svg("text", { x: left, y: height - 6, class: "tick" }, `step ${Math.max(0, x0)}`),
-    svg("text", { x: width - right, y: height - 6, class: "tick end" }, String(x1)),
-  );
-  [...bySplit].forEach(([split, series], index) => {
-    const line = svg("polyline", { points: series.map(([s, v]) => `${x(s)},${y(v)}`).join(" "), class: `line ${split}` });
-    line.dataset.split = split;
-    const [lastStep, lastValue] = series[series.length - 1];
-    root.append(
-      line,
-      svg("circle", { cx: x(lastStep), cy: y(lastValue), r: 2.5, class: `dot ${split}` }),
-      svg("text", { x: width - right - 48 * index, y: 14, class: `legend end ${split}` }, split),
-    );
-  });
-  return root;
-}
-
+// Curves: a chart per metric, the train split apart from eval and test (train loss is the method's
+// objective, e.g. α·KD + CE; eval loss is CE alone: on one axis the train curve would look flat).
 function drawCurves() {
   const names = [...state.series.keys()].sort((a, b) => (a === "loss" ? -1 : b === "loss" ? 1 : a.localeCompare(b)));
-  const charts = names.map((name) => chart(name, state.series.get(name)));
+  const charts = names.flatMap((name) => {
+    const splits = [...state.series.get(name)];
+    const train = splits.filter(([split]) => split === "train");
+    const held = splits.filter(([split]) => split !== "train");
+    return [
+      ...(train.length ? [chart(name, new Map(train), CHART, `train ${label(name)}`)] : []),
+      ...(held.length ? [chart(name, new Map(held), CHART, `${held.map(([split]) => split).join(" & ")} ${label(name)}`)] : []),
+    ];
+  });
   $("curves").replaceChildren(...(charts.length ? charts : [el("p", { className: "empty", textContent: "No metrics yet." })]));
 }
 
@@ -350,7 +304,8 @@ function select(jobId) {
   $("job").hidden = !jobId;
   if (!jobId) return;
   $("job-title").textContent = jobId;
-  for (const id of ["job-status", "job-steps", "job-error"]) $(id).textContent = "";
+  for (const id of ["job-status", "job-steps"]) $(id).textContent = "";
+  clearDetails();
   renderReport(null);
   drawCurves();
   drawLog();
@@ -371,6 +326,9 @@ async function tick() {
       return;
     }
     await refreshJobs();
+    await refreshSweeps();
+    await refreshCompare();
+    if (sweepState.sweepId) await refreshSweep();
     const feed = state.feed;
     if (feed) {
       const job = await refreshJob();
@@ -395,8 +353,11 @@ function keyChanged() {
   const hasKey = Boolean(sessionStorage.getItem(KEY_STORE));
   $("forget").hidden = !hasKey;
   $("key").placeholder = hasKey ? "a key is in use in this tab" : "dk-...";
-  if (!hasKey) $("job-rows").replaceChildren();
-  select(location.hash.slice(1) || null); // follows the shown job again, with the new key
+  if (!hasKey) {
+    $("job-rows").replaceChildren();
+    $("sweep-rows").replaceChildren();
+  }
+  navigate(); // follows the shown job, sweep or comparison again, with the new key
   refreshSoon();
 }
 
@@ -413,13 +374,28 @@ $("forget").onclick = () => {
   keyChanged();
 };
 $("cancel").onclick = async () => {
+  const jobId = state.jobId;
+  if (!jobId || !confirm(`Cancel job ${jobId}? It stops at its next step, and its control run with it.`)) return;
   $("cancel").disabled = true;
   try {
-    await api(`jobs/${state.jobId}/cancel`, { method: "POST" });
+    await api(`jobs/${jobId}/cancel`, { method: "POST" });
   } catch (error) {
     notice(error.message);
   }
   refreshSoon();
 };
-window.onhashchange = () => select(location.hash.slice(1) || null);
+// "#compare=..." shows a comparison; any other hash is a job or a sweep (sweeps.js's route).
+function navigate() {
+  const ids = compareIds();
+  showCompare(ids);
+  if (ids) {
+    select(null);
+    selectSweep(null);
+  } else route();
+}
+
+window.onhashchange = navigate;
+initSweeps();
+initJobsTable();
+initCompare();
 keyChanged();

@@ -1,15 +1,21 @@
 """GKD (generalised and on-policy KD): its divergence, its batch schedule, generation and whole jobs."""
 
+import json
 import math
 
 import pytest
 import torch
 from engine_helpers import loss_fell, train_losses
 
-from distillery.jobspec import GKDMethod
+from distillery.jobspec import GKDMethod, JobSpec
+from distillery.jobspec.methods import DEFAULT_TOP_K
 from engine.batching import EXAMPLE_INDEX
 from engine.generation import Sampling, batch_prompts, sample_continuations
 from engine.methods.gkd import GKDDistillation, gkd_loss, on_policy_turn
+from engine.methods.teacher import stored_k, token_fields
+from engine.run import run_job
+from engine.teacher_cache import TeacherCacheConfig
+from engine.teacher_cache.store import entry_paths, fields_to_json
 
 
 def direct_gkd(
@@ -45,7 +51,7 @@ def test_the_gkd_loss_is_the_generalised_jsd_of_its_definition_in_float64(beta, 
     labels = torch.randint(0, 9, (2, 6), generator=generator)
     labels[0, :2], labels[1, 5] = -100, -100
 
-    loss = gkd_loss(student, teacher, labels, beta=beta, temperature=temperature)
+    loss = gkd_loss(student, {"logits": teacher}, labels, beta=beta, temperature=temperature)
 
     assert loss.dtype == torch.float64
     assert loss.item() == pytest.approx(direct_gkd(student, teacher, labels, beta, temperature), rel=1e-12)
@@ -97,7 +103,7 @@ def test_off_policy_batches_read_stored_outputs_and_on_policy_ones_run_the_teach
 ):
     teacher, student = make_gpt2(layers=2, seed=1), make_gpt2(layers=1, seed=2)
     method = GKDDistillation(
-        GKDMethod(lmbda=0.5, generation={"max_new_tokens": 3, "prompt_tokens": 2}),
+        GKDMethod(lmbda=0.5, top_k="exact", generation={"max_new_tokens": 3, "prompt_tokens": 2}),
         context(student, teacher, task="causal_lm"),
     )
     with torch.no_grad():
@@ -167,3 +173,41 @@ def test_half_on_policy_gkd_on_a_lora_student_stores_the_teacher_for_the_rest(
     # Two layers of GPT-2's c_attn (32 -> 96 wide) with rank-4 adapters: 4 * (32 + 96) each.
     assert training["trainable_parameters"] == 2 * 4 * (32 + 96)
     assert loss_fell(train_losses(tmp_path))
+
+
+def test_a_two_epoch_off_policy_gkd_job_stores_the_teachers_top_k_not_its_logits(
+    engine_env, fast_training, tmp_path
+):
+    spec = {
+        "task": "causal_lm",
+        "teacher": {"path": "gpt2-counting"},
+        "student": {"init": "config", "config": {"num_hidden_layers": 2}},
+        "data": {"train_file": "file-counting", "max_length": 32},
+        "method": {"type": "gkd", "lmbda": 0.0, "beta": 0.0, "top_k": 4},
+        "training": {**fast_training, "epochs": 2},
+    }
+    result = run_job(
+        JobSpec.model_validate(spec),
+        workdir=tmp_path / "job",
+        resolve_model=engine_env.resolve_model,
+        resolve_file=engine_env.resolve_file,
+        device="cpu",
+        teacher_cache=TeacherCacheConfig(tmp_path / "cache"),
+    )
+
+    cache = result.report["training"]["teacher_cache"]
+    assert cache["status"] == "miss"
+    (entry,) = entry_paths(tmp_path / "cache")
+    manifest = json.loads((entry / "manifest.json").read_text())
+    # Per token: 4 log-probabilities, 4 token indices and the tail's log-mass; no vocabulary-wide field.
+    assert manifest["fields"] == fields_to_json(token_fields(4, width=1000))
+    assert cache["bytes"] < cache["tokens"] * (4 * 6 + 2) + 8192
+
+
+def test_gkd_stores_the_default_top_k_of_a_large_vocabulary_and_every_logit_when_exact():
+    width = 4096
+    default = GKDMethod().top_k
+    assert token_fields(stored_k(default, width), width)["topk_logprobs"].shape == ("L", DEFAULT_TOP_K)
+    assert set(token_fields(stored_k("exact", width), width)) == {"logits"}
+    # A k that covers the vocabulary is the exact loss, stored as the (smaller) logits.
+    assert set(token_fields(stored_k(default, 50), 50)) == {"logits"}

@@ -1,5 +1,6 @@
 """Supervised training via `run_job`: no teacher needed, the loss falls, the student loads and predicts."""
 
+import pytest
 import torch
 from engine_helpers import RecordingCallbacks, loss_fell, train_losses
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
@@ -49,6 +50,11 @@ def test_supervised_causal_lm_learns_and_reports_no_teacher(run_spec, fast_train
     assert result.report["retention"] is None and result.report["latency"]["speedup"] is None
     student = result.report["student"]
     assert student["eval"]["perplexity"] > 1 and student["latency_ms"] > 0
+    errors = student["stderr"]["eval"]
+    assert errors["loss"] > 0 and errors["perplexity"] == pytest.approx(
+        student["eval"]["perplexity"] * errors["loss"]
+    )
+    assert student["examples"] == {"eval": result.report["training"]["eval_examples"]}
     model = AutoModelForCausalLM.from_pretrained(result.student_dir)
     tokenizer = AutoTokenizer.from_pretrained(result.student_dir)
     prompt = tokenizer("three four five", return_tensors="pt")

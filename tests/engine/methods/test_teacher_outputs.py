@@ -6,12 +6,19 @@ import datasets
 import pytest
 import torch
 
-from distillery.jobspec.methods import AttentionMethod, FeatureMethod, RelationMethod, ResponseMethod
+from distillery.jobspec.methods import (
+    AttentionMethod,
+    FeatureMethod,
+    GKDMethod,
+    RelationMethod,
+    ResponseMethod,
+)
 from engine.batching import EXAMPLE_INDEX
 from engine.callbacks import Callbacks
 from engine.methods.attention import AttentionDistillation
 from engine.methods.base import model_inputs
 from engine.methods.feature import FeatureDistillation
+from engine.methods.gkd import GKDDistillation
 from engine.methods.relation import RelationDistillation
 from engine.methods.response import ResponseDistillation
 from engine.methods.teacher import TeacherMethod
@@ -26,6 +33,8 @@ CASES = {
     "lm-response": (ResponseDistillation, ResponseMethod(), "causal_lm"),
     "lm-response-top-k": (ResponseDistillation, ResponseMethod(top_k=5), "causal_lm"),
     "lm-feature-top-k": (FeatureDistillation, FeatureMethod(top_k=5), "causal_lm"),
+    "lm-gkd-top-k": (GKDDistillation, GKDMethod(lmbda=0, top_k=5), "causal_lm"),
+    "lm-gkd-exact": (GKDDistillation, GKDMethod(lmbda=0, top_k="exact"), "causal_lm"),
 }
 
 

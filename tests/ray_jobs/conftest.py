@@ -20,9 +20,9 @@ from worker.cli import worker_arguments
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_head() -> Iterator[RayHead]:
-    """A one-node Ray cluster with 2 CPUs, for this test session only."""
+    """A one-node Ray cluster with 2 CPUs, for this module only."""
     with running_ray_head(cpus=2) as head:
         yield head
 
@@ -37,7 +37,7 @@ def start_job_worker(env: dict[str, str], *, queue_name: str, hostname: str, log
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_worker(
     ray_head: RayHead, settings: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[subprocess.Popen[bytes]]:

@@ -105,15 +105,7 @@ class DistilleryClient:
         metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Submit a job spec (a dict, or a `JobSpec`); returns the queued job."""
-        if hasattr(spec, "model_dump"):
-            spec = spec.model_dump(mode="json", exclude_unset=True)
-        body = dict(spec)
-        if name is not None:
-            body["name"] = name
-        if metadata is not None:
-            body["metadata"] = dict(metadata)
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._json("POST", "/v1/jobs", json=body, headers=headers)
+        return self._create("/v1/jobs", spec, name, idempotency_key, metadata)
 
     def list_jobs(
         self,
@@ -171,15 +163,7 @@ class DistilleryClient:
         metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Submit a sweep spec (base job spec, search space, budget, objective); returns the sweep."""
-        if hasattr(spec, "model_dump"):
-            spec = spec.model_dump(mode="json", exclude_unset=True)
-        body = dict(spec)
-        if name is not None:
-            body["name"] = name
-        if metadata is not None:
-            body["metadata"] = dict(metadata)
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._json("POST", "/v1/sweeps", json=body, headers=headers)
+        return self._create("/v1/sweeps", spec, name, idempotency_key, metadata)
 
     def list_sweeps(self, limit: int = 20, after: str | None = None) -> dict[str, Any]:
         """One page of sweeps, newest first; pass the page's `last_id` as `after` for the next."""
@@ -368,6 +352,25 @@ class DistilleryClient:
         return self._json("POST", path)
 
     # Transport
+
+    def _create(
+        self,
+        path: str,
+        spec: Mapping[str, Any] | Any,
+        name: str | None,
+        idempotency_key: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        """POST a spec (a dict or a pydantic model) with its optional name, metadata and idempotency key."""
+        if hasattr(spec, "model_dump"):
+            spec = spec.model_dump(mode="json", exclude_unset=True)
+        body = dict(spec)
+        if name is not None:
+            body["name"] = name
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._json("POST", path, json=body, headers=headers)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._send(method, path, **kwargs)

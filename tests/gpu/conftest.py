@@ -1,11 +1,12 @@
 """Tests for a GPU machine: skipped where nvidia-smi lists no GPU. `scripts/test --gpu` runs them."""
 
-import time
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for_job
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
 
 from worker.capacity import list_gpus
@@ -41,15 +42,4 @@ def distill_spec(client: Any, model_root: Path) -> dict[str, Any]:
 @pytest.fixture
 def wait_for() -> Callable[..., dict[str, Any]]:
     """Poll a job until it ends; returns the job."""
-
-    def wait(client: Any, job_id: str, timeout: float = 600) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-            if job["status"] in {"succeeded", "failed", "cancelled"}:
-                return job
-            if time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
-            time.sleep(0.5)
-
-    return wait
+    return functools.partial(wait_for_job, timeout=600, interval=0.5)

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for_job
 from service_processes import stop
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
 
 from bench.service.ray_head import RayHead
 from bench.service.ray_head import ray_head as running_ray_head
 from worker.cli import worker_arguments
-
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +83,7 @@ def wait_for(
     client: Any, job_id: str, until: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 120
 ) -> dict[str, Any]:
     """Poll a job until `until(job)` holds (default: a terminal status); returns the job."""
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if (until or (lambda j: j["status"] in TERMINAL))(job):
-            return job
-        if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
-        time.sleep(0.3)
+    return wait_for_job(client, job_id, until, timeout)
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:

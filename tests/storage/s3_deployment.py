@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polling import ended, poll
 from service_processes import start_worker, stop
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
-
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 @dataclass
@@ -69,15 +68,18 @@ class S3Deployment:
         self, job_id: str, until: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 120
     ) -> dict[str, Any]:
         """Poll a job until `until(job)` holds (default: a terminal status); returns the job."""
-        deadline = time.monotonic() + timeout
-        while True:
-            job: dict[str, Any] = self.client.get(f"/v1/jobs/{job_id}").json()
-            if (until or (lambda j: j["status"] in TERMINAL))(job):
-                return job
-            if time.monotonic() > deadline:
-                logs = "\n".join(path.joinpath("worker.log").read_text()[-3000:] for _, path in self.workers)
-                raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s\n{logs}")
-            time.sleep(0.2)
+
+        def failure(job: dict[str, Any]) -> str:
+            logs = "\n".join(path.joinpath("worker.log").read_text()[-3000:] for _, path in self.workers)
+            return f"job {job_id} still {job['status']} after {timeout}s\n{logs}"
+
+        return poll(
+            lambda: self.client.get(f"/v1/jobs/{job_id}").json(),
+            until or ended,
+            timeout=timeout,
+            interval=0.2,
+            failure=failure,
+        )
 
     def wait_until(self, condition: Callable[[], bool], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -2,16 +2,15 @@
 
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import polling
 import pytest
 from service_processes import start_worker, stop
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
 
-FINISHED = {"succeeded", "failed", "cancelled"}
 # Quick passes, so that a sweep whose worker was killed is advanced again within seconds.
 WORKER_ENV = {
     "DISTILLERY_HEARTBEAT_SECONDS": "1",
@@ -57,23 +56,7 @@ def base_spec(client: Any, teacher_path: str) -> dict[str, Any]:
 @pytest.fixture
 def wait_for_sweep() -> Callable[..., dict[str, Any]]:
     """Poll a sweep until `until(sweep)` holds (default: finished); returns it."""
-
-    def wait(
-        client: Any,
-        sweep_id: str,
-        until: Callable[[dict[str, Any]], bool] | None = None,
-        timeout: float = 600,
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            sweep: dict[str, Any] = client.get(f"/v1/sweeps/{sweep_id}").json()
-            if (until or (lambda s: s["status"] in FINISHED))(sweep):
-                return sweep
-            if time.monotonic() > deadline:
-                raise AssertionError(f"sweep {sweep_id} still {sweep['status']}/{sweep['stage']}: {sweep}")
-            time.sleep(0.5)
-
-    return wait
+    return polling.wait_for_sweep
 
 
 @pytest.fixture

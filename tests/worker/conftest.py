@@ -1,17 +1,16 @@
 """A real Celery worker process on the test database and Redis queue, and tiny assets for its jobs."""
 
+import functools
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for_job
 from service_processes import start_worker, stop
 from tiny_assets import jsonl_bytes, save_tiny_bert_classifier, sentiment_rows
-
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +58,4 @@ def distill_spec(teacher_path: str, train_file: str) -> dict[str, Any]:
 @pytest.fixture
 def wait_for() -> Callable[..., dict[str, Any]]:
     """Poll a job until `until(job)` holds (default: a terminal status); returns the job."""
-
-    def wait(
-        client: Any, job_id: str, until: Callable[[dict[str, Any]], bool] | None = None, timeout: float = 600
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-            if (until or (lambda j: j["status"] in TERMINAL))(job):
-                return job
-            if time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
-            time.sleep(0.5)
-
-    return wait
+    return functools.partial(wait_for_job, timeout=600, interval=0.5)

@@ -6,6 +6,7 @@ works in the job's local folder (`worker/job_folder.py`), which an object store 
 """
 
 import logging
+import os
 import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,8 @@ def execute_job(job_id: str, *, worker_id: str) -> None:
 
         run_group(job, worker_id=worker_id, settings=settings)
     else:
+        if job.devices:  # before anything in this process initialises CUDA, which reads it once
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(device) for device in job.devices)
         run_claimed(job, worker_id=worker_id, settings=settings)
 
 

@@ -199,7 +199,10 @@ def first_job(api_url: str, headers: dict[str, str], data_dir: Path) -> tuple[di
     with httpx.Client(base_url=f"{api_url}/v1", headers=headers, timeout=30) as client:
         file = client.post("/files", files={"file": ("reviews.jsonl", rows.encode())})
         file.raise_for_status()
-        request["data"]["train_file"] = file.json()["id"]
+        # The example names local files, which `distillery submit` uploads; the one upload stands for each.
+        for role in ("train_file", "eval_file", "test_file"):
+            if role in request["data"]:
+                request["data"][role] = file.json()["id"]
         request["name"] = "sst2-response-kd"
         created = client.post("/jobs", json=request)
         created.raise_for_status()

@@ -1,5 +1,5 @@
 """On a GPU machine: a worker offers its GPUs, each job runs pinned to the device indices it claimed
-(CUDA_VISIBLE_DEVICES of its processes), and jobs running at once never share a GPU."""
+(the GPUs its processes hold memory on, by nvidia-smi), and jobs running at once never share a GPU."""
 
 import os
 import subprocess
@@ -44,29 +44,27 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def visible_devices_of_job(job_id: str) -> set[str]:
-    """CUDA_VISIBLE_DEVICES of every process of the job's process tree that sets it."""
-    values = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            command = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"worker.job_process" not in command or job_id.encode() not in command:
-            continue
-        for pid in descendants(int(proc.name)):
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            values |= {
-                item.split(b"=", 1)[1].decode()
-                for item in environ
-                if item.startswith(b"CUDA_VISIBLE_DEVICES=")
-            }
-    return values
+def nvidia_smi(query: str, fields: str) -> list[list[str]]:
+    """Rows of `nvidia-smi --query-<query>=<fields>` as lists of stripped values."""
+    output = subprocess.run(
+        ["nvidia-smi", f"--query-{query}={fields}", "--format=csv,noheader"], capture_output=True, check=True
+    ).stdout.decode()
+    return [[value.strip() for value in line.split(",")] for line in output.splitlines() if line.strip()]
+
+
+def gpus_of_job(db_session: Any, job_id: str) -> set[str]:
+    """Indices of the GPUs on which a process of the job's process tree holds memory."""
+    from sqlalchemy import select
+
+    from app.jobs.models import Job
+
+    db_session.expire_all()
+    worker_id = db_session.scalar(select(Job.worker_id).where(Job.id == job_id))
+    if worker_id is None:
+        return set()
+    pids = {str(pid) for pid in descendants(int(worker_id.rsplit(":", 1)[1]))}
+    index_of_bus = {bus: index for index, bus in nvidia_smi("gpu", "index,pci.bus_id")}
+    return {index_of_bus[bus] for pid, bus in nvidia_smi("compute-apps", "pid,gpu_bus_id") if pid in pids}
 
 
 def claimed_devices(client: Any, job_id: str) -> list[int]:
@@ -91,7 +89,11 @@ def test_the_worker_offers_every_gpu(gpu_worker: Any, client: Any) -> None:
 
 
 def test_jobs_run_pinned_to_the_gpus_they_claimed(
-    gpu_worker: Any, client: Any, distill_spec: dict[str, Any], wait_for: Callable[..., dict[str, Any]]
+    gpu_worker: Any,
+    client: Any,
+    db_session: Any,
+    distill_spec: dict[str, Any],
+    wait_for: Callable[..., dict[str, Any]],
 ) -> None:
     spec = {
         **distill_spec,
@@ -105,13 +107,13 @@ def test_jobs_run_pinned_to_the_gpus_they_claimed(
         states = [client.get(f"/v1/jobs/{job}").json()["status"] for job in jobs]
         for job, state in zip(jobs, states, strict=True):
             if state == "running":
-                seen[job] |= visible_devices_of_job(job)
+                seen[job] |= gpus_of_job(db_session, job)
         if all(state in {"succeeded", "failed", "cancelled"} for state in states):
             break
         time.sleep(0.2)
     claimed = {job: claimed_devices(client, job) for job in jobs}
     for job in jobs:
         assert wait_for(client, job)["status"] == "succeeded"
-        assert seen[job] == {",".join(map(str, claimed[job]))}, (job, seen[job], claimed[job])
+        assert seen[job] == {str(device) for device in claimed[job]}, (job, seen[job], claimed[job])
     if len(jobs) == 2:
         assert set(claimed[jobs[0]]).isdisjoint(claimed[jobs[1]])
